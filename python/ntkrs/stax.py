@@ -1,0 +1,451 @@
+"""Layers and networks with neural-tangents' ``stax`` conventions.
+
+A network is built with :func:`serial` from :class:`Dense` layers and activations; its
+:meth:`Network.kernel` computes the infinite-width NNGP and NTK Gram matrices.
+
+Conventions (exactly as ``neural_tangents.stax``):
+
+* inputs ``x`` of shape ``(N, d)``; the input covariance is ``x·x'/d`` and the input NTK is 0;
+* ``Dense(width, W_std, b_std, parameterization="ntk")``: ``nngp' = W_std²·nngp + b_std²`` and
+  ``ntk' = nngp' + W_std²·ntk``; ``parameterization="standard"``: ``ntk' = n_in·nngp + W_std²·ntk``
+  (``+1`` with a bias), where ``n_in`` is the layer's input width;
+* an activation ``φ`` after a Dense maps ``nngp ↦ E[φ(u)φ(v)]`` and ``ntk ↦ ntk·E[φ'(u)φ'(v)]`` for
+  the Gaussian pair ``(u, v)`` with the Dense output's covariance. ``Relu`` has no factor 2 (He
+  scaling is ``W_std=√2``).
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+from collections import namedtuple
+from typing import Any, Callable, Iterable, NamedTuple, Sequence, Union
+
+import numpy as np
+
+from . import _core
+
+__all__ = [
+    "ABRelu", "Abs", "Activation", "Cos", "Dense", "Elementwise", "Elu", "Erf", "Exp", "Gaussian",
+    "Gelu", "Hermite", "Identity", "Kernel", "LeakyRelu", "Mish", "Monomial", "Network", "Polynomial",
+    "Rbf", "RectifiedMonomial", "Relu", "Selu", "Sigmoid", "Sigmoid_like", "Sign", "Silu", "Sin",
+    "Softplus", "Tanh", "mlp", "serial",
+]
+
+ArrayLike = Any
+GetSpec = Union[str, Sequence[str]]
+
+_KERNELS = ("nngp", "ntk")
+
+
+class Kernel(NamedTuple):
+    """Both kernels, as returned by ``net.kernel(..., get=("nngp", "ntk"))``."""
+
+    nngp: np.ndarray
+    ntk: np.ndarray
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected an integer, got bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------
+
+
+class Dense:
+    """A fully-connected layer ``x ↦ W_std/√n_in · W x + b_std · b`` with ``W, b ~ N(0, 1)``.
+
+    Args:
+        out_dim: the layer's width (≥ 1). Infinite-width kernels in the NTK parameterization do
+            not depend on it; the standard parameterization's NTK does, through the next layer.
+        W_std: weight standard deviation σ_w ≥ 0.
+        b_std: bias standard deviation σ_b ≥ 0, or ``None`` for no bias (same as 0 for the
+            kernels, except the standard parameterization's ``+1``).
+        parameterization: ``"ntk"`` (default) or ``"standard"``.
+    """
+
+    def __init__(self, out_dim: int, W_std: float = 1.0, b_std: float | None = None,
+                 parameterization: str = "ntk") -> None:
+        self.out_dim = _integer("out_dim", out_dim)
+        self.W_std = _real("W_std", W_std)
+        self.b_std = None if b_std is None else _real("b_std", b_std)
+        if not isinstance(parameterization, str):
+            raise TypeError(f"parameterization: expected 'ntk' or 'standard', got {parameterization!r}")
+        self.parameterization = parameterization
+        self._core = _core.Dense(self.out_dim, self.W_std, self.b_std, parameterization)
+
+    def __repr__(self) -> str:
+        extra = "" if self.parameterization == "ntk" else f", parameterization={self.parameterization!r}"
+        return f"Dense({self.out_dim}, W_std={self.W_std}, b_std={self.b_std}{extra})"
+
+
+class Activation:
+    """A pointwise nonlinearity; place it directly after a :class:`Dense`.
+
+    Every activation exposes its kernel maps through :meth:`maps`.
+    """
+
+    _kind: str = ""
+
+    def __init__(self, *params: float, quad_degree: int | None = None, fn: Callable | None = None,
+                 dfn: Callable | None = None, name: str | None = None) -> None:
+        self._params = tuple(float(p) for p in params)
+        kw: dict[str, Any] = {}
+        if quad_degree is not None:
+            kw["quad_degree"] = _integer("quad_degree", quad_degree)
+            if kw["quad_degree"] < 2:
+                raise ValueError(f"quad_degree: must be between 2 and 256, got {quad_degree}")
+        if fn is not None:
+            kw["fn"] = fn
+            kw["dfn"] = dfn
+            kw["name"] = name
+        self._core = _core.Activation(self._kind, list(self._params), **kw)
+
+    def maps(self, var1: ArrayLike, var2: ArrayLike, cov: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """Kernel maps ``(E[φ(u)φ(v)], E[φ'(u)φ'(v)])`` for the centred Gaussian pair with
+        ``Var u = var1``, ``Var v = var2``, ``Cov(u, v) = cov`` (broadcast; ``|cov|`` is clamped to
+        ``√(var1·var2)``). Returns two float64 arrays of the broadcast shape."""
+        a, b, c = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (var1, var2, cov)))
+        shape = a.shape
+        n, d = self._core.maps(*(np.ascontiguousarray(v).reshape(-1) for v in (a, b, c)))
+        return n.reshape(shape), d.reshape(shape)
+
+    def __repr__(self) -> str:
+        return repr(self._core)
+
+
+def _act(kind: str, doc: str, params: Sequence[str] = (), defaults: Sequence[float] | None = None,
+         numerical: bool = False) -> type:
+    """Make an activation class taking ``params`` (with ``defaults``) as arguments."""
+    defaults = tuple(defaults or ())
+
+    def __init__(self, *args: Any, quad_degree: int | None = None, **kwargs: Any) -> None:
+        values = list(args)
+        if len(values) > len(params):
+            raise TypeError(f"{type(self).__name__} takes at most {len(params)} parameters")
+        for p in params[len(values):]:
+            if p in kwargs:
+                values.append(kwargs.pop(p))
+            else:
+                i = params.index(p) - (len(params) - len(defaults))
+                if i < 0:
+                    raise TypeError(f"{type(self).__name__}: missing argument {p!r}")
+                values.append(defaults[i])
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected argument(s) {sorted(kwargs)}")
+        for p, v in zip(params, values):
+            _real(p, v)
+        if not numerical and quad_degree is not None:
+            raise TypeError(f"{type(self).__name__} has a closed-form kernel; quad_degree does not apply")
+        Activation.__init__(self, *values, quad_degree=quad_degree)
+        for p, v in zip(params, values):
+            setattr(self, p, v)
+
+    return type(kind, (Activation,), {"__init__": __init__, "__doc__": doc, "_kind": kind})
+
+
+def _snake(name: str) -> str:
+    return {"ABRelu": "ab_relu", "LeakyRelu": "leaky_relu", "Sigmoid_like": "sigmoid_like",
+            "RectifiedMonomial": "rectified_monomial"}.get(name, name.lower())
+
+
+def _make(name: str, doc: str, params: Sequence[str] = (), defaults: Sequence[float] | None = None,
+          numerical: bool = False) -> type:
+    cls = _act(name, doc, params, defaults, numerical)
+    cls._kind = _snake(name)
+    cls.__qualname__ = name
+    cls.__module__ = __name__
+    return cls
+
+
+Identity = _make("Identity", "``φ(x) = x``.")
+Relu = _make("Relu", "``φ(x) = max(x, 0)`` (no factor 2; He scaling is ``W_std=√2``).")
+LeakyRelu = _make("LeakyRelu", "``φ(x) = x`` for ``x > 0``, ``alpha·x`` otherwise.", ["alpha"])
+ABRelu = _make("ABRelu", "``φ(x) = a·min(x, 0) + b·max(x, 0)``.", ["a", "b"])
+Abs = _make("Abs", "``φ(x) = |x|``.")
+Erf = _make("Erf", "``φ(x) = a·erf(b·x) + c``.", ["a", "b", "c"], [1.0, 1.0, 0.0])
+Sigmoid_like = _make("Sigmoid_like", "neural-tangents' ``Sigmoid_like``: ``Erf(a=0.5, b=1/2.4020563531719796, c=0.5)``.")
+Gelu = _make("Gelu", "``φ(x) = x·Φ(x) = x/2·(1 + erf(x/√2))`` (exact GELU).")
+Sin = _make("Sin", "``φ(x) = a·sin(b·x + c)``.", ["a", "b", "c"], [1.0, 1.0, 0.0])
+Cos = _make("Cos", "``φ(x) = a·cos(b·x + c)``.", ["a", "b", "c"], [1.0, 1.0, 0.0])
+Rbf = _make("Rbf", "``φ(x) = √2·sin(√(2γ)·x + π/4)``; its NNGP is ``exp(−γ(q1 + q2 − 2c))``.", ["gamma"], [1.0])
+Exp = _make("Exp", "``φ(x) = a·exp(b·x)``.", ["a", "b"], [1.0, 1.0])
+Gaussian = _make("Gaussian", "``φ(x) = a·exp(b·x²)``; for ``b > 0`` the expectation must converge "
+                 "(``4·b·variance < 1``), else a ValueError.", ["a", "b"], [1.0, -1.0])
+Sign = _make("Sign", "``φ(x) = sign(x)``; its derivative is taken as 0 (almost everywhere), so the NTK "
+             "after it is 0, as in neural-tangents.")
+Monomial = _make("Monomial", "``φ(x) = x**degree``.", ["degree"])
+RectifiedMonomial = _make("RectifiedMonomial", "``φ(x) = (x ≥ 0)·x**degree`` (arc-cosine kernels).", ["degree"])
+Hermite = _make("Hermite", "``φ(x) = He_n(x)/√(n!)`` (probabilists' Hermite, unit L² norm). The kernel is "
+                "exact for any variance; at unit variance it is ``ρ**degree`` as in neural-tangents.", ["degree"])
+
+_NUMERICAL_DOC = (" Integrated numerically by Gauss–Hermite quadrature with ``quad_degree`` points per "
+                  "dimension (default 32); see the README for the accuracy reached.")
+Tanh = _make("Tanh", "``φ(x) = tanh(x)``." + _NUMERICAL_DOC, numerical=True)
+Sigmoid = _make("Sigmoid", "``φ(x) = 1/(1 + e^{−x})``." + _NUMERICAL_DOC, numerical=True)
+Softplus = _make("Softplus", "``φ(x) = log(1 + eˣ)``." + _NUMERICAL_DOC, numerical=True)
+Silu = _make("Silu", "``φ(x) = x·sigmoid(x)``." + _NUMERICAL_DOC, numerical=True)
+Elu = _make("Elu", "``φ(x) = x`` for ``x > 0``, ``alpha·(eˣ − 1)`` otherwise." + _NUMERICAL_DOC,
+            ["alpha"], [1.0], numerical=True)
+Selu = _make("Selu", "``φ(x) = λ·Elu(α)`` with λ = 1.0507009873554805, α = 1.6732632423543772." + _NUMERICAL_DOC,
+             numerical=True)
+Mish = _make("Mish", "``φ(x) = x·tanh(softplus(x))``." + _NUMERICAL_DOC, numerical=True)
+
+
+class Polynomial(Activation):
+    """``φ(x) = coef[0] + coef[1]·x + … + coef[n]·xⁿ`` (numpy's ``Polynomial`` order), degree ≤ 32."""
+
+    _kind = "polynomial"
+
+    def __init__(self, coef: Sequence[float]) -> None:
+        c = np.asarray(coef)
+        if c.ndim != 1 or c.size == 0 or c.dtype.kind not in "biuf":
+            raise TypeError(f"coef: expected a non-empty 1-D sequence of real numbers, got {coef!r}")
+        self.coef = tuple(float(v) for v in c)
+        super().__init__(*self.coef)
+
+
+class Elementwise(Activation):
+    """Any pointwise function, integrated by Gauss–Hermite quadrature.
+
+    Args:
+        fn: a vectorised function ``ndarray -> ndarray`` (float64 in, same shape out).
+        dfn: its derivative, vectorised; if ``None`` it is taken by central differences.
+        quad_degree: quadrature points per dimension (default 32).
+    """
+
+    _kind = "elementwise"
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], dfn: Callable[[np.ndarray], np.ndarray] | None = None,
+                 quad_degree: int | None = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
+        if dfn is not None and not callable(dfn):
+            raise TypeError(f"dfn: expected a callable or None, got {type(dfn).__name__}")
+        self.fn, self.dfn = fn, dfn
+        name = f"Elementwise({getattr(fn, '__name__', 'fn')})"
+        super().__init__(quad_degree=quad_degree, fn=fn, dfn=dfn, name=name)
+
+
+# --------------------------------------------------------------------------------------------
+# Networks
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_get(get: GetSpec) -> tuple[tuple[str, ...], bool]:
+    """``(names, single)`` for a ``get`` argument."""
+    if isinstance(get, str):
+        names, single = (get,), True
+    elif isinstance(get, (tuple, list)) and all(isinstance(g, str) for g in get):
+        names, single = tuple(get), False
+    else:
+        raise TypeError(f"get: expected 'nngp', 'ntk' or a tuple of them, got {get!r}")
+    if not names:
+        raise ValueError("get: ask for at least one of 'nngp' and 'ntk'")
+    for g in names:
+        if g not in _KERNELS:
+            raise ValueError(f"get: unknown kernel {g!r}; use 'nngp', 'ntk' or a tuple of them")
+    if len(set(names)) != len(names):
+        raise ValueError(f"get: {names!r} names a kernel twice")
+    return names, single
+
+
+def _parse_dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected np.float32 or np.float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype: kernels are computed in float32 or float64, not {dt}; pass dtype=np.float64")
+    return dt
+
+
+def as_matrix(x: ArrayLike, name: str, dtype: np.dtype) -> np.ndarray:
+    """Validate an input batch and view it as a 2-D float array of ``dtype`` (no copy when it
+    already is one, whatever its strides)."""
+    if x is None:
+        raise TypeError(f"{name}: expected an array of shape (n_samples, n_features), got None")
+    a = x if isinstance(x, np.ndarray) else np.asarray(x)
+    kind = a.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name}: complex inputs are not supported; pass real features "
+                        "(for example np.concatenate([x.real, x.imag], axis=1))")
+    if kind not in "biuf":
+        raise TypeError(f"{name}: expected numbers, got an array of dtype {a.dtype}; convert it with np.asarray(x, dtype=float)")
+    if a.ndim != 2:
+        hint = " (use x.reshape(-1, 1) for one feature or x[None, :] for one sample)" if a.ndim == 1 else ""
+        raise ValueError(f"{name}: expected a 2-D array of shape (n_samples, n_features), got shape {a.shape}{hint}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"{name}: is empty (shape {a.shape}); pass at least one sample with at least one feature")
+    if kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or infinite values; remove or impute them first")
+    if dtype == np.float32 and kind == "f" and a.dtype.itemsize > 4:
+        big = float(np.max(np.abs(a)))
+        if big > float(np.finfo(np.float32).max):
+            raise ValueError(f"{name}: values up to {big:.3g} do not fit in float32; use dtype=np.float64")
+    return a.astype(dtype, copy=False)
+
+
+class Network:
+    """A fully-connected network: :class:`Dense` layers, each optionally followed by one activation.
+
+    Build it with :func:`serial` or :func:`mlp`.
+    """
+
+    def __init__(self, layers: Iterable[Dense | Activation]) -> None:
+        self.layers: tuple[Dense | Activation, ...] = tuple(layers)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, (Dense, Activation)):
+                raise TypeError(f"layers: item {i} is {type(layer).__name__}, not a Dense or an activation "
+                                "(did you forget the parentheses, e.g. nk.Relu()?)")
+        self._core = _core.Network([layer._core for layer in self.layers])
+
+    def __repr__(self) -> str:
+        return "serial(" + ", ".join(map(repr, self.layers)) + ")"
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def kernel(self, x1: ArrayLike, x2: ArrayLike | None = None, get: GetSpec = ("nngp", "ntk"), *,
+               diagonal: bool = False, dtype: Any = np.float64, progress: bool | Callable[[int, int], Any] = False,
+               tile_size: int | None = None) -> Any:
+        """Infinite-width kernels between the rows of ``x1`` and ``x2``.
+
+        Args:
+            x1: inputs, array-like of shape ``(N1, d)`` (integers are converted; any strides).
+            x2: second inputs ``(N2, d)``, or ``None`` for ``x1`` itself (then only the upper
+                triangle is computed and mirrored: the result is exactly symmetric).
+            get: ``"nngp"``, ``"ntk"`` or a tuple of them.
+            diagonal: return only ``k(x_i, x_i)``, shape ``(N1,)``, in ``O(N1·(d + depth))``.
+            dtype: ``np.float64`` (default) or ``np.float32`` (single precision throughout: about
+                1e-6 relative to the largest entry for ReLU networks; see the README).
+            progress: ``True`` for a tqdm progress bar, or a callable ``f(done, total)``.
+            tile_size: side of the square tiles (default 256); results do not depend on it.
+
+        Returns:
+            One array of shape ``(N1, N2)`` when ``get`` is a string, else a namedtuple with one
+            field per requested kernel, in the order asked.
+
+        Raises:
+            ValueError / TypeError: bad inputs or arguments (the message names the argument).
+            MemoryError: the result would not fit in memory (raised before any work).
+            KeyboardInterrupt: Ctrl-C; the computation stops within a fraction of a second.
+        """
+        names, single = _parse_get(get)
+        dt = _parse_dtype(dtype)
+        if not isinstance(diagonal, (bool, np.bool_)):
+            raise TypeError(f"diagonal: expected True or False, got {diagonal!r}")
+        a = as_matrix(x1, "x1", dt)
+        b = None
+        if x2 is not None:
+            if diagonal:
+                raise ValueError("diagonal: diagonal=True needs x2=None (the diagonal of k(x1, x1))")
+            b = as_matrix(x2, "x2", dt)
+            if b.shape[1] != a.shape[1]:
+                raise ValueError(f"x2: has {b.shape[1]} features but x1 has {a.shape[1]}; "
+                                 "both need the same number of columns")
+        ts = 0 if tile_size is None else _integer("tile_size", tile_size)
+        if ts < 0:
+            raise ValueError(f"tile_size: must be ≥ 1 (or None), got {tile_size}")
+        callback, bar = _progress(progress, "ntkrs kernel")
+        try:
+            nngp, ntk = self._core.kernel(a, b, nngp="nngp" in names, ntk="ntk" in names,
+                                          diagonal=bool(diagonal), tile_size=ts, progress=callback)
+        finally:
+            if bar is not None:
+                bar.close()
+        got = {"nngp": nngp, "ntk": ntk}
+        if single:
+            return got[names[0]]
+        if names == ("nngp", "ntk"):
+            return Kernel(nngp, ntk)
+        return _kernel_tuple(names)(*(got[n] for n in names))
+
+
+_TUPLES: dict[tuple[str, ...], type] = {}
+
+
+def _kernel_tuple(names: tuple[str, ...]) -> type:
+    if names not in _TUPLES:
+        _TUPLES[names] = namedtuple("Kernel", names)  # type: ignore[misc]
+    return _TUPLES[names]
+
+
+def _progress(progress: Any, desc: str) -> tuple[Callable[[int, int], None] | None, Any]:
+    """A ``(callback, bar)`` pair for the Rust core's progress reports."""
+    if progress is False or progress is None:
+        return None, None
+    if callable(progress):
+        return progress, None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=0, desc=desc, unit="block")
+
+        def update(done: int, total: int) -> None:
+            if bar.total != total:
+                bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        return update, bar
+    raise TypeError(f"progress: expected True, False or a callable f(done, total), got {progress!r}")
+
+
+def serial(*layers: Dense | Activation | Network) -> Network:
+    """Chain layers (and networks) into one :class:`Network`, like ``stax.serial``."""
+    flat: list[Dense | Activation] = []
+    for layer in layers:
+        if isinstance(layer, Network):
+            flat.extend(layer.layers)
+        else:
+            flat.append(layer)
+    return Network(flat)
+
+
+_BY_NAME: dict[str, Callable[[], Activation]] = {
+    "identity": Identity, "linear": Identity, "relu": Relu, "abs": Abs, "erf": Erf, "gelu": Gelu,
+    "sin": Sin, "cos": Cos, "rbf": Rbf, "exp": Exp, "gaussian": Gaussian, "sign": Sign,
+    "sigmoid_like": Sigmoid_like, "tanh": Tanh, "sigmoid": Sigmoid, "softplus": Softplus,
+    "silu": Silu, "swish": Silu, "elu": Elu, "selu": Selu, "mish": Mish,
+}
+
+
+def mlp(depth: int, width: int, activation: str | Activation = "relu", W_std: float = 1.0,
+        b_std: float | None = None, out_dim: int = 1, parameterization: str = "ntk") -> Network:
+    """``serial(Dense(width), φ, …depth times…, Dense(out_dim))`` with the same ``W_std``, ``b_std``.
+
+    ``activation`` is a name (``"relu"``, ``"erf"``, ``"gelu"``, ``"tanh"``, …) or an activation object.
+    """
+    depth = _integer("depth", depth)
+    if depth < 0:
+        raise ValueError(f"depth: must be ≥ 0 hidden layers, got {depth}")
+    if isinstance(activation, str):
+        key = activation.lower()
+        if key not in _BY_NAME:
+            raise ValueError(f"activation: unknown name {activation!r}; use one of {sorted(_BY_NAME)} "
+                             "or pass an activation object such as nk.LeakyRelu(0.1)")
+        make = _BY_NAME[key]
+    elif isinstance(activation, Activation):
+        def make(a: Activation = activation) -> Activation:
+            return a
+    else:
+        raise TypeError(f"activation: expected a name or an activation object, got {activation!r}")
+    layers: list[Dense | Activation] = []
+    for _ in range(depth):
+        layers += [Dense(width, W_std, b_std, parameterization), make()]
+    layers.append(Dense(out_dim, W_std, b_std, parameterization))
+    return Network(layers)

@@ -1,0 +1,389 @@
+//! Infinite-width NNGP and NTK kernels of a [`Network`] (eqs. 10–12 and 26–27 of the seed
+//! derivation, with neural-tangents' `W_std`/`b_std` conventions).
+//!
+//! The work is split in three phases:
+//! 1. per-sample variances through every layer (`O(N·depth)`), which fix each activation's plan;
+//! 2. the input Gram `x·x'/d` through faer, upper triangle only when `x2` is `None`, written
+//!    straight into the output buffer;
+//! 3. the fused tile pass ([`crate::tile`]): each row of a tile goes through every layer while in
+//!    L1, NNGP and NTK together, SIMD across entries, rayon across tiles, mirrored at the end.
+//!
+//! Peak memory is the result arrays plus `O(tile × threads)` scratch.
+
+use faer::MatRef;
+
+use crate::activation::{Plan, Samples, Scratch};
+use crate::control::Control;
+use crate::error::{Error, Result};
+use crate::layer::{Network, Parameterization};
+use crate::vmath::Real;
+
+/// Floating-point types the kernels are computed in (`f32`, `f64`).
+pub trait Element: Real + faer::traits::ComplexField + faer::traits::RealField {
+    /// `"float32"` or `"float64"`.
+    const NAME: &'static str;
+}
+impl Element for f32 {
+    const NAME: &'static str = "float32";
+}
+impl Element for f64 {
+    const NAME: &'static str = "float64";
+}
+
+/// Which kernels to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Get {
+    /// The NNGP kernel Σ.
+    pub nngp: bool,
+    /// The NTK Θ.
+    pub ntk: bool,
+}
+
+impl Get {
+    /// Both kernels.
+    pub const BOTH: Get = Get { nngp: true, ntk: true };
+    /// The NNGP only.
+    pub const NNGP: Get = Get { nngp: true, ntk: false };
+    /// The NTK only.
+    pub const NTK: Get = Get { nngp: false, ntk: true };
+}
+
+/// Tuning knobs of a kernel computation; the results do not depend on them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelOptions {
+    /// Side of the square tiles (0: automatic).
+    pub tile_size: usize,
+}
+
+/// Kernel matrices, row-major `rows × cols` (`cols == 1` for diagonals).
+#[derive(Clone, Debug)]
+pub struct Kernels<T> {
+    /// Σ, when requested.
+    pub nngp: Option<Vec<T>>,
+    /// Θ, when requested.
+    pub ntk: Option<Vec<T>>,
+    /// Number of rows (`x1`'s samples).
+    pub rows: usize,
+    /// Number of columns (`x2`'s samples, or `x1`'s when `x2` is `None`; 1 for a diagonal).
+    pub cols: usize,
+}
+
+/// The state of one `Dense` (+ activation) block for the tile pass.
+pub(crate) struct LayerPlan<T> {
+    pub w2: T,
+    pub b2: T,
+    /// Standard parameterization: `(n_in, 1 if bias else 0)`.
+    pub standard: Option<(T, T)>,
+    pub act: Option<Plan<T>>,
+    pub s1: Samples<T>,
+    /// `None` when x2 is x1.
+    pub s2: Option<Samples<T>>,
+}
+
+impl<T: Real> LayerPlan<T> {
+    /// The Dense step on one row: `c ↦ W²c + b²` and, for the NTK, `t ↦ c' + W²t` (NTK
+    /// parameterization) or `t ↦ n_in·c + W²t (+1 with a bias)` (standard).
+    #[inline(always)]
+    pub fn dense_row<const NTK: bool>(&self, c: &mut [T], t: &mut [T]) {
+        let (w2, b2) = (self.w2, self.b2);
+        let t = &mut t[..c.len()];
+        match self.standard {
+            None => {
+                for (cv, tv) in c.iter_mut().zip(t.iter_mut()) {
+                    let cn = w2 * *cv + b2;
+                    if NTK {
+                        *tv = cn + w2 * *tv;
+                    }
+                    *cv = cn;
+                }
+            }
+            Some((n_in, one)) => {
+                for (cv, tv) in c.iter_mut().zip(t.iter_mut()) {
+                    if NTK {
+                        *tv = n_in * *cv + w2 * *tv + one;
+                    }
+                    *cv = w2 * *cv + b2;
+                }
+            }
+        }
+    }
+
+    /// The activation step on one row (identity when the block has none).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn act_row<const NTK: bool>(&self, i: usize, j0: usize, c: &mut [T], t: &mut [T], scr: &mut Scratch<T>) {
+        if let Some(plan) = &self.act {
+            let s2 = self.s2.as_ref().unwrap_or(&self.s1);
+            plan.row::<NTK>(&self.s1, i, s2, j0, c, t, scr);
+        }
+    }
+}
+
+/// Largest absolute value, and whether every value is finite.
+fn scan<T: Element>(x: MatRef<'_, T>) -> (f64, bool) {
+    let mut m = 0.0f64;
+    let mut ok = true;
+    for j in 0..x.ncols() {
+        for i in 0..x.nrows() {
+            let v = x[(i, j)].to_f64();
+            ok &= v.is_finite();
+            m = m.max(v.abs());
+        }
+    }
+    (m, ok)
+}
+
+fn check_input<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<f64> {
+    if x.nrows() == 0 || x.ncols() == 0 {
+        return Err(Error::arg(
+            arg,
+            format!("is empty (shape ({}, {})); pass at least one sample with at least one feature", x.nrows(), x.ncols()),
+        ));
+    }
+    let (m, ok) = scan(x);
+    if !ok {
+        return Err(Error::arg(arg, "contains NaN or infinite values; remove or impute them first"));
+    }
+    Ok(m)
+}
+
+/// Bytes of memory the OS reports as available, where it says.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Allocate a zeroed result buffer of `n` elements, or fail with the size it would need.
+pub(crate) fn alloc_results<T: Element>(counts: &[usize], what: &str) -> Result<Vec<Vec<T>>> {
+    let elem = std::mem::size_of::<T>() as u128;
+    let total: u128 = counts.iter().map(|&n| n as u128 * elem).sum();
+    let avail = available_memory();
+    let too_big = total > isize::MAX as u128 || avail.is_some_and(|a| total > a as u128);
+    if too_big {
+        return Err(Error::OutOfMemory { bytes: total, available: avail, what: what.to_string() });
+    }
+    let mut out = Vec::with_capacity(counts.len());
+    for &n in counts {
+        let mut v: Vec<T> = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+            bytes: total,
+            available: avail,
+            what: what.to_string(),
+        })?;
+        v.resize(n, T::ZERO);
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Per-sample input variances `|x_i|²/d`, computed in f64 with a power-of-two rescaling so that
+/// neither tiny nor huge inputs under- or overflow in the sum.
+fn input_variances<T: Element>(x: MatRef<'_, T>, scale: f64) -> Vec<f64> {
+    let d = x.ncols() as f64;
+    (0..x.nrows())
+        .map(|i| {
+            let mut s = 0.0f64;
+            for k in 0..x.ncols() {
+                let v = x[(i, k)].to_f64() * scale;
+                s += v * v;
+            }
+            s / (scale * scale) / d
+        })
+        .collect()
+}
+
+/// Power of two bringing the largest magnitude `m` near 1 (1 when no rescaling is needed).
+fn rescale_factor<T: Element>(m: f64) -> f64 {
+    let (lo, hi) = if std::mem::size_of::<T>() == 4 { (2f64.powi(-30), 2f64.powi(30)) } else { (2f64.powi(-250), 2f64.powi(250)) };
+    if m == 0.0 || (m >= lo && m <= hi) {
+        1.0
+    } else {
+        2f64.powi(-(m.log2().round() as i32))
+    }
+}
+
+impl Network {
+    /// Plan every layer for the samples with input variances `q1` (and `q2`): per-layer
+    /// pre-activation variances and activation plans. Propagation runs in f64.
+    pub(crate) fn plan_layers<T: Element>(&self, d: usize, q1: Vec<f64>, q2: Option<Vec<f64>>) -> Result<Vec<LayerPlan<T>>> {
+        let mut q1 = q1;
+        let mut q2 = q2;
+        let mut n_in = d as f64;
+        let mut plans = Vec::with_capacity(self.blocks.len());
+        for (l, block) in self.blocks.iter().enumerate() {
+            let dn = &block.dense;
+            let w2 = dn.w_std * dn.w_std;
+            let b2 = dn.b_std.map_or(0.0, |b| b * b);
+            let dense = |q: &mut Vec<f64>| q.iter_mut().for_each(|v| *v = w2 * *v + b2);
+            dense(&mut q1);
+            if let Some(q) = q2.as_mut() {
+                dense(q);
+            }
+            let worst = q1.iter().chain(q2.iter().flatten()).cloned().fold(0.0f64, |a, v| if v.is_finite() { a.max(v) } else { f64::INFINITY });
+            if !worst.is_finite() {
+                return Err(Error::NonFinite(format!(
+                    "the kernel overflows at Dense layer {l}: a pre-activation variance is infinite; \
+                     reduce W_std, the depth or the scale of the inputs"
+                )));
+            }
+            let standard = match dn.parameterization {
+                Parameterization::Ntk => None,
+                Parameterization::Standard => Some((T::from_f64(n_in), if dn.b_std.is_some() { T::ONE } else { T::ZERO })),
+            };
+            n_in = dn.out_dim as f64;
+            let (act, s1, s2) = match &block.act {
+                None => {
+                    let id = Plan::<f64>::Identity;
+                    (None, Samples::new(&id, &q1)?, q2.as_ref().map(|q| Samples::new(&id, q)).transpose()?)
+                }
+                Some(a) => {
+                    let all: Vec<f64> = q1.iter().chain(q2.iter().flatten()).cloned().collect();
+                    let plan = Plan::<f64>::new(a, &all)?;
+                    let s1 = Samples::<f64>::new(&plan, &q1)?;
+                    let s2 = q2.as_ref().map(|q| Samples::<f64>::new(&plan, q)).transpose()?;
+                    // variances after the activation: E[φ(u)²], the map at c = q
+                    let propagate = |q: &mut Vec<f64>, s: &Samples<f64>| -> Result<()> {
+                        let mut scr = Scratch::new(1);
+                        for i in 0..q.len() {
+                            let mut c = [s.q[i]];
+                            let mut t = [0.0];
+                            plan.row::<false>(s, i, s, i, &mut c, &mut t, &mut scr);
+                            if !c[0].is_finite() {
+                                return Err(Error::NonFinite(format!(
+                                    "{} has no finite second moment at pre-activation variance {:.6e} (layer {l})",
+                                    a.name(),
+                                    s.q[i]
+                                )));
+                            }
+                            q[i] = c[0];
+                        }
+                        Ok(())
+                    };
+                    propagate(&mut q1, &s1)?;
+                    if let (Some(q), Some(s)) = (q2.as_mut(), s2.as_ref()) {
+                        propagate(q, s)?;
+                    }
+                    (Some(plan.cast::<T>()), s1.cast::<T>(), s2.map(|s| s.cast::<T>()))
+                }
+            };
+            plans.push(LayerPlan { w2: T::from_f64(w2), b2: T::from_f64(b2), standard, act, s1, s2 });
+        }
+        Ok(plans)
+    }
+
+    /// The NNGP and/or NTK Gram matrices between the rows of `x1` and of `x2` (`x1` itself when
+    /// `None`; then only the upper triangle is computed and mirrored).
+    ///
+    /// ```
+    /// use ntkrs_core::{Activation, Control, Dense, Get, KernelOptions, Layer, Network, Parameterization};
+    /// let dense = |w, b| Layer::Dense(Dense::new(1, w, b, Parameterization::Ntk).unwrap());
+    /// let net = Network::new(vec![dense(1.0, Some(0.1))]).unwrap();
+    /// let x = faer::mat![[1.0, 0.0], [0.6, 0.8]];
+    /// let k = net.kernel::<f64>(x.as_ref(), None, Get::BOTH, &KernelOptions::default(), &Control::new()).unwrap();
+    /// // eq. 10: Σ¹ = x·x'/d + β², eq. 17: Θ¹ = Σ¹
+    /// let nngp = k.nngp.unwrap();
+    /// assert!((nngp[1] - (0.6 / 2.0 + 0.01)).abs() < 1e-15);
+    /// assert_eq!(nngp, k.ntk.unwrap());
+    /// ```
+    pub fn kernel<T: Element>(
+        &self,
+        x1: MatRef<'_, T>,
+        x2: Option<MatRef<'_, T>>,
+        get: Get,
+        opts: &KernelOptions,
+        ctl: &Control,
+    ) -> Result<Kernels<T>> {
+        if !get.nngp && !get.ntk {
+            return Err(Error::arg("get", "ask for at least one of \"nngp\" and \"ntk\""));
+        }
+        let m1 = check_input("x1", x1)?;
+        let mut m = m1;
+        if let Some(x2) = x2 {
+            m = m.max(check_input("x2", x2)?);
+            if x2.ncols() != x1.ncols() {
+                return Err(Error::arg(
+                    "x2",
+                    format!("has {} features but x1 has {}; both need the same number of columns", x2.ncols(), x1.ncols()),
+                ));
+            }
+        }
+        let d = x1.ncols();
+        let (n1, n2) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()));
+        let nout = get.nngp as usize + get.ntk as usize;
+        let count = n1.checked_mul(n2).ok_or_else(|| Error::OutOfMemory {
+            bytes: n1 as u128 * n2 as u128 * nout as u128 * std::mem::size_of::<T>() as u128,
+            available: available_memory(),
+            what: format!("a {n1} x {n2} kernel"),
+        })?;
+        let mut bufs = alloc_results::<T>(&vec![count; nout], &format!("{nout} {} kernel(s) of shape {n1} x {n2}", T::NAME))?;
+
+        let scale = rescale_factor::<T>(m);
+        let q1 = input_variances(x1, scale);
+        let q2 = x2.map(|x| input_variances(x, scale));
+        let layers = self.plan_layers::<T>(d, q1, q2)?;
+
+        // Input Gram, scaled: G = (s·x1)(s·x2)ᵀ · 1/(s² d).
+        let gscale = 1.0 / (scale * scale) / d as f64;
+        if !(gscale.is_finite() && T::from_f64(gscale).is_finite()) || T::from_f64(m * m).to_f64().is_infinite() {
+            return Err(Error::NonFinite(format!(
+                "inputs of magnitude {m:.3e} make the kernel overflow {}; use dtype=float64 or rescale the inputs",
+                T::NAME
+            )));
+        }
+        let scaled: Option<(faer::Mat<T>, Option<faer::Mat<T>>)> = (scale != 1.0).then(|| {
+            let s = T::from_f64(scale);
+            let f = |x: MatRef<'_, T>| faer::Mat::<T>::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] * s);
+            (f(x1), x2.map(f))
+        });
+        let (a, b) = match &scaled {
+            Some((a, b)) => (a.as_ref(), b.as_ref().map(|b| b.as_ref())),
+            None => (x1, x2),
+        };
+        let tile = crate::tile::tile_size::<T>(opts.tile_size);
+        let pool = crate::pool::pool();
+        pool.install(|| -> Result<()> {
+            crate::tile::gram(&mut bufs[0], a, b, T::from_f64(gscale), tile, ctl)?;
+            crate::tile::layers(&mut bufs, get, n1, n2, b.is_none(), &layers, tile, ctl)
+        })?;
+        let mut it = bufs.into_iter();
+        let nngp = if get.nngp { it.next() } else { None };
+        let ntk = if get.ntk { it.next() } else { None };
+        Ok(Kernels { nngp, ntk, rows: n1, cols: n2 })
+    }
+
+    /// Only the diagonal `k(x_i, x_i)` of the kernels of `x`, in `O(N·(d + depth))`.
+    pub fn kernel_diagonal<T: Element>(&self, x: MatRef<'_, T>, get: Get, ctl: &Control) -> Result<Kernels<T>> {
+        if !get.nngp && !get.ntk {
+            return Err(Error::arg("get", "ask for at least one of \"nngp\" and \"ntk\""));
+        }
+        let m = check_input("x1", x)?;
+        let n = x.nrows();
+        let scale = rescale_factor::<T>(m);
+        let q = input_variances(x, scale);
+        let layers = self.plan_layers::<T>(x.ncols(), q.clone(), None)?;
+        let mut nngp = vec![T::ZERO; n];
+        let mut ntk = vec![T::ZERO; n];
+        let mut scr = Scratch::new(1);
+        for i in 0..n {
+            ctl.check()?;
+            let mut c = [T::from_f64(q[i])];
+            let mut t = [T::ZERO];
+            for lp in &layers {
+                lp.dense_row::<true>(&mut c, &mut t);
+                c[0] = lp.s1.q[i];
+                lp.act_row::<true>(i, i, &mut c, &mut t, &mut scr);
+            }
+            if !(c[0].is_finite() && t[0].is_finite()) {
+                return Err(Error::NonFinite(format!(
+                    "the kernel of sample {i} is not finite in {} (overflow); reduce W_std, the depth or the input scale",
+                    T::NAME
+                )));
+            }
+            nngp[i] = c[0];
+            ntk[i] = t[0];
+        }
+        Ok(Kernels { nngp: get.nngp.then_some(nngp), ntk: get.ntk.then_some(ntk), rows: n, cols: 1 })
+    }
+}

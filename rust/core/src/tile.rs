@@ -1,0 +1,198 @@
+//! Tiled passes over the output: the input Gram (faer, panel by panel) and the fused layer pass
+//! (every layer on each row of a tile while it sits in L1, SIMD across the row, rayon across tiles).
+
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+use crate::activation::Scratch;
+use crate::analytic::{Element, Get, LayerPlan};
+use crate::control::Control;
+use crate::error::{Error, Result};
+
+/// Tile side used when none is given.
+pub const DEFAULT_TILE: usize = 256;
+
+pub(crate) fn tile_size<T: Element>(requested: usize) -> usize {
+    if requested == 0 {
+        DEFAULT_TILE
+    } else {
+        requested.clamp(1, 1 << 16)
+    }
+}
+
+/// A raw pointer that may cross threads: every task writes a disjoint region.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    #[inline(always)]
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// `out = alpha · a bᵀ` (`b = a` when `None`: then only the panels' upper part, columns ≥ the
+/// panel's first row, is written). `out` is row-major `a.nrows() × b.nrows()`.
+pub(crate) fn gram<T: Element>(out: &mut [T], a: MatRef<'_, T>, b: Option<MatRef<'_, T>>, alpha: T, tile: usize, ctl: &Control) -> Result<()> {
+    let n1 = a.nrows();
+    let bm = b.unwrap_or(a);
+    let n2 = bm.nrows();
+    let sym = b.is_none();
+    // panel height: a multiple of the tile, ~256 rows
+    let panel = tile * 256usize.div_ceil(tile).max(1);
+    let starts: Vec<usize> = (0..n1).step_by(panel).collect();
+    ctl.add_total(starts.len() as u64);
+    let ptr = Shared(out.as_mut_ptr());
+    starts.par_iter().try_for_each(|&r0| -> Result<()> {
+        ctl.check()?;
+        let r1 = (r0 + panel).min(n1);
+        let c0 = if sym { r0 } else { 0 };
+        // SAFETY: panels cover disjoint row ranges of `out`, which has n1·n2 elements.
+        let dst = unsafe { MatMut::<T>::from_raw_parts_mut(ptr.get().add(r0 * n2 + c0), r1 - r0, n2 - c0, n2 as isize, 1) };
+        let lhs = a.subrows(r0, r1 - r0);
+        let rhs = bm.subrows(c0, n2 - c0);
+        faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs.transpose(), alpha, Par::Seq);
+        ctl.advance(1);
+        Ok(())
+    })
+}
+
+/// Run every layer over the Gram stored in `bufs[0]`, writing the requested kernels into `bufs`
+/// (NNGP first, then NTK) and mirroring the upper triangle when `sym`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn layers<T: Element>(
+    bufs: &mut [Vec<T>],
+    get: Get,
+    n1: usize,
+    n2: usize,
+    sym: bool,
+    plans: &[LayerPlan<T>],
+    tile: usize,
+    ctl: &Control,
+) -> Result<()> {
+    let nb1 = n1.div_ceil(tile);
+    let nb2 = n2.div_ceil(tile);
+    let tiles: Vec<(usize, usize)> = (0..nb1).flat_map(|bi| (if sym { bi } else { 0 }..nb2).map(move |bj| (bi, bj))).collect();
+    ctl.add_total(tiles.len() as u64);
+    let ptrs: Vec<Shared<T>> = bufs.iter_mut().map(|b| Shared(b.as_mut_ptr())).collect();
+    let nonfinite = std::sync::atomic::AtomicBool::new(false);
+    let job = TileJob { ptrs: &ptrs, get, n1, n2, sym, plans, tile };
+    tiles.par_iter().try_for_each_init(
+        || Scratch::<T>::new(tile),
+        |scr, &(bi, bj)| -> Result<()> {
+            ctl.check()?;
+            let ok = crate::pool::arch().dispatch(RunTile { job: &job, bi, bj, scr });
+            if !ok {
+                nonfinite.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            ctl.advance(1);
+            Ok(())
+        },
+    )?;
+    if nonfinite.into_inner() {
+        return Err(Error::NonFinite(format!(
+            "the kernel has non-finite entries in {} (an overflow); reduce W_std, the depth or the input \
+             scale, or use float64",
+            T::NAME
+        )));
+    }
+    Ok(())
+}
+
+struct TileJob<'a, T> {
+    ptrs: &'a [Shared<T>],
+    get: Get,
+    n1: usize,
+    n2: usize,
+    sym: bool,
+    plans: &'a [LayerPlan<T>],
+    tile: usize,
+}
+
+struct RunTile<'a, 'b, T> {
+    job: &'a TileJob<'a, T>,
+    bi: usize,
+    bj: usize,
+    scr: &'b mut Scratch<T>,
+}
+
+impl<T: Element> pulp::WithSimd for RunTile<'_, '_, T> {
+    type Output = bool;
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> bool {
+        if self.job.get.ntk {
+            run_tile::<T, true>(self.job, self.bi, self.bj, self.scr)
+        } else {
+            run_tile::<T, false>(self.job, self.bi, self.bj, self.scr)
+        }
+    }
+}
+
+/// One tile: rows `bi·tile..`, columns `bj·tile..`; returns whether every entry is finite.
+#[inline(always)]
+fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, bi: usize, bj: usize, scr: &mut Scratch<T>) -> bool {
+    let (n1, n2, tile) = (job.n1, job.n2, job.tile);
+    let (r0, r1) = (bi * tile, ((bi + 1) * tile).min(n1));
+    let (c0, c1) = (bj * tile, ((bj + 1) * tile).min(n2));
+    let diag = job.sym && bi == bj;
+    let mut c = vec![T::ZERO; tile];
+    let mut t = vec![T::ZERO; tile];
+    let mut ok = true;
+    let out_n = job.get.nngp.then_some(job.ptrs[0]);
+    let out_t = job.get.ntk.then(|| job.ptrs[job.ptrs.len() - 1]);
+    let src = job.ptrs[0];
+    for i in r0..r1 {
+        let js = if diag { i } else { c0 };
+        let len = c1 - js;
+        let (c, t) = (&mut c[..len], &mut t[..len]);
+        // SAFETY: this tile owns rows r0..r1 × columns c0..c1 of every buffer (and, when
+        // mirroring, the transposed block), and the buffers hold n1·n2 elements.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.get().add(i * n2 + js), c.as_mut_ptr(), len);
+        }
+        t.iter_mut().for_each(|v| *v = T::ZERO);
+        for lp in job.plans {
+            lp.dense_row::<NTK>(c, t);
+            if diag {
+                // the exact diagonal: the pre-activation variance as planned, so that ρ = 1 exactly
+                c[0] = lp.s1.q[i];
+            }
+            lp.act_row::<NTK>(i, js, c, t, scr);
+        }
+        let mut fin = true;
+        for &v in c.iter() {
+            fin &= v.is_finite();
+        }
+        if NTK {
+            for &v in t.iter() {
+                fin &= v.is_finite();
+            }
+        }
+        ok &= fin;
+        unsafe {
+            if let Some(p) = out_n {
+                std::ptr::copy_nonoverlapping(c.as_ptr(), p.get().add(i * n2 + js), len);
+            }
+            if let Some(p) = out_t {
+                std::ptr::copy_nonoverlapping(t.as_ptr(), p.get().add(i * n2 + js), len);
+            }
+        }
+    }
+    if job.sym {
+        // mirror the block (upper → lower) while it is still in cache
+        for p in [out_n, out_t].into_iter().flatten() {
+            let p = p.get();
+            for i in r0..r1 {
+                let js = if diag { i + 1 } else { c0 };
+                for j in js..c1 {
+                    unsafe {
+                        *p.add(j * n2 + i) = *p.add(i * n2 + j);
+                    }
+                }
+            }
+        }
+    }
+    ok
+}

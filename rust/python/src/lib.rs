@@ -1,0 +1,452 @@
+//! `ntkrs._core`: thin PyO3 bindings over `ntkrs-core`.
+//!
+//! Arrays are converted here (any strides, float32/float64), validated by the core, and every long
+//! call runs through [`run_long`]: the GIL is released, the calling thread polls Ctrl-C and reports
+//! progress while the work runs on a worker thread, and a Ctrl-C cancels the work through the
+//! core's atomic flag. Core errors map through [`PyErrWrap`] to Python exceptions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ntkrs_core::{self as core, Activation as CoreAct, BatchFn, Control, Error, Get, KernelOptions, Pointwise};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+/// A core error on its way to Python.
+struct PyErrWrap(Error);
+
+impl From<Error> for PyErrWrap {
+    fn from(e: Error) -> Self {
+        PyErrWrap(e)
+    }
+}
+
+impl From<PyErrWrap> for PyErr {
+    fn from(e: PyErrWrap) -> PyErr {
+        let msg = e.0.to_string();
+        match e.0 {
+            Error::InvalidArgument { .. } | Error::InvalidNetwork(_) | Error::NonFinite(_) => PyValueError::new_err(msg),
+            Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
+            Error::Callback(_) => PyRuntimeError::new_err(msg),
+            Error::Cancelled => PyKeyboardInterrupt::new_err("computation cancelled"),
+        }
+    }
+}
+
+/// Run `work` with the GIL released on a worker thread; meanwhile poll Ctrl-C (and report progress
+/// through `progress(done, total)`) on the calling thread every 20 ms. A signal cancels the work
+/// through the control's atomic flag and re-raises once the worker has stopped.
+fn run_long<R: Send>(
+    py: Python<'_>,
+    progress: Option<&Bound<'_, PyAny>>,
+    work: impl FnOnce(&Control) -> core::Result<R> + Send,
+) -> PyResult<R> {
+    let ctl = Control::new();
+    let progress: Option<Py<PyAny>> = progress.map(|p| p.clone().unbind());
+    let mut pending: Option<PyErr> = None;
+    let result = py.detach(|| {
+        std::thread::scope(|s| {
+            let handle = s.spawn(|| work(&ctl));
+            let mut last = (u64::MAX, u64::MAX);
+            loop {
+                if handle.is_finished() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                Python::attach(|py| {
+                    if pending.is_none() {
+                        if let Err(e) = py.check_signals() {
+                            ctl.cancel();
+                            pending = Some(e);
+                        }
+                    }
+                    if let Some(cb) = &progress {
+                        let now = ctl.progress();
+                        if now != last && now.1 > 0 {
+                            last = now;
+                            if let Err(e) = cb.call1(py, now) {
+                                ctl.cancel();
+                                pending.get_or_insert(e);
+                            }
+                        }
+                    }
+                });
+            }
+            handle.join()
+        })
+    });
+    if let Some(e) = pending {
+        return Err(e);
+    }
+    let out = match result {
+        Ok(r) => r,
+        Err(_) => return Err(PyRuntimeError::new_err("internal error: the ntkrs worker thread panicked")),
+    };
+    if let Some(cb) = &progress {
+        let now = ctl.progress();
+        cb.call1(py, (now.1, now.1))?;
+    }
+    out.map_err(|e| PyErrWrap(e).into())
+}
+
+/// A Python callable `fn(x: ndarray) -> ndarray` (and optionally its derivative) as a core [`BatchFn`].
+struct PyFn {
+    f: Py<PyAny>,
+    df: Option<Py<PyAny>>,
+    name: String,
+}
+
+impl PyFn {
+    fn call(py: Python<'_>, f: &Py<PyAny>, x: &[f64], out: &mut [f64], what: &str) -> core::Result<()> {
+        let arr = PyArray1::from_slice(py, x);
+        let res = f.call1(py, (arr,)).map_err(|e| Error::Callback(format!("{what} raised {e}")))?;
+        let np = py.import("numpy").map_err(|e| Error::Callback(e.to_string()))?;
+        let res = np
+            .call_method1("asarray", (res, "float64"))
+            .and_then(|a| a.call_method1("reshape", (-1,)))
+            .map_err(|e| Error::Callback(format!("{what} must return numbers: {e}")))?;
+        let res: PyReadonlyArray1<f64> = res.extract().map_err(|e: PyErr| Error::Callback(e.to_string()))?;
+        let v = res.as_slice().map_err(|e| Error::Callback(e.to_string()))?;
+        if v.len() != x.len() {
+            return Err(Error::Callback(format!(
+                "{what} must be vectorised: given an array of shape ({},) it returned {} values",
+                x.len(),
+                v.len()
+            )));
+        }
+        out.copy_from_slice(v);
+        Ok(())
+    }
+}
+
+impl BatchFn for PyFn {
+    fn eval(&self, x: &[f64], f: &mut [f64], df: &mut [f64]) -> core::Result<()> {
+        Python::attach(|py| {
+            Self::call(py, &self.f, x, f, "fn")?;
+            match &self.df {
+                Some(d) => Self::call(py, d, x, df, "dfn"),
+                None => {
+                    // central differences, step ~ ε^{1/3}·max(1, |x|)
+                    let h: Vec<f64> = x.iter().map(|v| 6e-6 * v.abs().max(1.0)).collect();
+                    let xp: Vec<f64> = x.iter().zip(&h).map(|(a, b)| a + b).collect();
+                    let xm: Vec<f64> = x.iter().zip(&h).map(|(a, b)| a - b).collect();
+                    let mut fp = vec![0.0; x.len()];
+                    let mut fm = vec![0.0; x.len()];
+                    Self::call(py, &self.f, &xp, &mut fp, "fn")?;
+                    Self::call(py, &self.f, &xm, &mut fm, "fn")?;
+                    for k in 0..x.len() {
+                        df[k] = (fp[k] - fm[k]) / (2.0 * h[k]);
+                    }
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// An activation layer (see `ntkrs.stax` for the user-facing classes).
+#[pyclass(module = "ntkrs._core", name = "Activation", frozen)]
+#[derive(Clone)]
+struct PyActivation {
+    inner: CoreAct,
+}
+
+fn param(params: &[f64], k: usize, kind: &str) -> PyResult<f64> {
+    params.get(k).copied().ok_or_else(|| PyValueError::new_err(format!("{kind} needs {} parameter(s)", k + 1)))
+}
+
+fn degree_arg(params: &[f64], kind: &str) -> PyResult<usize> {
+    let d = param(params, 0, kind)?;
+    if !(d >= 0.0 && d.fract() == 0.0 && d <= 1e6) {
+        return Err(PyValueError::new_err(format!("degree: must be a non-negative integer, got {d}")));
+    }
+    Ok(d as usize)
+}
+
+#[pymethods]
+impl PyActivation {
+    /// Activation(kind, params=(), quad_degree=32, fn=None, dfn=None)
+    #[new]
+    #[pyo3(signature = (kind, params=Vec::new(), quad_degree=core::activation::DEFAULT_QUAD_DEGREE, r#fn=None, dfn=None, name=None))]
+    fn new(
+        kind: &str,
+        params: Vec<f64>,
+        quad_degree: usize,
+        r#fn: Option<Py<PyAny>>,
+        dfn: Option<Py<PyAny>>,
+        name: Option<String>,
+    ) -> PyResult<Self> {
+        let p = &params;
+        let num = |f: Pointwise| CoreAct::numerical(f, quad_degree);
+        let inner: core::Result<CoreAct> = match kind {
+            "identity" => Ok(CoreAct::Identity),
+            "relu" => Ok(CoreAct::relu()),
+            "leaky_relu" => CoreAct::leaky_relu(param(p, 0, kind)?),
+            "ab_relu" => CoreAct::ab_relu(param(p, 0, kind)?, param(p, 1, kind)?),
+            "abs" => Ok(CoreAct::abs()),
+            "erf" => CoreAct::erf(param(p, 0, kind)?, param(p, 1, kind)?, param(p, 2, kind)?),
+            "sigmoid_like" => Ok(CoreAct::sigmoid_like()),
+            "gelu" => Ok(CoreAct::Gelu),
+            "sin" => CoreAct::sin(param(p, 0, kind)?, param(p, 1, kind)?, param(p, 2, kind)?),
+            "cos" => CoreAct::cos(param(p, 0, kind)?, param(p, 1, kind)?, param(p, 2, kind)?),
+            "rbf" => CoreAct::rbf(param(p, 0, kind)?),
+            "exp" => CoreAct::exp(param(p, 0, kind)?, param(p, 1, kind)?),
+            "gaussian" => CoreAct::gaussian(param(p, 0, kind)?, param(p, 1, kind)?),
+            "sign" => Ok(CoreAct::Sign),
+            "monomial" => CoreAct::monomial(degree_arg(p, kind)?),
+            "rectified_monomial" => CoreAct::rectified_monomial(degree_arg(p, kind)?),
+            "hermite" => CoreAct::hermite(degree_arg(p, kind)?),
+            "polynomial" => CoreAct::polynomial(params.clone()),
+            "tanh" => num(Pointwise::Tanh),
+            "sigmoid" => num(Pointwise::Sigmoid),
+            "softplus" => num(Pointwise::Softplus),
+            "silu" => num(Pointwise::Silu),
+            "elu" => {
+                let alpha = param(p, 0, kind)?;
+                if !alpha.is_finite() {
+                    return Err(PyValueError::new_err(format!("alpha: must be finite, got {alpha}")));
+                }
+                num(Pointwise::Elu { alpha })
+            }
+            "selu" => num(Pointwise::Selu),
+            "mish" => num(Pointwise::Mish),
+            "elementwise" => {
+                let f = r#fn.ok_or_else(|| PyTypeError::new_err("fn: Elementwise needs a callable"))?;
+                let name = name.unwrap_or_else(|| "Elementwise".into());
+                num(Pointwise::Custom(Arc::new(PyFn { f, df: dfn, name })))
+            }
+            other => return Err(PyValueError::new_err(format!("unknown activation kind {other:?}"))),
+        };
+        Ok(PyActivation { inner: inner.map_err(PyErrWrap)? })
+    }
+
+    /// maps(var1, var2, cov) -> (E[φ(u)φ(v)], E[φ'(u)φ'(v)]) on 1-D float64 arrays of equal length.
+    fn maps<'py>(
+        &self,
+        py: Python<'py>,
+        var1: PyReadonlyArray1<'py, f64>,
+        var2: PyReadonlyArray1<'py, f64>,
+        cov: PyReadonlyArray1<'py, f64>,
+    ) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+        let (a, b, c) = (var1.as_array(), var2.as_array(), cov.as_array());
+        if a.len() != b.len() || a.len() != c.len() {
+            return Err(PyValueError::new_err("var1, var2, cov: must have the same length"));
+        }
+        let act = &self.inner;
+        let (a, b, c): (Vec<f64>, Vec<f64>, Vec<f64>) = (a.to_vec(), b.to_vec(), c.to_vec());
+        let (n, d) = run_long(py, None, |ctl| {
+            let mut n = Vec::with_capacity(a.len());
+            let mut d = Vec::with_capacity(a.len());
+            for k in 0..a.len() {
+                if k % 1024 == 0 && ctl.is_cancelled() {
+                    return Err(Error::Cancelled);
+                }
+                let (x, y) = act.maps(a[k], b[k], c[k])?;
+                n.push(x);
+                d.push(y);
+            }
+            Ok((n, d))
+        })?;
+        Ok((PyArray1::from_vec(py, n), PyArray1::from_vec(py, d)))
+    }
+
+    fn __repr__(&self) -> String {
+        self.inner.name()
+    }
+}
+
+/// A Dense layer.
+#[pyclass(module = "ntkrs._core", name = "Dense", frozen)]
+#[derive(Clone)]
+struct PyDense {
+    inner: core::Dense,
+}
+
+#[pymethods]
+impl PyDense {
+    #[new]
+    #[pyo3(signature = (out_dim, w_std=1.0, b_std=None, parameterization="ntk"))]
+    fn new(out_dim: i64, w_std: f64, b_std: Option<f64>, parameterization: &str) -> PyResult<Self> {
+        if out_dim < 1 {
+            return Err(PyValueError::new_err(format!("out_dim: the width of a Dense layer must be at least 1, got {out_dim}")));
+        }
+        let p = parameterization.parse().map_err(PyErrWrap)?;
+        Ok(PyDense { inner: core::Dense::new(out_dim as usize, w_std, b_std, p).map_err(PyErrWrap)? })
+    }
+}
+
+/// A validated network.
+#[pyclass(module = "ntkrs._core", name = "Network", frozen)]
+struct PyNetwork {
+    inner: core::Network,
+}
+
+/// A 2-D float array of either precision, viewed as a faer matrix.
+enum Input<'py> {
+    F64(PyReadonlyArray2<'py, f64>),
+    F32(PyReadonlyArray2<'py, f32>),
+}
+
+fn input<'py>(x: &Bound<'py, PyAny>, name: &str) -> PyResult<Input<'py>> {
+    if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f64>>() {
+        Ok(Input::F64(a))
+    } else if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f32>>() {
+        Ok(Input::F32(a))
+    } else {
+        Err(PyTypeError::new_err(format!("{name}: expected a 2-D float32 or float64 numpy array")))
+    }
+}
+
+fn mat<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>) -> faer::MatRef<'a, T> {
+    let v = a.as_array();
+    let (r, c) = v.dim();
+    let s = v.strides();
+    // SAFETY: the view is alive for 'a and (r, c, strides) describe it exactly.
+    unsafe { faer::MatRef::from_raw_parts(v.as_ptr(), r, c, s[0], s[1]) }
+}
+
+type Pair<'py> = (Option<Bound<'py, PyAny>>, Option<Bound<'py, PyAny>>);
+
+fn to_numpy<'py, T: numpy::Element>(py: Python<'py>, k: core::Kernels<T>, diagonal: bool) -> PyResult<Pair<'py>> {
+    let conv = |v: Option<Vec<T>>| -> PyResult<Option<Bound<'py, PyAny>>> {
+        match v {
+            None => Ok(None),
+            Some(v) => {
+                let a = PyArray1::from_vec(py, v);
+                if diagonal {
+                    Ok(Some(a.into_any()))
+                } else {
+                    Ok(Some(a.reshape([k.rows, k.cols])?.into_any()))
+                }
+            }
+        }
+    };
+    Ok((conv(k.nngp)?, conv(k.ntk)?))
+}
+
+#[pymethods]
+impl PyNetwork {
+    #[new]
+    fn new(layers: Vec<Bound<'_, PyAny>>) -> PyResult<Self> {
+        let mut out = Vec::with_capacity(layers.len());
+        for (i, l) in layers.iter().enumerate() {
+            if let Ok(d) = l.cast::<PyDense>() {
+                out.push(core::Layer::Dense(d.get().inner.clone()));
+            } else if let Ok(a) = l.cast::<PyActivation>() {
+                out.push(core::Layer::Activation(a.get().inner.clone()));
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "layers: item {i} is {}, not a Dense or an activation",
+                    l.get_type().name()?
+                )));
+            }
+        }
+        Ok(PyNetwork { inner: core::Network::new(out).map_err(PyErrWrap)? })
+    }
+
+    /// kernel(x1, x2, nngp, ntk, diagonal, tile_size, progress) -> (nngp | None, ntk | None)
+    #[pyo3(signature = (x1, x2=None, nngp=true, ntk=true, diagonal=false, tile_size=0, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn kernel<'py>(
+        &self,
+        py: Python<'py>,
+        x1: &Bound<'py, PyAny>,
+        x2: Option<&Bound<'py, PyAny>>,
+        nngp: bool,
+        ntk: bool,
+        diagonal: bool,
+        tile_size: usize,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Pair<'py>> {
+        let get = Get { nngp, ntk };
+        let opts = KernelOptions { tile_size };
+        let net = &self.inner;
+        let a = input(x1, "x1")?;
+        let b = x2.map(|x| input(x, "x2")).transpose()?;
+        match (a, b) {
+            (Input::F64(a), b) => {
+                let b = match b {
+                    None => None,
+                    Some(Input::F64(b)) => Some(b),
+                    Some(Input::F32(_)) => return Err(PyTypeError::new_err("x2: must have the same dtype as x1")),
+                };
+                let (ma, mb) = (mat(&a), b.as_ref().map(mat));
+                let k = if diagonal {
+                    run_long(py, progress, |ctl| net.kernel_diagonal(ma, get, ctl))?
+                } else {
+                    run_long(py, progress, |ctl| net.kernel(ma, mb, get, &opts, ctl))?
+                };
+                to_numpy(py, k, diagonal)
+            }
+            (Input::F32(a), b) => {
+                let b = match b {
+                    None => None,
+                    Some(Input::F32(b)) => Some(b),
+                    Some(Input::F64(_)) => return Err(PyTypeError::new_err("x2: must have the same dtype as x1")),
+                };
+                let (ma, mb) = (mat(&a), b.as_ref().map(mat));
+                let k = if diagonal {
+                    run_long(py, progress, |ctl| net.kernel_diagonal(ma, get, ctl))?
+                } else {
+                    run_long(py, progress, |ctl| net.kernel(ma, mb, get, &opts, ctl))?
+                };
+                to_numpy(py, k, diagonal)
+            }
+        }
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.depth()
+    }
+}
+
+/// Resize the worker pool (0: one thread per logical CPU).
+#[pyfunction]
+fn set_num_threads(n: i64) -> PyResult<()> {
+    if n < 0 {
+        return Err(PyValueError::new_err(format!("n: the number of threads must be ≥ 0, got {n}")));
+    }
+    core::set_num_threads(n as usize).map_err(|e| PyErrWrap(e).into())
+}
+
+/// Number of worker threads.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    core::num_threads()
+}
+
+/// The SIMD level detected at start-up.
+#[pyfunction]
+fn simd_level() -> &'static str {
+    core::simd_level()
+}
+
+/// Gauss–Hermite rule for N(0, 1): (nodes, weights), weights summing to 1.
+#[pyfunction]
+fn gauss_hermite<'py>(py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyTuple>> {
+    if !(1..=core::activation::MAX_QUAD_DEGREE).contains(&n) {
+        return Err(PyValueError::new_err(format!("n: must be between 1 and {}", core::activation::MAX_QUAD_DEGREE)));
+    }
+    let (z, w) = core::gauss_hermite(n);
+    PyTuple::new(py, [PyArray1::from_vec(py, z), PyArray1::from_vec(py, w)])
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyActivation>()?;
+    m.add_class::<PyDense>()?;
+    m.add_class::<PyNetwork>()?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(gauss_hermite, m)?)?;
+    m.add("__version__", core::VERSION)?;
+    m.add("DEFAULT_QUAD_DEGREE", core::activation::DEFAULT_QUAD_DEGREE)?;
+    Ok(())
+}
