@@ -134,7 +134,10 @@ def relu_arccos_recursion(x1, x2, dense, parameterization="ntk"):
     d = x1.shape[1]
     v1, v2 = np.sum(x1**2, 1) / d, np.sum(x2**2, 1) / d
     cov, ntk, n_in = x1 @ x2.T / d, np.zeros((len(x1), len(x2))), d
+    square = x2 is x1  # k(x_i, x_i) is exactly the variance: keep the diagonal equal to it
     for i, (out_dim, w, b) in enumerate(dense):
+        if square:
+            np.fill_diagonal(cov, v1)
         b2 = 0.0 if b is None else b * b
         if parameterization == "ntk":
             cov, v1, v2 = w * w * cov + b2, w * w * v1 + b2, w * w * v2 + b2
@@ -149,4 +152,6 @@ def relu_arccos_recursion(x1, x2, dense, parameterization="ntk"):
             cov = s / (2 * np.pi) * (np.sin(theta) + (np.pi - theta) * np.cos(theta))
             ntk = ntk * (np.pi - theta) / (2 * np.pi)
             v1, v2 = v1 / 2, v2 / 2
+    if square:
+        np.fill_diagonal(cov, v1)
     return cov, ntk

@@ -308,8 +308,13 @@ def _factor(var1: float, var2: float, cov: float) -> tuple[float, float, float]:
     if var1 < 0 or var2 < 0:
         raise ValueError("negative variance")
     s1, s2 = math.sqrt(var1), math.sqrt(var2)
-    rho = 0.0 if s1 == 0 or s2 == 0 else min(1.0, max(-1.0, cov / s1 / s2))
-    return s1, s2, rho
+    if s1 == 0 or s2 == 0:
+        return s1, s2, 0.0
+    prod = var1 * var2
+    # √(v·v) == v exactly in IEEE arithmetic, so cov = var1 = var2 gives ρ = 1 exactly (the
+    # maps of Sign/step/ReLU' have a √-singularity there, where 1 − ulp would cost ~1e-8)
+    s = math.sqrt(prod) if 1e-300 < prod < 1e300 else s1 * s2
+    return s1, s2, min(1.0, max(-1.0, cov / s))
 
 
 def gauss_hermite_expectation(f: Fn, g: Fn, var1: float, var2: float, cov: float, degree: int = 150) -> float:
@@ -468,7 +473,10 @@ def recursion_kernels(x1: Array, x2: Array | None, layers: Sequence[DenseSpec | 
     cov = x1 @ x2.T / d
     ntk = np.zeros_like(cov)
     n_in = d
+    square = x2 is x1  # then k(x_i, x_i) is exactly the variance: keep the diagonal equal to it
     for layer in layers:
+        if square:
+            np.fill_diagonal(cov, var1)
         if isinstance(layer, DenseSpec):
             w2 = layer.W_std**2
             b2 = 0.0 if layer.b_std is None else layer.b_std**2
@@ -489,6 +497,8 @@ def recursion_kernels(x1: Array, x2: Array | None, layers: Sequence[DenseSpec | 
             var1 = np.array([reference_maps(p, v, v, v)[0] for v in var1])
             var2 = np.array([reference_maps(p, v, v, v)[0] for v in var2])
             cov, ntk = new_cov, ntk * dot
+    if square:
+        np.fill_diagonal(cov, var1)
     return cov, ntk
 
 

@@ -198,7 +198,7 @@ def test_erf_network_at_1e150_scale_reaches_the_saturated_closed_form():
     u = s * s
     nngp = w2**2 * 2 / np.pi * np.arcsin(2 * a / np.sqrt(np.outer(1 / u + 2 * v1, 1 / u + 2 * v2))) + b2**2
     ntk = nngp + w2**2 * a * (4 / np.pi) / np.sqrt(
-        1 / u**2 + 2 * np.add.outer(v1, v2) / u + 4 * (np.outer(v1, v2) - a**2)
+        1 / u / u + 2 * np.add.outer(v1, v2) / u + 4 * (np.outer(v1, v2) - a**2)
     )
     k = net.kernel(x1 * s, x2 * s, get=("nngp", "ntk"))
     np.testing.assert_allclose(k.nngp, nngp, rtol=1e-10, atol=1e-12)

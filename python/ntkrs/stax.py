@@ -124,7 +124,9 @@ class Activation:
         return n.reshape(shape), d.reshape(shape)
 
     def __repr__(self) -> str:
-        return repr(self._core)
+        names = getattr(self, "_param_names", ())
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
+        return f"{type(self).__name__}({args})"
 
 
 def _act(kind: str, doc: str, params: Sequence[str] = (), defaults: Sequence[float] | None = None,
@@ -154,7 +156,8 @@ def _act(kind: str, doc: str, params: Sequence[str] = (), defaults: Sequence[flo
         for p, v in zip(params, values):
             setattr(self, p, v)
 
-    return type(kind, (Activation,), {"__init__": __init__, "__doc__": doc, "_kind": kind})
+    return type(kind, (Activation,), {"__init__": __init__, "__doc__": doc, "_kind": kind,
+                                      "_param_names": tuple(params)})
 
 
 def _snake(name: str) -> str:
@@ -193,7 +196,7 @@ Hermite = _make("Hermite", "``φ(x) = He_n(x)/√(n!)`` (probabilists' Hermite, 
                 "exact for any variance; at unit variance it is ``ρ**degree`` as in neural-tangents.", ["degree"])
 
 _NUMERICAL_DOC = (" Integrated numerically by Gauss–Hermite quadrature with ``quad_degree`` points per "
-                  "dimension (default 32); see the README for the accuracy reached.")
+                  "dimension (default 64); see the README for the accuracy reached.")
 Tanh = _make("Tanh", "``φ(x) = tanh(x)``." + _NUMERICAL_DOC, numerical=True)
 Sigmoid = _make("Sigmoid", "``φ(x) = 1/(1 + e^{−x})``." + _NUMERICAL_DOC, numerical=True)
 Softplus = _make("Softplus", "``φ(x) = log(1 + eˣ)``." + _NUMERICAL_DOC, numerical=True)
@@ -217,6 +220,8 @@ class Polynomial(Activation):
         self.coef = tuple(float(v) for v in c)
         super().__init__(*self.coef)
 
+    _param_names = ("coef",)
+
 
 class Elementwise(Activation):
     """Any pointwise function, integrated by Gauss–Hermite quadrature.
@@ -224,7 +229,7 @@ class Elementwise(Activation):
     Args:
         fn: a vectorised function ``ndarray -> ndarray`` (float64 in, same shape out).
         dfn: its derivative, vectorised; if ``None`` it is taken by central differences.
-        quad_degree: quadrature points per dimension (default 32).
+        quad_degree: quadrature points per dimension (default 64).
     """
 
     _kind = "elementwise"
@@ -238,6 +243,9 @@ class Elementwise(Activation):
         self.fn, self.dfn = fn, dfn
         name = f"Elementwise({getattr(fn, '__name__', 'fn')})"
         super().__init__(quad_degree=quad_degree, fn=fn, dfn=dfn, name=name)
+
+    def __repr__(self) -> str:
+        return f"Elementwise({getattr(self.fn, '__name__', 'fn')})"
 
 
 # --------------------------------------------------------------------------------------------

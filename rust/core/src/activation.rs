@@ -44,7 +44,7 @@ pub enum Activation {
 }
 
 /// The quadrature degree used by numerical activations unless one is given.
-pub const DEFAULT_QUAD_DEGREE: usize = 32;
+pub const DEFAULT_QUAD_DEGREE: usize = 64;
 /// Largest supported quadrature degree.
 pub const MAX_QUAD_DEGREE: usize = 256;
 /// Largest supported polynomial degree.

@@ -342,6 +342,7 @@ impl Network {
             None => (x1, x2),
         };
         let tile = crate::tile::tile_size::<T>(opts.tile_size);
+        ctl.add_total(crate::tile::work_units(n1, n2, b.is_none(), tile));
         let pool = crate::pool::pool();
         pool.install(|| -> Result<()> {
             crate::tile::gram(&mut bufs[0], a, b, T::from_f64(gscale), tile, ctl)?;
@@ -366,8 +367,10 @@ impl Network {
         let mut nngp = vec![T::ZERO; n];
         let mut ntk = vec![T::ZERO; n];
         let mut scr = Scratch::new(1);
+        ctl.add_total(n as u64);
         for i in 0..n {
             ctl.check()?;
+            ctl.advance(1);
             let mut c = [T::from_f64(q[i])];
             let mut t = [T::ZERO];
             for lp in &layers {

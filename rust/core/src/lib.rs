@@ -27,7 +27,6 @@ pub mod layer;
 pub mod pool;
 pub mod quadrature;
 pub(crate) mod tile;
-#[path = "vmath_stub.rs"]
 pub mod vmath;
 
 pub use activation::Activation;

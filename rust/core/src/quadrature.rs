@@ -200,7 +200,12 @@ fn interp<T: Real>(table: &[T], x0: T, inv_h: T, x: T) -> T {
     let k = kf.to_f64() as usize;
     let k = k.min(table.len() - 4);
     let s = pos - T::from_f64(k as f64) - T::ONE; // position relative to node k+1, in [−1, 2]
-    let (y0, y1, y2, y3) = (table[k], table[k + 1], table[k + 2], table[k + 3]);
+    debug_assert!(k + 3 < table.len());
+    // SAFETY: k ≤ len − 4 by the clamp above, so k..k+3 is in bounds (unchecked so that the
+    // row loop vectorises into gathers).
+    let (y0, y1, y2, y3) = unsafe {
+        (*table.get_unchecked(k), *table.get_unchecked(k + 1), *table.get_unchecked(k + 2), *table.get_unchecked(k + 3))
+    };
     let one = T::ONE;
     let two = T::TWO;
     let six = T::from_f64(6.0);

@@ -33,6 +33,22 @@ impl<T> Shared<T> {
     }
 }
 
+/// Rows per Gram panel: a multiple of the tile, about 256 (a panel is one unit of progress).
+fn panel_height(tile: usize) -> usize {
+    tile * 256usize.div_ceil(tile).max(1)
+}
+
+/// The tiles of an `n1 × n2` output (upper triangle only when `sym`).
+fn tile_list(n1: usize, n2: usize, sym: bool, tile: usize) -> Vec<(usize, usize)> {
+    let (nb1, nb2) = (n1.div_ceil(tile), n2.div_ceil(tile));
+    (0..nb1).flat_map(|bi| (if sym { bi } else { 0 }..nb2).map(move |bj| (bi, bj))).collect()
+}
+
+/// Work units (Gram panels + tiles) of a kernel computation, for progress reports.
+pub(crate) fn work_units(n1: usize, n2: usize, sym: bool, tile: usize) -> u64 {
+    (n1.div_ceil(panel_height(tile)) + tile_list(n1, n2, sym, tile).len()) as u64
+}
+
 /// `out = alpha · a bᵀ` (`b = a` when `None`: then only the panels' upper part, columns ≥ the
 /// panel's first row, is written). `out` is row-major `a.nrows() × b.nrows()`.
 pub(crate) fn gram<T: Element>(out: &mut [T], a: MatRef<'_, T>, b: Option<MatRef<'_, T>>, alpha: T, tile: usize, ctl: &Control) -> Result<()> {
@@ -40,10 +56,8 @@ pub(crate) fn gram<T: Element>(out: &mut [T], a: MatRef<'_, T>, b: Option<MatRef
     let bm = b.unwrap_or(a);
     let n2 = bm.nrows();
     let sym = b.is_none();
-    // panel height: a multiple of the tile, ~256 rows
-    let panel = tile * 256usize.div_ceil(tile).max(1);
+    let panel = panel_height(tile);
     let starts: Vec<usize> = (0..n1).step_by(panel).collect();
-    ctl.add_total(starts.len() as u64);
     let ptr = Shared(out.as_mut_ptr());
     starts.par_iter().try_for_each(|&r0| -> Result<()> {
         ctl.check()?;
@@ -72,10 +86,7 @@ pub(crate) fn layers<T: Element>(
     tile: usize,
     ctl: &Control,
 ) -> Result<()> {
-    let nb1 = n1.div_ceil(tile);
-    let nb2 = n2.div_ceil(tile);
-    let tiles: Vec<(usize, usize)> = (0..nb1).flat_map(|bi| (if sym { bi } else { 0 }..nb2).map(move |bj| (bi, bj))).collect();
-    ctl.add_total(tiles.len() as u64);
+    let tiles = tile_list(n1, n2, sym, tile);
     let ptrs: Vec<Shared<T>> = bufs.iter_mut().map(|b| Shared(b.as_mut_ptr())).collect();
     let nonfinite = std::sync::atomic::AtomicBool::new(false);
     let job = TileJob { ptrs: &ptrs, get, n1, n2, sym, plans, tile };

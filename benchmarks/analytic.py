@@ -1,0 +1,158 @@
+"""Benchmark of the analytic NNGP+NTK kernels against the floor and against neural-tangents.
+
+For every case it prints, measured in the same run on the same machine:
+
+* ``ntkrs``: median wall time of ``net.kernel(x, get=("nngp", "ntk"))`` (warm);
+* ``gram``: numpy's ``X @ X.T`` (the floor for the input Gram; ntkrs computes only half of it);
+* ``acos``: one numpy ``np.arccos`` pass over N² entries per layer (the elementwise floor);
+* ``nt``: neural-tangents' warm (jitted) time, when its venv is given (``--nt-python``);
+* ratios ``ntkrs/gram``, ``ntkrs/acos`` and ``nt/ntkrs``;
+* with ``--memory``: peak RSS growth of the ntkrs call in a fresh process, divided by the size of
+  the result arrays.
+
+The network is ``mlp(depth, 512, act, W_std=1.5, b_std=0.05)``. Examples::
+
+    python benchmarks/analytic.py --quick
+    python benchmarks/analytic.py --n 4000 --d 784 --depth 3 --act relu --dtype float64 \\
+        --nt-python /tmp/ntkrs-peer-venv/bin/python --memory
+
+neural-tangents is a peer only: ``bash benchmarks/setup_peer_venv.sh /tmp/ntkrs-peer-venv`` makes
+its own venv; it is never imported here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def make_net(act: str, depth: int):
+    import ntkrs as nk
+
+    return nk.mlp(depth, 512, act, W_std=1.5, b_std=0.05)
+
+
+def data(n: int, d: int, dtype: str) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, d)).astype(dtype)
+
+
+def memory_child(spec: dict) -> None:
+    """Run one kernel in this (fresh) process and print RSS growth / result size."""
+    x = data(spec["n"], spec["d"], spec["dtype"])
+    net = make_net(spec["act"], spec["depth"])
+    net.kernel(x[:8])  # load everything once
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    k = net.kernel(x, dtype=spec["dtype"])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result = k.nngp.nbytes + k.ntk.nbytes
+    print(json.dumps({"growth_bytes": peak - before, "result_bytes": result}))
+
+
+def measure_memory(spec: dict) -> float | None:
+    out = subprocess.run([sys.executable, __file__, "--memory-child", json.dumps(spec)],
+                         capture_output=True, text=True, check=False)
+    try:
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        return r["growth_bytes"] / r["result_bytes"]
+    except (IndexError, ValueError, KeyError):
+        print(out.stderr, file=sys.stderr)
+        return None
+
+
+def measure_nt(python: str, spec: dict, repeats: int) -> float | None:
+    nt_spec = {"n": spec["n"], "d": spec["d"], "depth": spec["depth"], "activation": spec["act"],
+               "dtype": spec["dtype"], "get": ["nngp", "ntk"], "repeats": repeats, "seed": 0,
+               "W_std": 1.5, "b_std": 0.05, "width": 512}
+    out = subprocess.run([python, str(HERE / "_nt_peer.py"), json.dumps(nt_spec)],
+                         capture_output=True, text=True, check=False)
+    try:
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        print(f"neural-tangents failed: {out.stderr[-500:]}", file=sys.stderr)
+        return None
+    return r["warm_median_s"] if r.get("ok") else None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, nargs="+", default=[1000, 4000, 8000])
+    p.add_argument("--d", type=int, nargs="+", default=[64, 784])
+    p.add_argument("--depth", type=int, nargs="+", default=[1, 3, 10])
+    p.add_argument("--act", nargs="+", default=["relu", "erf", "gelu"])
+    p.add_argument("--dtype", nargs="+", default=["float64", "float32"])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="N=1000 and 4000, d=784, depth 3, relu, both dtypes")
+    p.add_argument("--nt-python", default=os.environ.get("NTKRS_NT_PYTHON"),
+                   help="python of a venv with neural-tangents (see setup_peer_venv.sh)")
+    p.add_argument("--memory", action="store_true", help="also measure peak RSS growth / result size")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--memory-child", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.memory_child:
+        memory_child(json.loads(a.memory_child))
+        return
+    if a.quick:
+        a.n, a.d, a.depth, a.act = [1000, 4000], [784], [3], ["relu"]
+
+    import ntkrs as nk
+
+    cfg = nk.show_config(print_out=False)
+    print(f"# ntkrs {cfg['version']}  simd={cfg['simd']}  threads={cfg['threads']}  numpy {np.__version__}  "
+          f"repeats={a.repeats} (medians)")
+    head = ("case", "ntkrs s", "gram s", "acos s", "nt s", "ntkrs/gram", "ntkrs/acos", "nt/ntkrs", "mem/result")
+    rows = []
+    if a.markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+    else:
+        print("{:<34} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>9} {:>10}".format(*head))
+    for n, d, depth, act, dtype in itertools.product(a.n, a.d, a.depth, a.act, a.dtype):
+        spec = {"n": n, "d": d, "depth": depth, "act": act, "dtype": dtype}
+        x = data(n, d, dtype)
+        net = make_net(act, depth)
+        t_ours = median_time(lambda: net.kernel(x, dtype=dtype), a.repeats)
+        t_gram = median_time(lambda: x @ x.T, a.repeats)
+        buf = np.random.default_rng(1).uniform(-1, 1, size=n * n).astype(dtype)
+        t_acos = median_time(lambda: [np.arccos(buf) for _ in range(depth)], max(1, a.repeats // 2))
+        del buf
+        t_nt = measure_nt(a.nt_python, spec, a.repeats) if a.nt_python else None
+        mem = measure_memory(spec) if a.memory else None
+        case = f"N={n} d={d} L={depth} {act} {dtype[5:]}"
+
+        def fmt(v, f="{:.3f}"):
+            return "-" if v is None else f.format(v)
+
+        row = (case, fmt(t_ours), fmt(t_gram), fmt(t_acos), fmt(t_nt), fmt(t_ours / t_gram, "{:.2f}"),
+               fmt(t_ours / t_acos, "{:.2f}"), fmt(None if t_nt is None else t_nt / t_ours, "{:.1f}x"),
+               fmt(mem, "{:.2f}"))
+        rows.append(row)
+        if a.markdown:
+            print("| " + " | ".join(row) + " |", flush=True)
+        else:
+            print("{:<34} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>9} {:>10}".format(*row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

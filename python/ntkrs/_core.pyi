@@ -1,0 +1,53 @@
+"""Type stub of the compiled extension ``ntkrs._core`` (Rust, PyO3)."""
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+DEFAULT_QUAD_DEGREE: int
+
+class Activation:
+    """A nonlinearity of the core. ``kind`` is one of identity, relu, leaky_relu, ab_relu, abs, erf,
+    sigmoid_like, gelu, sin, cos, rbf, exp, gaussian, sign, monomial, rectified_monomial, hermite,
+    polynomial, tanh, sigmoid, softplus, silu, elu, selu, mish, elementwise."""
+
+    def __init__(
+        self,
+        kind: str,
+        params: Sequence[float] = ...,
+        quad_degree: int = ...,
+        fn: Callable[[np.ndarray], np.ndarray] | None = ...,
+        dfn: Callable[[np.ndarray], np.ndarray] | None = ...,
+        name: str | None = ...,
+    ) -> None: ...
+    def maps(
+        self, var1: npt.NDArray[np.float64], var2: npt.NDArray[np.float64], cov: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(E[φ(u)φ(v)], E[φ'(u)φ'(v)]) on 1-D arrays of equal length."""
+
+class Dense:
+    def __init__(self, out_dim: int, w_std: float = 1.0, b_std: float | None = None,
+                 parameterization: str = "ntk") -> None: ...
+
+class Network:
+    def __init__(self, layers: Sequence[Dense | Activation]) -> None: ...
+    def kernel(
+        self,
+        x1: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+        x2: npt.NDArray[np.float32] | npt.NDArray[np.float64] | None = None,
+        nngp: bool = True,
+        ntk: bool = True,
+        diagonal: bool = False,
+        tile_size: int = 0,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(nngp, ntk) of shape (N1, N2), or (N1,) with diagonal=True; None where not asked.
+        x1 and x2 are 2-D float arrays of one dtype (any strides)."""
+    def __len__(self) -> int: ...
+
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def simd_level() -> str: ...
+def gauss_hermite(n: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
