@@ -95,6 +95,18 @@ def measure_nt(python: str, spec: dict, repeats: int) -> float | None:
     return r["warm_median_s"] if r.get("ok") else None
 
 
+def time_case(spec: dict, repeats: int) -> tuple[float, float, float]:
+    """Median times of ntkrs, of numpy's x @ x.T and of one np.arccos pass per layer over N²."""
+    n, dtype = spec["n"], spec["dtype"]
+    x = data(n, spec["d"], dtype)
+    net = make_net(spec["act"], spec["depth"])
+    t_ours = median_time(lambda: net.kernel(x, dtype=dtype), repeats)
+    t_gram = median_time(lambda: x @ x.T, repeats)
+    buf = np.random.default_rng(1).uniform(-1, 1, size=n * n).astype(dtype)
+    t_acos = median_time(lambda: [np.arccos(buf) for _ in range(spec["depth"])], max(1, repeats // 2))
+    return t_ours, t_gram, t_acos
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, nargs="+", default=[1000, 4000, 8000])
@@ -130,13 +142,7 @@ def main() -> None:
         print("{:<34} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>9} {:>10}".format(*head))
     for n, d, depth, act, dtype in itertools.product(a.n, a.d, a.depth, a.act, a.dtype):
         spec = {"n": n, "d": d, "depth": depth, "act": act, "dtype": dtype}
-        x = data(n, d, dtype)
-        net = make_net(act, depth)
-        t_ours = median_time(lambda: net.kernel(x, dtype=dtype), a.repeats)
-        t_gram = median_time(lambda: x @ x.T, a.repeats)
-        buf = np.random.default_rng(1).uniform(-1, 1, size=n * n).astype(dtype)
-        t_acos = median_time(lambda: [np.arccos(buf) for _ in range(depth)], max(1, a.repeats // 2))
-        del buf
+        t_ours, t_gram, t_acos = time_case(spec, a.repeats)
         t_nt = measure_nt(a.nt_python, spec, a.repeats) if a.nt_python else None
         mem = measure_memory(spec) if a.memory else None
         case = f"N={n} d={d} L={depth} {act} {dtype[5:]}"

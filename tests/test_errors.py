@@ -165,11 +165,13 @@ def test_non_numeric_w_std_is_rejected(value):
 
 @pytest.mark.parametrize("width", [0, -1, -512])
 def test_non_positive_width_is_rejected(width):
-    """Dense(out_dim ≤ 0) names out_dim; mlp(width ≤ 0) and mlp(out_dim ≤ 0) name theirs."""
+    """Dense(out_dim ≤ 0) names out_dim; mlp(width ≤ 0) and mlp(out_dim ≤ 0) name theirs (and
+    mlp's width error does not blame out_dim, which is a different argument of mlp)."""
     with pytest.raises(ValueError, match="out_dim"):
         nk.Dense(width)
-    with pytest.raises(ValueError, match="width"):
+    with pytest.raises(ValueError, match="width") as info:
         nk.mlp(depth=2, width=width)
+    assert "out_dim" not in str(info.value), f"mlp's width error blames out_dim, another argument: {info.value}"
     with pytest.raises(ValueError, match="out_dim"):
         nk.mlp(depth=2, width=8, out_dim=width)
 
@@ -179,8 +181,9 @@ def test_non_integer_width_is_rejected(width):
     """A non-integer width → TypeError/ValueError naming the argument."""
     with pytest.raises(BAD_INPUT, match="out_dim"):
         nk.Dense(width)
-    with pytest.raises(BAD_INPUT, match="width"):
+    with pytest.raises(BAD_INPUT, match="width") as info:
         nk.mlp(depth=1, width=width)
+    assert "out_dim" not in str(info.value), f"mlp's width error blames out_dim, another argument: {info.value}"
 
 
 @pytest.mark.parametrize("value", ["NTK", "foo", "", None])

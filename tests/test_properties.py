@@ -14,6 +14,25 @@ from hypothesis.extra.numpy import arrays
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
+# Activations integrated by Gauss–Hermite quadrature may be evaluated through different (equally
+# valid) paths depending on the batch (ntkrs tabulates the rule on an angle grid when all rows
+# share one norm); the implementation documents agreement to ≈1e-10 relative, so identities
+# between calls are required to 1e-9 of the largest entry for them, 1e-12 for closed forms.
+QUADRATURE = {"Tanh", "Selu"}
+# E[φ'φ'] of ReLU-like activations and E[φφ] of Sign have a √-singularity at ρ = ±1: two
+# calls whose x·x' differ in the last ulp (a legitimately different summation order, e.g.
+# the symmetric path of kernel(x) vs the general one) can differ there by ≈ √(4ε)/π ≈ 1e-8
+# of the scale (seen: antiparallel rows, ρ = −1 + 3e-15).  Cross-call identities allow 3e-8.
+SINGULAR = {"Relu", "LeakyRelu", "Abs", "Sign"}
+
+
+def consistency_tol(name: str) -> float:
+    """Allowed difference, relative to the largest entry, between two calls computing one entry."""
+    if name in SINGULAR:
+        return 3e-8
+    return 1e-9 if name in QUADRATURE else 1e-12
+
+
 ACTIVATIONS = {
     "Relu": lambda: nk.Relu(),
     "LeakyRelu": lambda: nk.LeakyRelu(alpha=0.2),
@@ -44,12 +63,16 @@ def networks(draw, names=tuple(ACTIVATIONS)):
     return name, nk.serial(*layers)
 
 
+# entries that are 0 or of magnitude ≥ 1e-3, so that squares stay far from float32 underflow
+float32_safe = st.one_of(st.just(0.0), st.floats(1e-3, 3.0), st.floats(-3.0, -1e-3))
+
+
 @st.composite
-def inputs(draw, max_rows=6, d=None):
+def inputs(draw, max_rows=6, d=None, elements=finite):
     """(N, d) float64 arrays, N ≤ max_rows, d ≤ 5, entries in [−3, 3] (zeros and repeats likely)."""
     d = draw(st.integers(1, 5)) if d is None else d
     n = draw(st.integers(1, max_rows))
-    return draw(arrays(np.float64, (n, d), elements=finite))
+    return draw(arrays(np.float64, (n, d), elements=elements))
 
 
 def _scale(a) -> float:
@@ -81,8 +104,8 @@ def test_kernels_are_positive_semidefinite(net, x):
 @given(networks(), st.data())
 def test_cross_kernel_is_off_diagonal_block_of_joint_kernel(net, data):
     """kernel(x1, x2) and kernel(x1) are the (x1, x2) and (x1, x1) blocks of
-    kernel(concat([x1, x2])) (to 1e-12 of the largest entry)."""
-    _, net = net
+    kernel(concat([x1, x2])), to consistency_tol of the largest entry."""
+    name, net = net
     x1 = data.draw(inputs(max_rows=5))
     x2 = data.draw(inputs(max_rows=5, d=x1.shape[1]))
     joint = net.kernel(np.concatenate([x1, x2]), get=("nngp", "ntk"))
@@ -93,21 +116,23 @@ def test_cross_kernel_is_off_diagonal_block_of_joint_kernel(net, data):
         j = getattr(joint, what)
         for got, block in ((getattr(cross, what), j[:n1, n1:]), (getattr(own, what), j[:n1, :n1])):
             assert got.shape == block.shape
-            assert np.max(np.abs(got - block)) <= 1e-12 * _scale(j), (what, got, block)
+            assert np.max(np.abs(got - block)) <= consistency_tol(name) * _scale(j), (what, got, block)
 
 
 @SETTINGS
 @given(networks(), inputs(max_rows=8))
 def test_diagonal_true_equals_diagonal_of_full_kernel(net, x):
-    """kernel(x, diagonal=True) is np.diag(kernel(x)) (1e-12 relative), shape (N,)."""
-    _, net = net
+    """kernel(x, diagonal=True) is np.diag(kernel(x)), shape (N,) (1e-12 of the largest entry;
+    1e-9 for quadrature activations; both paths see ρ = 1 exactly)."""
+    name, net = net
     full = net.kernel(x, get=("nngp", "ntk"))
     diag = net.kernel(x, get=("nngp", "ntk"), diagonal=True)
+    tol = 1e-9 if name in QUADRATURE else 1e-12  # ρ = 1 exactly on the diagonal: no √-singularity slack
     for f, d in zip(full, diag, strict=True):
         assert d.shape == (len(x),) and d.dtype == np.float64
-        np.testing.assert_allclose(d, np.diag(f), rtol=1e-12, atol=1e-300)
+        assert np.max(np.abs(d - np.diag(f))) <= tol * _scale(f), (d, np.diag(f))
     single = net.kernel(x, get="ntk", diagonal=True)
-    np.testing.assert_allclose(single, np.diag(full.ntk), rtol=1e-12, atol=1e-300)
+    assert np.max(np.abs(single - np.diag(full.ntk))) <= tol * _scale(full.ntk)
 
 
 # float32 vs float64: the maps are evaluated in single precision (ε = 6e-8).  For maps that
@@ -127,9 +152,13 @@ F32_SINGULAR = {
 
 
 @SETTINGS
-@given(networks(), inputs(max_rows=8))
+@given(networks(), inputs(max_rows=8, elements=float32_safe))
 def test_float32_matches_float64_within_single_precision_tolerance(net, x):
-    """dtype=np.float32 gives float32 arrays within 1e-4 (1e-3 at √-singular maps) of float64."""
+    """dtype=np.float32 gives float32 arrays within 1e-4 (1e-3 at √-singular maps) of float64.
+
+    Inputs are 0 or ≥ 1e-3 in magnitude: x·x'/d of smaller ones underflows in float32 (e.g.
+    x = 1e-38 gives variance 0 in float32 but 1e-76 in float64), a property of the format.
+    """
     name, net = net
     k64 = net.kernel(x, get=("nngp", "ntk"))
     k32 = net.kernel(x, get=("nngp", "ntk"), dtype=np.float32)

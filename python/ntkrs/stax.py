@@ -19,7 +19,8 @@ from __future__ import annotations
 import numbers
 import operator
 from collections import namedtuple
-from typing import Any, Callable, Iterable, NamedTuple, Sequence, Union
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 ArrayLike = Any
-GetSpec = Union[str, Sequence[str]]
+GetSpec = str | Sequence[str]
 
 _KERNELS = ("nngp", "ntk")
 
@@ -148,12 +149,12 @@ def _act(kind: str, doc: str, params: Sequence[str] = (), defaults: Sequence[flo
                 values.append(defaults[i])
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected argument(s) {sorted(kwargs)}")
-        for p, v in zip(params, values):
+        for p, v in zip(params, values, strict=True):
             _real(p, v)
         if not numerical and quad_degree is not None:
             raise TypeError(f"{type(self).__name__} has a closed-form kernel; quad_degree does not apply")
         Activation.__init__(self, *values, quad_degree=quad_degree)
-        for p, v in zip(params, values):
+        for p, v in zip(params, values, strict=True):
             setattr(self, p, v)
 
     return type(kind, (Activation,), {"__init__": __init__, "__doc__": doc, "_kind": kind,
@@ -180,7 +181,8 @@ LeakyRelu = _make("LeakyRelu", "``φ(x) = x`` for ``x > 0``, ``alpha·x`` otherw
 ABRelu = _make("ABRelu", "``φ(x) = a·min(x, 0) + b·max(x, 0)``.", ["a", "b"])
 Abs = _make("Abs", "``φ(x) = |x|``.")
 Erf = _make("Erf", "``φ(x) = a·erf(b·x) + c``.", ["a", "b", "c"], [1.0, 1.0, 0.0])
-Sigmoid_like = _make("Sigmoid_like", "neural-tangents' ``Sigmoid_like``: ``Erf(a=0.5, b=1/2.4020563531719796, c=0.5)``.")
+Sigmoid_like = _make("Sigmoid_like",
+                     "neural-tangents' ``Sigmoid_like``: ``Erf(a=0.5, b=1/2.4020563531719796, c=0.5)``.")
 Gelu = _make("Gelu", "``φ(x) = x·Φ(x) = x/2·(1 + erf(x/√2))`` (exact GELU).")
 Sin = _make("Sin", "``φ(x) = a·sin(b·x + c)``.", ["a", "b", "c"], [1.0, 1.0, 0.0])
 Cos = _make("Cos", "``φ(x) = a·cos(b·x + c)``.", ["a", "b", "c"], [1.0, 1.0, 0.0])
@@ -292,7 +294,8 @@ def as_matrix(x: ArrayLike, name: str, dtype: np.dtype) -> np.ndarray:
         raise TypeError(f"{name}: complex inputs are not supported; pass real features "
                         "(for example np.concatenate([x.real, x.imag], axis=1))")
     if kind not in "biuf":
-        raise TypeError(f"{name}: expected numbers, got an array of dtype {a.dtype}; convert it with np.asarray(x, dtype=float)")
+        raise TypeError(f"{name}: expected numbers, got an array of dtype {a.dtype}; "
+                        "convert it with np.asarray(x, dtype=float)")
     if a.ndim != 2:
         hint = " (use x.reshape(-1, 1) for one feature or x[None, :] for one sample)" if a.ndim == 1 else ""
         raise ValueError(f"{name}: expected a 2-D array of shape (n_samples, n_features), got shape {a.shape}{hint}")

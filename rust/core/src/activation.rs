@@ -65,11 +65,17 @@ impl Activation {
     }
     /// `x` for `x > 0`, `α·x` otherwise.
     pub fn leaky_relu(alpha: f64) -> Result<Self> {
-        Ok(Activation::ABRelu { a: finite("alpha", alpha)?, b: 1.0 })
+        Ok(Activation::ABRelu {
+            a: finite("alpha", alpha)?,
+            b: 1.0,
+        })
     }
     /// `a·min(x, 0) + b·max(x, 0)`.
     pub fn ab_relu(a: f64, b: f64) -> Result<Self> {
-        Ok(Activation::ABRelu { a: finite("a", a)?, b: finite("b", b)? })
+        Ok(Activation::ABRelu {
+            a: finite("a", a)?,
+            b: finite("b", b)?,
+        })
     }
     /// `|x|`.
     pub fn abs() -> Self {
@@ -77,15 +83,27 @@ impl Activation {
     }
     /// `a·erf(b·x) + c`.
     pub fn erf(a: f64, b: f64, c: f64) -> Result<Self> {
-        Ok(Activation::Erf { a: finite("a", a)?, b: finite("b", b)?, c: finite("c", c)? })
+        Ok(Activation::Erf {
+            a: finite("a", a)?,
+            b: finite("b", b)?,
+            c: finite("c", c)?,
+        })
     }
     /// neural-tangents' `Sigmoid_like`: `Erf(a=0.5, b=1/2.4020563531719796, c=0.5)`.
     pub fn sigmoid_like() -> Self {
-        Activation::Erf { a: 0.5, b: 1.0 / 2.4020563531719796, c: 0.5 }
+        Activation::Erf {
+            a: 0.5,
+            b: 1.0 / 2.4020563531719796,
+            c: 0.5,
+        }
     }
     /// `a·sin(b·x + c)`.
     pub fn sin(a: f64, b: f64, c: f64) -> Result<Self> {
-        Ok(Activation::Sin { a: finite("a", a)?, b: finite("b", b)?, c: finite("c", c)? })
+        Ok(Activation::Sin {
+            a: finite("a", a)?,
+            b: finite("b", b)?,
+            c: finite("c", c)?,
+        })
     }
     /// `a·cos(b·x + c) = a·sin(b·x + c + π/2)`.
     pub fn cos(a: f64, b: f64, c: f64) -> Result<Self> {
@@ -96,15 +114,25 @@ impl Activation {
         if !(gamma.is_finite() && gamma >= 0.0) {
             return Err(Error::arg("gamma", format!("must be a finite number ≥ 0, got {gamma}")));
         }
-        Ok(Activation::Sin { a: 2f64.sqrt(), b: (2.0 * gamma).sqrt(), c: PI / 4.0 })
+        Ok(Activation::Sin {
+            a: 2f64.sqrt(),
+            b: (2.0 * gamma).sqrt(),
+            c: PI / 4.0,
+        })
     }
     /// `a·exp(b·x)`.
     pub fn exp(a: f64, b: f64) -> Result<Self> {
-        Ok(Activation::Exp { a: finite("a", a)?, b: finite("b", b)? })
+        Ok(Activation::Exp {
+            a: finite("a", a)?,
+            b: finite("b", b)?,
+        })
     }
     /// `a·exp(b·x²)`.
     pub fn gaussian(a: f64, b: f64) -> Result<Self> {
-        Ok(Activation::Gaussian { a: finite("a", a)?, b: finite("b", b)? })
+        Ok(Activation::Gaussian {
+            a: finite("a", a)?,
+            b: finite("b", b)?,
+        })
     }
     /// `x^degree`.
     pub fn monomial(degree: usize) -> Result<Self> {
@@ -146,7 +174,9 @@ impl Activation {
             }
         }
         let norm = (1..=degree).map(|k| k as f64).product::<f64>().sqrt();
-        Ok(Activation::Polynomial { coef: cur.into_iter().map(|c| c / norm).collect() })
+        Ok(Activation::Polynomial {
+            coef: cur.into_iter().map(|c| c / norm).collect(),
+        })
     }
     /// `(x ≥ 0)·x^degree`.
     pub fn rectified_monomial(degree: usize) -> Result<Self> {
@@ -218,7 +248,10 @@ impl Activation {
 
 fn check_poly_degree(degree: usize) -> Result<()> {
     if degree > MAX_POLY_DEGREE {
-        return Err(Error::arg("degree", format!("must be between 0 and {MAX_POLY_DEGREE}, got {degree}")));
+        return Err(Error::arg(
+            "degree",
+            format!("must be between 0 and {MAX_POLY_DEGREE}, got {degree}"),
+        ));
     }
     Ok(())
 }
@@ -239,16 +272,31 @@ impl<T: Real> Samples<T> {
     pub fn new(plan: &Plan<f64>, q: &[f64]) -> Result<Self> {
         let n = q.len();
         let sq: Vec<f64> = q.iter().map(|&v| v.sqrt()).collect();
-        let rsq = sq.iter().map(|&s| if s > 0.0 { 1.0 / s } else { 0.0 }).collect::<Vec<_>>();
+        let rsq = sq
+            .iter()
+            .map(|&s| if s > 0.0 { 1.0 / s } else { 0.0 })
+            .collect::<Vec<_>>();
         let cast = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect();
         let aux = plan.aux(q)?;
-        Ok(Samples { q: cast(q), sq: cast(&sq), rsq: cast(&rsq), aux: cast(&aux), n })
+        Ok(Samples {
+            q: cast(q),
+            sq: cast(&sq),
+            rsq: cast(&rsq),
+            aux: cast(&aux),
+            n,
+        })
     }
 
     /// The same samples in precision `U`.
     pub fn cast<U: Real>(&self) -> Samples<U> {
         let c = |v: &[T]| v.iter().map(|&x| U::from_f64(x.to_f64())).collect();
-        Samples { q: c(&self.q), sq: c(&self.sq), rsq: c(&self.rsq), aux: c(&self.aux), n: self.n }
+        Samples {
+            q: c(&self.q),
+            sq: c(&self.sq),
+            rsq: c(&self.rsq),
+            aux: c(&self.aux),
+            n: self.n,
+        }
     }
 
     #[inline(always)]
@@ -269,7 +317,13 @@ pub(crate) struct Scratch<T> {
 impl<T: Real> Scratch<T> {
     pub fn new(len: usize) -> Self {
         let v = || vec![T::ZERO; len];
-        Scratch { a: v(), b: v(), c: v(), d: v(), e: v() }
+        Scratch {
+            a: v(),
+            b: v(),
+            c: v(),
+            d: v(),
+            e: v(),
+        }
     }
 }
 
@@ -277,15 +331,42 @@ impl<T: Real> Scratch<T> {
 #[derive(Clone, Debug)]
 pub(crate) enum Plan<T> {
     Identity,
-    ABRelu { amb2: T, ab: T },
-    Erf { a2: T, c2: T, b2: T, a2b2: T },
+    ABRelu {
+        amb2: T,
+        ab: T,
+    },
+    Erf {
+        a2: T,
+        c2: T,
+        b2: T,
+        a2b2: T,
+    },
     Gelu,
-    Sin { a2: T, b2: T, cos2c: T },
-    Exp { a2: T, b2: T },
-    Gaussian { a2: T, b: T },
+    Sin {
+        a2: T,
+        b2: T,
+        cos2c: T,
+    },
+    Exp {
+        a2: T,
+        b2: T,
+    },
+    Gaussian {
+        a2: T,
+        b: T,
+    },
     Sign,
-    RectMono { n: u32, p: Vec<T>, q: Vec<T>, pd: Vec<T>, qd: Vec<T> },
-    Poly { r: Vec<Vec<f64>>, deg: usize },
+    RectMono {
+        n: u32,
+        p: Vec<T>,
+        q: Vec<T>,
+        pd: Vec<T>,
+        qd: Vec<T>,
+    },
+    Poly {
+        r: Vec<Vec<f64>>,
+        deg: usize,
+    },
     Numeric(NumericPlan<T>),
 }
 
@@ -334,7 +415,10 @@ fn arc_cosine_coefficients(n: u32) -> (Vec<f64>, Vec<f64>) {
         q = nq;
     }
     let sign = if n % 2 == 0 { 1.0 } else { -1.0 };
-    (p.iter().map(|v| sign * v).collect(), q.iter().map(|v| sign * v).collect())
+    (
+        p.iter().map(|v| sign * v).collect(),
+        q.iter().map(|v| sign * v).collect(),
+    )
 }
 
 /// `R_l(q)` coefficient table for a polynomial `φ(x) = Σ_k a_k x^k`: with `x = √q·z`,
@@ -364,10 +448,22 @@ impl Plan<f64> {
     pub fn new(act: &Activation, qs: &[f64]) -> Result<Self> {
         Ok(match *act {
             Activation::Identity => Plan::Identity,
-            Activation::ABRelu { a, b } => Plan::ABRelu { amb2: (b - a) * (b - a), ab: a * b },
-            Activation::Erf { a, b, c } => Plan::Erf { a2: a * a, c2: c * c, b2: b * b, a2b2: a * a * b * b },
+            Activation::ABRelu { a, b } => Plan::ABRelu {
+                amb2: (b - a) * (b - a),
+                ab: a * b,
+            },
+            Activation::Erf { a, b, c } => Plan::Erf {
+                a2: a * a,
+                c2: c * c,
+                b2: b * b,
+                a2b2: a * a * b * b,
+            },
             Activation::Gelu => Plan::Gelu,
-            Activation::Sin { a, b, c } => Plan::Sin { a2: a * a, b2: b * b, cos2c: (2.0 * c).cos() },
+            Activation::Sin { a, b, c } => Plan::Sin {
+                a2: a * a,
+                b2: b * b,
+                cos2c: (2.0 * c).cos(),
+            },
             Activation::Exp { a, b } => Plan::Exp { a2: a * a, b2: b * b },
             Activation::Gaussian { a, b } => {
                 let qmax = qs.iter().cloned().fold(0.0, f64::max);
@@ -382,10 +478,23 @@ impl Plan<f64> {
             Activation::Sign => Plan::Sign,
             Activation::RectifiedMonomial { degree } => {
                 let (p, q) = arc_cosine_coefficients(degree);
-                let (pd, qd) = if degree > 0 { arc_cosine_coefficients(degree - 1) } else { (vec![0.0], vec![0.0]) };
-                Plan::RectMono { n: degree, p, q, pd, qd }
+                let (pd, qd) = if degree > 0 {
+                    arc_cosine_coefficients(degree - 1)
+                } else {
+                    (vec![0.0], vec![0.0])
+                };
+                Plan::RectMono {
+                    n: degree,
+                    p,
+                    q,
+                    pd,
+                    qd,
+                }
             }
-            Activation::Polynomial { ref coef } => Plan::Poly { r: hermite_projection(coef), deg: coef.len() - 1 },
+            Activation::Polynomial { ref coef } => Plan::Poly {
+                r: hermite_projection(coef),
+                deg: coef.len() - 1,
+            },
             Activation::Numerical { ref f, degree } => Plan::Numeric(NumericPlan::new(f, degree, qs)?),
         })
     }
@@ -442,15 +551,36 @@ impl Plan<f64> {
         let v = |x: &[f64]| x.iter().map(|&a| T::from_f64(a)).collect::<Vec<T>>();
         match self {
             Plan::Identity => Plan::Identity,
-            Plan::ABRelu { amb2, ab } => Plan::ABRelu { amb2: t(*amb2), ab: t(*ab) },
-            Plan::Erf { a2, c2, b2, a2b2 } => Plan::Erf { a2: t(*a2), c2: t(*c2), b2: t(*b2), a2b2: t(*a2b2) },
+            Plan::ABRelu { amb2, ab } => Plan::ABRelu {
+                amb2: t(*amb2),
+                ab: t(*ab),
+            },
+            Plan::Erf { a2, c2, b2, a2b2 } => Plan::Erf {
+                a2: t(*a2),
+                c2: t(*c2),
+                b2: t(*b2),
+                a2b2: t(*a2b2),
+            },
             Plan::Gelu => Plan::Gelu,
-            Plan::Sin { a2, b2, cos2c } => Plan::Sin { a2: t(*a2), b2: t(*b2), cos2c: t(*cos2c) },
+            Plan::Sin { a2, b2, cos2c } => Plan::Sin {
+                a2: t(*a2),
+                b2: t(*b2),
+                cos2c: t(*cos2c),
+            },
             Plan::Exp { a2, b2 } => Plan::Exp { a2: t(*a2), b2: t(*b2) },
             Plan::Gaussian { a2, b } => Plan::Gaussian { a2: t(*a2), b: t(*b) },
             Plan::Sign => Plan::Sign,
-            Plan::RectMono { n, p, q, pd, qd } => Plan::RectMono { n: *n, p: v(p), q: v(q), pd: v(pd), qd: v(qd) },
-            Plan::Poly { r, deg } => Plan::Poly { r: r.clone(), deg: *deg },
+            Plan::RectMono { n, p, q, pd, qd } => Plan::RectMono {
+                n: *n,
+                p: v(p),
+                q: v(q),
+                pd: v(pd),
+                qd: v(qd),
+            },
+            Plan::Poly { r, deg } => Plan::Poly {
+                r: r.clone(),
+                deg: *deg,
+            },
             Plan::Numeric(n) => Plan::Numeric(n.cast()),
         }
     }
@@ -523,7 +653,7 @@ impl<T: Real> Plan<T> {
                     let pmt = (T::PI - theta) / two_pi;
                     c[j] = amb2 * sq1 * sq2[j] * (s / two_pi + pmt * rho) + ab * ct;
                     if NTK {
-                        t[j] = t[j] * (ab + amb2 * pmt);
+                        t[j] *= ab + amb2 * pmt;
                     }
                 }
             }
@@ -542,7 +672,7 @@ impl<T: Real> Plan<T> {
                         let det = T::ONE
                             + T::TWO * b2 * (q1 + q2[j])
                             + T::TWO * T::TWO * b2 * b2 * p * p * (T::ONE - rho) * (T::ONE + rho);
-                        t[j] = t[j] * (T::TWO * T::TWO * a2b2 / T::PI) / det.sqrt();
+                        t[j] *= (T::TWO * T::TWO * a2b2 / T::PI) / det.sqrt();
                     }
                 }
             }
@@ -561,7 +691,7 @@ impl<T: Real> Plan<T> {
                     c[j] = ((ct * ct + prod * d2) / (pp1 * d) + ct * alpha) / two_pi + quarter * ct;
                     if NTK {
                         let first = (T::ONE / d2 + (T::ONE - prod) / pp1 + T::ONE) * ct / (d * two_pi);
-                        t[j] = t[j] * (first + quarter + alpha / two_pi);
+                        t[j] *= first + quarter + alpha / two_pi;
                     }
                 }
             }
@@ -578,7 +708,7 @@ impl<T: Real> Plan<T> {
                     let ep = (-(b2 * T::HALF) * dp).vexp();
                     c[j] = a2 * T::HALF * (em - cos2c * ep);
                     if NTK {
-                        t[j] = t[j] * a2 * b2 * T::HALF * (em + cos2c * ep);
+                        t[j] *= a2 * b2 * T::HALF * (em + cos2c * ep);
                     }
                 }
             }
@@ -590,7 +720,7 @@ impl<T: Real> Plan<T> {
                     let e = a2 * (b2 * T::HALF * (q1 + q2[j] + T::TWO * ct)).vexp();
                     c[j] = e;
                     if NTK {
-                        t[j] = t[j] * b2 * e;
+                        t[j] *= b2 * e;
                     }
                 }
             }
@@ -599,11 +729,12 @@ impl<T: Real> Plan<T> {
                 let (a2, b) = (*a2, *b);
                 for j in 0..len {
                     let (_, ct) = corr(c[j], sq1, rsq1, sq2[j], rsq2[j]);
-                    let det = (T::ONE - T::TWO * b * q1) * (T::ONE - T::TWO * b * q2[j]) - T::TWO * T::TWO * b * b * ct * ct;
+                    let det =
+                        (T::ONE - T::TWO * b * q1) * (T::ONE - T::TWO * b * q2[j]) - T::TWO * T::TWO * b * b * ct * ct;
                     let rs = T::ONE / det.sqrt();
                     c[j] = a2 * rs;
                     if NTK {
-                        t[j] = t[j] * T::TWO * T::TWO * a2 * b * b * ct * rs * rs * rs;
+                        t[j] *= T::TWO * T::TWO * a2 * b * b * ct * rs * rs * rs;
                     }
                 }
             }
@@ -638,7 +769,7 @@ impl<T: Real> Plan<T> {
                         horner_row(pd, rho, hp);
                         horner_row(qd, rho, hq);
                         for j in 0..len {
-                            t[j] = t[j] * d1 * d2v[j] * (hp[j] * pmt[j] + hq[j] * s[j]);
+                            t[j] *= d1 * d2v[j] * (hp[j] * pmt[j] + hq[j] * s[j]);
                         }
                     }
                 }
@@ -669,7 +800,7 @@ impl<T: Real> Plan<T> {
                 for j in 0..len {
                     c[j] = acc[j];
                     if NTK {
-                        t[j] = t[j] * if deg == 0 { T::ZERO } else { dacc[j] };
+                        t[j] *= if deg == 0 { T::ZERO } else { dacc[j] };
                     }
                 }
             }
@@ -712,8 +843,15 @@ mod tests {
             let h = Activation::hermite(deg).unwrap();
             for rho in [-1.0, -0.3, 0.0, 0.6, 1.0] {
                 let (n, d) = h.maps(1.0, 1.0, rho).unwrap();
-                assert!((n - f64::powi(rho, deg as i32)).abs() < 1e-12, "deg {deg} rho {rho}: {n}");
-                let want = if deg == 0 { 0.0 } else { deg as f64 * f64::powi(rho, deg as i32 - 1) };
+                assert!(
+                    (n - f64::powi(rho, deg as i32)).abs() < 1e-12,
+                    "deg {deg} rho {rho}: {n}"
+                );
+                let want = if deg == 0 {
+                    0.0
+                } else {
+                    deg as f64 * f64::powi(rho, deg as i32 - 1)
+                };
                 assert!((d - want).abs() < 1e-12);
             }
         }
@@ -721,7 +859,12 @@ mod tests {
 
     #[test]
     fn zero_variance_gives_finite_maps() {
-        for act in [Activation::relu(), Activation::erf(1.0, 1.0, 0.0).unwrap(), Activation::Gelu, Activation::Sign] {
+        for act in [
+            Activation::relu(),
+            Activation::erf(1.0, 1.0, 0.0).unwrap(),
+            Activation::Gelu,
+            Activation::Sign,
+        ] {
             let (n, d) = act.maps(0.0, 1.0, 0.0).unwrap();
             assert!(n.is_finite() && d.is_finite(), "{}", act.name());
         }

@@ -137,12 +137,19 @@ fn check_input<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<f64> {
     if x.nrows() == 0 || x.ncols() == 0 {
         return Err(Error::arg(
             arg,
-            format!("is empty (shape ({}, {})); pass at least one sample with at least one feature", x.nrows(), x.ncols()),
+            format!(
+                "is empty (shape ({}, {})); pass at least one sample with at least one feature",
+                x.nrows(),
+                x.ncols()
+            ),
         ));
     }
     let (m, ok) = scan(x);
     if !ok {
-        return Err(Error::arg(arg, "contains NaN or infinite values; remove or impute them first"));
+        return Err(Error::arg(
+            arg,
+            "contains NaN or infinite values; remove or impute them first",
+        ));
     }
     Ok(m)
 }
@@ -162,7 +169,11 @@ pub(crate) fn alloc_results<T: Element>(counts: &[usize], what: &str) -> Result<
     let avail = available_memory();
     let too_big = total > isize::MAX as u128 || avail.is_some_and(|a| total > a as u128);
     if too_big {
-        return Err(Error::OutOfMemory { bytes: total, available: avail, what: what.to_string() });
+        return Err(Error::OutOfMemory {
+            bytes: total,
+            available: avail,
+            what: what.to_string(),
+        });
     }
     let mut out = Vec::with_capacity(counts.len());
     for &n in counts {
@@ -196,7 +207,11 @@ fn input_variances<T: Element>(x: MatRef<'_, T>, scale: f64) -> Vec<f64> {
 
 /// Power of two bringing the largest magnitude `m` near 1 (1 when no rescaling is needed).
 fn rescale_factor<T: Element>(m: f64) -> f64 {
-    let (lo, hi) = if std::mem::size_of::<T>() == 4 { (2f64.powi(-30), 2f64.powi(30)) } else { (2f64.powi(-250), 2f64.powi(250)) };
+    let (lo, hi) = if std::mem::size_of::<T>() == 4 {
+        (2f64.powi(-30), 2f64.powi(30))
+    } else {
+        (2f64.powi(-250), 2f64.powi(250))
+    };
     if m == 0.0 || (m >= lo && m <= hi) {
         1.0
     } else {
@@ -207,7 +222,12 @@ fn rescale_factor<T: Element>(m: f64) -> f64 {
 impl Network {
     /// Plan every layer for the samples with input variances `q1` (and `q2`): per-layer
     /// pre-activation variances and activation plans. Propagation runs in f64.
-    pub(crate) fn plan_layers<T: Element>(&self, d: usize, q1: Vec<f64>, q2: Option<Vec<f64>>) -> Result<Vec<LayerPlan<T>>> {
+    pub(crate) fn plan_layers<T: Element>(
+        &self,
+        d: usize,
+        q1: Vec<f64>,
+        q2: Option<Vec<f64>>,
+    ) -> Result<Vec<LayerPlan<T>>> {
         let mut q1 = q1;
         let mut q2 = q2;
         let mut n_in = d as f64;
@@ -221,7 +241,13 @@ impl Network {
             if let Some(q) = q2.as_mut() {
                 dense(q);
             }
-            let worst = q1.iter().chain(q2.iter().flatten()).cloned().fold(0.0f64, |a, v| if v.is_finite() { a.max(v) } else { f64::INFINITY });
+            let worst = q1.iter().chain(q2.iter().flatten()).cloned().fold(0.0f64, |a, v| {
+                if v.is_finite() {
+                    a.max(v)
+                } else {
+                    f64::INFINITY
+                }
+            });
             if !worst.is_finite() {
                 return Err(Error::NonFinite(format!(
                     "the kernel overflows at Dense layer {l}: a pre-activation variance is infinite; \
@@ -230,13 +256,19 @@ impl Network {
             }
             let standard = match dn.parameterization {
                 Parameterization::Ntk => None,
-                Parameterization::Standard => Some((T::from_f64(n_in), if dn.b_std.is_some() { T::ONE } else { T::ZERO })),
+                Parameterization::Standard => {
+                    Some((T::from_f64(n_in), if dn.b_std.is_some() { T::ONE } else { T::ZERO }))
+                }
             };
             n_in = dn.out_dim as f64;
             let (act, s1, s2) = match &block.act {
                 None => {
                     let id = Plan::<f64>::Identity;
-                    (None, Samples::new(&id, &q1)?, q2.as_ref().map(|q| Samples::new(&id, q)).transpose()?)
+                    (
+                        None,
+                        Samples::new(&id, &q1)?,
+                        q2.as_ref().map(|q| Samples::new(&id, q)).transpose()?,
+                    )
                 }
                 Some(a) => {
                     let all: Vec<f64> = q1.iter().chain(q2.iter().flatten()).cloned().collect();
@@ -246,7 +278,7 @@ impl Network {
                     // variances after the activation: E[φ(u)²], the map at c = q
                     let propagate = |q: &mut Vec<f64>, s: &Samples<f64>| -> Result<()> {
                         let mut scr = Scratch::new(1);
-                        for i in 0..q.len() {
+                        for (i, qi) in q.iter_mut().enumerate() {
                             let mut c = [s.q[i]];
                             let mut t = [0.0];
                             plan.row::<false>(s, i, s, i, &mut c, &mut t, &mut scr);
@@ -257,7 +289,7 @@ impl Network {
                                     s.q[i]
                                 )));
                             }
-                            q[i] = c[0];
+                            *qi = c[0];
                         }
                         Ok(())
                     };
@@ -268,7 +300,14 @@ impl Network {
                     (Some(plan.cast::<T>()), s1.cast::<T>(), s2.map(|s| s.cast::<T>()))
                 }
             };
-            plans.push(LayerPlan { w2: T::from_f64(w2), b2: T::from_f64(b2), standard, act, s1, s2 });
+            plans.push(LayerPlan {
+                w2: T::from_f64(w2),
+                b2: T::from_f64(b2),
+                standard,
+                act,
+                s1,
+                s2,
+            });
         }
         Ok(plans)
     }
@@ -305,7 +344,11 @@ impl Network {
             if x2.ncols() != x1.ncols() {
                 return Err(Error::arg(
                     "x2",
-                    format!("has {} features but x1 has {}; both need the same number of columns", x2.ncols(), x1.ncols()),
+                    format!(
+                        "has {} features but x1 has {}; both need the same number of columns",
+                        x2.ncols(),
+                        x1.ncols()
+                    ),
                 ));
             }
         }
@@ -317,7 +360,10 @@ impl Network {
             available: available_memory(),
             what: format!("a {n1} x {n2} kernel"),
         })?;
-        let mut bufs = alloc_results::<T>(&vec![count; nout], &format!("{nout} {} kernel(s) of shape {n1} x {n2}", T::NAME))?;
+        let mut bufs = alloc_results::<T>(
+            &vec![count; nout],
+            &format!("{nout} {} kernel(s) of shape {n1} x {n2}", T::NAME),
+        )?;
 
         let scale = rescale_factor::<T>(m);
         let q1 = input_variances(x1, scale);
@@ -341,7 +387,7 @@ impl Network {
             Some((a, b)) => (a.as_ref(), b.as_ref().map(|b| b.as_ref())),
             None => (x1, x2),
         };
-        let tile = crate::tile::tile_size::<T>(opts.tile_size);
+        let tile = crate::tile::tile_size(opts.tile_size);
         ctl.add_total(crate::tile::work_units(n1, n2, b.is_none(), tile));
         let pool = crate::pool::pool();
         pool.install(|| -> Result<()> {
@@ -351,7 +397,12 @@ impl Network {
         let mut it = bufs.into_iter();
         let nngp = if get.nngp { it.next() } else { None };
         let ntk = if get.ntk { it.next() } else { None };
-        Ok(Kernels { nngp, ntk, rows: n1, cols: n2 })
+        Ok(Kernels {
+            nngp,
+            ntk,
+            rows: n1,
+            cols: n2,
+        })
     }
 
     /// Only the diagonal `k(x_i, x_i)` of the kernels of `x`, in `O(N·(d + depth))`.
@@ -387,6 +438,11 @@ impl Network {
             nngp[i] = c[0];
             ntk[i] = t[0];
         }
-        Ok(Kernels { nngp: get.nngp.then_some(nngp), ntk: get.ntk.then_some(ntk), rows: n, cols: 1 })
+        Ok(Kernels {
+            nngp: get.nngp.then_some(nngp),
+            ntk: get.ntk.then_some(ntk),
+            rows: n,
+            cols: 1,
+        })
     }
 }

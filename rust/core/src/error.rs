@@ -11,7 +11,11 @@ pub enum Error {
     /// The layer sequence does not describe a valid network.
     InvalidNetwork(String),
     /// The result would not fit in memory: `bytes` is what it would need.
-    OutOfMemory { bytes: u128, available: Option<u64>, what: String },
+    OutOfMemory {
+        bytes: u128,
+        available: Option<u64>,
+        what: String,
+    },
     /// The computation produced a non-finite value (an overflow or a divergent expectation).
     NonFinite(String),
     /// A user-supplied callback (for example an `Elementwise` activation) failed.
@@ -23,7 +27,10 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn arg(arg: &'static str, message: impl Into<String>) -> Self {
-        Error::InvalidArgument { arg, message: message.into() }
+        Error::InvalidArgument {
+            arg,
+            message: message.into(),
+        }
     }
 }
 

@@ -41,12 +41,7 @@ pub struct Dense {
 
 impl Dense {
     /// A validated dense layer.
-    pub fn new(
-        out_dim: usize,
-        w_std: f64,
-        b_std: Option<f64>,
-        parameterization: Parameterization,
-    ) -> Result<Self> {
+    pub fn new(out_dim: usize, w_std: f64, b_std: Option<f64>, parameterization: Parameterization) -> Result<Self> {
         if out_dim == 0 {
             return Err(Error::arg("out_dim", "the width of a Dense layer must be at least 1"));
         }
@@ -61,7 +56,12 @@ impl Dense {
                 ));
             }
         }
-        Ok(Dense { out_dim, w_std, b_std, parameterization })
+        Ok(Dense {
+            out_dim,
+            w_std,
+            b_std,
+            parameterization,
+        })
     }
 }
 
@@ -122,7 +122,9 @@ impl Network {
             }
         }
         if blocks.is_empty() {
-            return Err(Error::InvalidNetwork("the network has no layers; add at least one Dense".into()));
+            return Err(Error::InvalidNetwork(
+                "the network has no layers; add at least one Dense".into(),
+            ));
         }
         Ok(Network { blocks })
     }

@@ -21,7 +21,12 @@ fn cell() -> &'static RwLock<Arc<rayon::ThreadPool>> {
     POOL.get_or_init(|| {
         let n = default_threads();
         RwLock::new(build(n).unwrap_or_else(|_| {
-            Arc::new(rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("one thread"))
+            Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("one thread"),
+            )
         }))
     })
 }
@@ -36,7 +41,10 @@ pub fn pool() -> Arc<rayon::ThreadPool> {
 pub fn set_num_threads(n: usize) -> crate::Result<()> {
     let n = if n == 0 { default_threads() } else { n };
     if n > 4096 {
-        return Err(crate::Error::arg("n_threads", format!("{n} is too many threads; use at most 4096")));
+        return Err(crate::Error::arg(
+            "n_threads",
+            format!("{n} is too many threads; use at most 4096"),
+        ));
     }
     let p = build(n)?;
     *cell().write().unwrap_or_else(|e| e.into_inner()) = p;

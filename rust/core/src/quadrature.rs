@@ -104,14 +104,27 @@ impl Pointwise {
             Pointwise::Silu => each(&|x| (x * sigmoid(x), sigmoid(x) * (1.0 + x * sigmoid(-x))), f, df),
             Pointwise::Elu { alpha } => {
                 let a = *alpha;
-                each(&|x| if x > 0.0 { (x, 1.0) } else { (a * x.exp_m1(), a * x.exp()) }, f, df)
+                each(
+                    &|x| {
+                        if x > 0.0 {
+                            (x, 1.0)
+                        } else {
+                            (a * x.exp_m1(), a * x.exp())
+                        }
+                    },
+                    f,
+                    df,
+                )
             }
             Pointwise::Selu => each(
                 &|x| {
                     if x > 0.0 {
                         (SELU_LAMBDA * x, SELU_LAMBDA)
                     } else {
-                        (SELU_LAMBDA * SELU_ALPHA * x.exp_m1(), SELU_LAMBDA * SELU_ALPHA * x.exp())
+                        (
+                            SELU_LAMBDA * SELU_ALPHA * x.exp_m1(),
+                            SELU_LAMBDA * SELU_ALPHA * x.exp(),
+                        )
                     }
                 },
                 f,
@@ -153,7 +166,9 @@ pub fn gauss_hermite(n: usize) -> (Vec<f64>, Vec<f64>) {
             0.0
         }
     });
-    let eig = jac.self_adjoint_eigen(faer::Side::Lower).expect("the Jacobi matrix is symmetric and finite");
+    let eig = jac
+        .self_adjoint_eigen(faer::Side::Lower)
+        .expect("the Jacobi matrix is symmetric and finite");
     let (s, u) = (eig.S(), eig.U());
     let mut pairs: Vec<(f64, f64)> = (0..n).map(|k| (s[k], u[(0, k)] * u[(0, k)])).collect();
     pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -204,7 +219,12 @@ fn interp<T: Real>(table: &[T], x0: T, inv_h: T, x: T) -> T {
     // SAFETY: k ≤ len − 4 by the clamp above, so k..k+3 is in bounds (unchecked so that the
     // row loop vectorises into gathers).
     let (y0, y1, y2, y3) = unsafe {
-        (*table.get_unchecked(k), *table.get_unchecked(k + 1), *table.get_unchecked(k + 2), *table.get_unchecked(k + 3))
+        (
+            *table.get_unchecked(k),
+            *table.get_unchecked(k + 1),
+            *table.get_unchecked(k + 2),
+            *table.get_unchecked(k + 3),
+        )
     };
     let one = T::ONE;
     let two = T::TWO;
@@ -224,7 +244,15 @@ pub(crate) enum NumericPlan<T> {
     Theta { inv_h: T, nngp: Vec<T>, dot: Vec<T> },
     /// General: `φ`, `φ'` tables over x and the rule itself; per-sample aux holds `φ(√q z_k)`
     /// (k < D) and `φ'(√q z_k)` (D ≤ k < 2D).
-    Grid { z: Vec<T>, w: Vec<T>, x0: T, inv_h: T, f: Vec<T>, df: Vec<T>, fun: Pointwise },
+    Grid {
+        z: Vec<T>,
+        w: Vec<T>,
+        x0: T,
+        inv_h: T,
+        f: Vec<T>,
+        df: Vec<T>,
+        fun: Pointwise,
+    },
 }
 
 impl NumericPlan<f64> {
@@ -278,7 +306,11 @@ impl NumericPlan<f64> {
                     dot[m] = acc_d;
                 }
             }
-            Ok(NumericPlan::Theta { inv_h: 1.0 / h, nngp, dot })
+            Ok(NumericPlan::Theta {
+                inv_h: 1.0 / h,
+                nngp,
+                dot,
+            })
         } else {
             let zmax = z.iter().fold(0.0f64, |a, &v| a.max(v.abs()));
             let qmax = qs.iter().fold(0.0f64, |a, &v| a.max(v));
@@ -289,7 +321,15 @@ impl NumericPlan<f64> {
             let mut f = vec![0.0; GRID_POINTS];
             let mut df = vec![0.0; GRID_POINTS];
             fun.eval(&x, &mut f, &mut df)?;
-            Ok(NumericPlan::Grid { z, w, x0: -r, inv_h: 1.0 / h, f, df, fun: fun.clone() })
+            Ok(NumericPlan::Grid {
+                z,
+                w,
+                x0: -r,
+                inv_h: 1.0 / h,
+                f,
+                df,
+                fun: fun.clone(),
+            })
         }
     }
 
@@ -314,10 +354,20 @@ impl NumericPlan<f64> {
     pub fn cast<T: Real>(&self) -> NumericPlan<T> {
         let v = |x: &[f64]| x.iter().map(|&a| T::from_f64(a)).collect::<Vec<T>>();
         match self {
-            NumericPlan::Theta { inv_h, nngp, dot } => {
-                NumericPlan::Theta { inv_h: T::from_f64(*inv_h), nngp: v(nngp), dot: v(dot) }
-            }
-            NumericPlan::Grid { z, w, x0, inv_h, f, df, fun } => NumericPlan::Grid {
+            NumericPlan::Theta { inv_h, nngp, dot } => NumericPlan::Theta {
+                inv_h: T::from_f64(*inv_h),
+                nngp: v(nngp),
+                dot: v(dot),
+            },
+            NumericPlan::Grid {
+                z,
+                w,
+                x0,
+                inv_h,
+                f,
+                df,
+                fun,
+            } => NumericPlan::Grid {
                 z: v(z),
                 w: v(w),
                 x0: T::from_f64(*x0),
@@ -356,12 +406,14 @@ impl<T: Real> NumericPlan<T> {
                     let th = rho.vacos();
                     c[j] = interp(nngp, T::ZERO, *inv_h, th);
                     if NTK {
-                        t[j] = t[j] * interp(dot, T::ZERO, *inv_h, th);
+                        t[j] *= interp(dot, T::ZERO, *inv_h, th);
                     }
                 }
             }
             // E = Σ_k Σ_l w_k w_l φ(√q1 z_k) φ(√q2(ρ z_k + √(1−ρ²) z_l)), dot likewise with φ'
-            NumericPlan::Grid { z, w, x0, inv_h, f, df, .. } => {
+            NumericPlan::Grid {
+                z, w, x0, inv_h, f, df, ..
+            } => {
                 let d = z.len();
                 let (x0, inv_h) = (*x0, *inv_h);
                 let fu = &s1.aux[..];
@@ -412,7 +464,7 @@ impl<T: Real> NumericPlan<T> {
                 for j in 0..len {
                     c[j] = acc_n[j];
                     if NTK {
-                        t[j] = t[j] * acc_d[j];
+                        t[j] *= acc_d[j];
                     }
                 }
             }

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 /// Tile side used when none is given.
 pub const DEFAULT_TILE: usize = 256;
 
-pub(crate) fn tile_size<T: Element>(requested: usize) -> usize {
+pub(crate) fn tile_size(requested: usize) -> usize {
     if requested == 0 {
         DEFAULT_TILE
     } else {
@@ -41,7 +41,9 @@ fn panel_height(tile: usize) -> usize {
 /// The tiles of an `n1 × n2` output (upper triangle only when `sym`).
 fn tile_list(n1: usize, n2: usize, sym: bool, tile: usize) -> Vec<(usize, usize)> {
     let (nb1, nb2) = (n1.div_ceil(tile), n2.div_ceil(tile));
-    (0..nb1).flat_map(|bi| (if sym { bi } else { 0 }..nb2).map(move |bj| (bi, bj))).collect()
+    (0..nb1)
+        .flat_map(|bi| (if sym { bi } else { 0 }..nb2).map(move |bj| (bi, bj)))
+        .collect()
 }
 
 /// Work units (Gram panels + tiles) of a kernel computation, for progress reports.
@@ -51,7 +53,14 @@ pub(crate) fn work_units(n1: usize, n2: usize, sym: bool, tile: usize) -> u64 {
 
 /// `out = alpha · a bᵀ` (`b = a` when `None`: then only the panels' upper part, columns ≥ the
 /// panel's first row, is written). `out` is row-major `a.nrows() × b.nrows()`.
-pub(crate) fn gram<T: Element>(out: &mut [T], a: MatRef<'_, T>, b: Option<MatRef<'_, T>>, alpha: T, tile: usize, ctl: &Control) -> Result<()> {
+pub(crate) fn gram<T: Element>(
+    out: &mut [T],
+    a: MatRef<'_, T>,
+    b: Option<MatRef<'_, T>>,
+    alpha: T,
+    tile: usize,
+    ctl: &Control,
+) -> Result<()> {
     let n1 = a.nrows();
     let bm = b.unwrap_or(a);
     let n2 = bm.nrows();
@@ -64,7 +73,8 @@ pub(crate) fn gram<T: Element>(out: &mut [T], a: MatRef<'_, T>, b: Option<MatRef
         let r1 = (r0 + panel).min(n1);
         let c0 = if sym { r0 } else { 0 };
         // SAFETY: panels cover disjoint row ranges of `out`, which has n1·n2 elements.
-        let dst = unsafe { MatMut::<T>::from_raw_parts_mut(ptr.get().add(r0 * n2 + c0), r1 - r0, n2 - c0, n2 as isize, 1) };
+        let dst =
+            unsafe { MatMut::<T>::from_raw_parts_mut(ptr.get().add(r0 * n2 + c0), r1 - r0, n2 - c0, n2 as isize, 1) };
         let lhs = a.subrows(r0, r1 - r0);
         let rhs = bm.subrows(c0, n2 - c0);
         faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs.transpose(), alpha, Par::Seq);
@@ -89,7 +99,15 @@ pub(crate) fn layers<T: Element>(
     let tiles = tile_list(n1, n2, sym, tile);
     let ptrs: Vec<Shared<T>> = bufs.iter_mut().map(|b| Shared(b.as_mut_ptr())).collect();
     let nonfinite = std::sync::atomic::AtomicBool::new(false);
-    let job = TileJob { ptrs: &ptrs, get, n1, n2, sym, plans, tile };
+    let job = TileJob {
+        ptrs: &ptrs,
+        get,
+        n1,
+        n2,
+        sym,
+        plans,
+        tile,
+    };
     tiles.par_iter().try_for_each_init(
         || Scratch::<T>::new(tile),
         |scr, &(bi, bj)| -> Result<()> {

@@ -550,10 +550,7 @@ mod imp {
         let n = kd - SHIFT;
         let hi = x - n * LN2_HI;
         let lo = n * LN2_LO;
-        let m = kd
-            .to_bits()
-            .wrapping_sub(SHIFT.to_bits())
-            .wrapping_add(2046);
+        let m = kd.to_bits().wrapping_sub(SHIFT.to_bits()).wrapping_add(2046);
         (hi, lo, m)
     }
 
@@ -734,11 +731,7 @@ mod imp {
     #[inline(always)]
     pub fn cos(x: f64) -> f64 {
         let (r, y, q) = trig_reduce(x);
-        sel(
-            x.abs() < TRIG_MAX,
-            trig_select(r, y, q.wrapping_add(1)),
-            f64::NAN,
-        )
+        sel(x.abs() < TRIG_MAX, trig_select(r, y, q.wrapping_add(1)), f64::NAN)
     }
 }
 
@@ -794,39 +787,15 @@ mod imp32 {
     // Remez fits (coefficients rounded to f32 one at a time, refitting the
     // rest); same meaning as the f64 tables.
     /// rel. err 2^-27.6
-    const ASIN_P: [f32; 5] = [
-        0.16666752,
-        0.074953094,
-        0.045469154,
-        0.024184743,
-        0.042158388,
-    ];
+    const ASIN_P: [f32; 5] = [0.16666752, 0.074953094, 0.045469154, 0.024184743, 0.042158388];
     /// rel. err 2^-29.5
-    const ATAN_P: [f32; 5] = [
-        -0.33333302,
-        0.19997627,
-        -0.14227591,
-        0.10477033,
-        -0.057866726,
-    ];
+    const ATAN_P: [f32; 5] = [-0.33333302, 0.19997627, -0.14227591, 0.10477033, -0.057866726];
     /// rel. err 2^-31
-    const EXPM1_Q: [f32; 5] = [
-        0.16666667,
-        0.04166647,
-        0.008333134,
-        0.0013934498,
-        0.00020016533,
-    ];
+    const EXPM1_Q: [f32; 5] = [0.16666667, 0.04166647, 0.008333134, 0.0013934498, 0.00020016533];
     /// rel. err 2^-30.2
     const LN_P: [f32; 3] = [0.66666776, 0.39977553, 0.29872137];
     /// rel. err 2^-29.7
-    const TANH_P: [f32; 5] = [
-        -0.33333316,
-        0.13332544,
-        -0.053847548,
-        0.021050714,
-        -0.0062428494,
-    ];
+    const TANH_P: [f32; 5] = [-0.33333316, 0.13332544, -0.053847548, 0.021050714, -0.0062428494];
     /// `erf(x) = x + x P(x^2)`, `|x| <= 0.84375`; rel. err 2^-27.3
     const ERF_P: [f32; 6] = [
         0.12837917,
@@ -924,11 +893,7 @@ mod imp32 {
         let ax = x.abs();
         let ay = y.abs();
         let m = sel(ay > ax, ay, ax);
-        let sc = sel(
-            m > 1.0e30,
-            1.0 / 256.0,
-            sel(m < 1.0e-30, 1_099_511_627_776.0, 1.0),
-        );
+        let sc = sel(m > 1.0e30, 1.0 / 256.0, sel(m < 1.0e-30, 1_099_511_627_776.0, 1.0));
         let ax = ax * sc;
         let ay = ay * sc;
         let inf = f32::INFINITY;
@@ -1452,11 +1417,9 @@ mod tests {
             lin(-1.0, 1.0, 400_000)
                 .chain(logspace(-320.0, 0.0, 20_000))
                 .chain(
-                    [
-                        1.0, -1.0, 0.5, -0.5, 0.0, -0.0, 0.4375, -0.4375, 0.975, -0.975,
-                    ]
-                    .into_iter()
-                    .flat_map(|x| around(x, 200)),
+                    [1.0, -1.0, 0.5, -0.5, 0.0, -0.0, 0.4375, -0.4375, 0.975, -0.975]
+                        .into_iter()
+                        .flat_map(|x| around(x, 200)),
                 )
                 .chain(finite(random_bits(1, 20_000)).filter(|x| x.abs() <= 1.0))
                 .chain(SPECIALS)
@@ -1487,30 +1450,22 @@ mod tests {
         let mut vals: Vec<f64> = logspace(-320.0, 308.0, 300 / dense(1)).collect();
         vals.extend(SPECIALS);
         vals.extend(lin(-3.0, 3.0, 200 / dense(1)));
-        let pairs = vals
-            .iter()
-            .flat_map(|&y| vals.iter().map(move |&x| (y, x)))
-            .chain(
-                // ratios near the kernel's break points
-                [0.4375, 0.6875, 1.1875, 2.4375, 1.0]
-                    .into_iter()
-                    .flat_map(|q| {
-                        lin(-300.0, 300.0, 2_000).flat_map(move |e| {
-                            let x = 10f64.powf(e * 0.999);
-                            around(q * x, 3).flat_map(move |y| [(y, x), (-y, x), (y, -x), (-y, -x)])
-                        })
-                    }),
-            );
+        let pairs = vals.iter().flat_map(|&y| vals.iter().map(move |&x| (y, x))).chain(
+            // ratios near the kernel's break points
+            [0.4375, 0.6875, 1.1875, 2.4375, 1.0].into_iter().flat_map(|q| {
+                lin(-300.0, 300.0, 2_000).flat_map(move |e| {
+                    let x = 10f64.powf(e * 0.999);
+                    around(q * x, 3).flat_map(move |y| [(y, x), (-y, x), (y, -x), (-y, -x)])
+                })
+            }),
+        );
         let worst = check64("atan2", |(y, x)| y.vatan2(x), |(y, x)| y.atan2(x), pairs);
         assert!(worst <= MAX_ULP);
         assert_eq!(0.0f64.vatan2(0.0).to_bits(), 0.0f64.to_bits());
         assert_eq!((-0.0f64).vatan2(0.0).to_bits(), (-0.0f64).to_bits());
         assert_eq!(0.0f64.vatan2(-0.0), core::f64::consts::PI);
         assert_eq!((-0.0f64).vatan2(-0.0), -core::f64::consts::PI);
-        assert_eq!(
-            f64::INFINITY.vatan2(f64::INFINITY),
-            core::f64::consts::FRAC_PI_4
-        );
+        assert_eq!(f64::INFINITY.vatan2(f64::INFINITY), core::f64::consts::FRAC_PI_4);
         assert!(f64::NAN.vatan2(1.0).is_nan() && 1.0f64.vatan2(f64::NAN).is_nan());
     }
 
@@ -1576,16 +1531,9 @@ mod tests {
         let ys = lin(-1.0, 2.0, 400_000)
             .chain(logspace(-320.0, 308.0, 100_000).filter(|&x| x > -1.0))
             .chain(
-                [
-                    -1.0,
-                    -0.5,
-                    0.0,
-                    1.0,
-                    0.41421356237309503,
-                    -0.2928932188134524,
-                ]
-                .into_iter()
-                .flat_map(|x| around(x, 200)),
+                [-1.0, -0.5, 0.0, 1.0, 0.41421356237309503, -0.2928932188134524]
+                    .into_iter()
+                    .flat_map(|x| around(x, 200)),
             )
             .chain(finite(random_bits(6, 50_000)))
             .chain(SPECIALS)
@@ -1903,11 +1851,7 @@ mod tests {
     fn dispatch_matches<T: Real>(name: &str, xs: &[T], f: impl Fn(T) -> T + Copy) {
         let scalar: Vec<T> = xs.iter().map(|&x| f(x)).collect();
         let mut simd = vec![T::ZERO; xs.len()];
-        pulp::Arch::new().dispatch(Map {
-            xs,
-            out: &mut simd,
-            f,
-        });
+        pulp::Arch::new().dispatch(Map { xs, out: &mut simd, f });
         for ((&x, &a), &b) in xs.iter().zip(&scalar).zip(&simd) {
             let (sa, sb) = (format!("{a:?}"), format!("{b:?}"));
             assert_eq!(sa, sb, "{name}({x:?}): scalar vs dispatched");

@@ -27,7 +27,9 @@ impl From<PyErrWrap> for PyErr {
     fn from(e: PyErrWrap) -> PyErr {
         let msg = e.0.to_string();
         match e.0 {
-            Error::InvalidArgument { .. } | Error::InvalidNetwork(_) | Error::NonFinite(_) => PyValueError::new_err(msg),
+            Error::InvalidArgument { .. } | Error::InvalidNetwork(_) | Error::NonFinite(_) => {
+                PyValueError::new_err(msg)
+            }
             Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
             Error::Callback(_) => PyRuntimeError::new_err(msg),
             Error::Cancelled => PyKeyboardInterrupt::new_err("computation cancelled"),
@@ -48,13 +50,18 @@ fn run_long<R: Send>(
     let mut pending: Option<PyErr> = None;
     let result = py.detach(|| {
         std::thread::scope(|s| {
-            let handle = s.spawn(|| work(&ctl));
+            let (tx, rx) = std::sync::mpsc::channel();
+            let worker = s.spawn(|| {
+                // a send error means the receiver is gone, which cannot happen inside this scope
+                let _ = tx.send(work(&ctl));
+            });
             let mut last = (u64::MAX, u64::MAX);
-            loop {
-                if handle.is_finished() {
-                    break;
+            let out = loop {
+                match rx.recv_timeout(Duration::from_millis(20)) {
+                    Ok(r) => break Some(r),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 }
-                std::thread::sleep(Duration::from_millis(20));
                 Python::attach(|py| {
                     if pending.is_none() {
                         if let Err(e) = py.check_signals() {
@@ -73,8 +80,9 @@ fn run_long<R: Send>(
                         }
                     }
                 });
-            }
-            handle.join()
+            };
+            let joined = worker.join();
+            out.filter(|_| joined.is_ok())
         })
     });
     if let Some(e) = pending {
@@ -82,7 +90,11 @@ fn run_long<R: Send>(
     }
     let out = match result {
         Ok(r) => r,
-        Err(_) => return Err(PyRuntimeError::new_err("internal error: the ntkrs worker thread panicked")),
+        Err(_) => {
+            return Err(PyRuntimeError::new_err(
+                "internal error: the ntkrs worker thread panicked",
+            ))
+        }
     };
     if let Some(cb) = &progress {
         let now = ctl.progress();
@@ -101,7 +113,9 @@ struct PyFn {
 impl PyFn {
     fn call(py: Python<'_>, f: &Py<PyAny>, x: &[f64], out: &mut [f64], what: &str) -> core::Result<()> {
         let arr = PyArray1::from_slice(py, x);
-        let res = f.call1(py, (arr,)).map_err(|e| Error::Callback(format!("{what} raised {e}")))?;
+        let res = f
+            .call1(py, (arr,))
+            .map_err(|e| Error::Callback(format!("{what} raised {e}")))?;
         let np = py.import("numpy").map_err(|e| Error::Callback(e.to_string()))?;
         let res = np
             .call_method1("asarray", (res, "float64"))
@@ -150,6 +164,9 @@ impl BatchFn for PyFn {
     }
 }
 
+/// Two float64 vectors.
+type Arrays2<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+
 /// An activation layer (see `ntkrs.stax` for the user-facing classes).
 #[pyclass(module = "ntkrs._core", name = "Activation", frozen)]
 #[derive(Clone)]
@@ -158,13 +175,18 @@ struct PyActivation {
 }
 
 fn param(params: &[f64], k: usize, kind: &str) -> PyResult<f64> {
-    params.get(k).copied().ok_or_else(|| PyValueError::new_err(format!("{kind} needs {} parameter(s)", k + 1)))
+    params
+        .get(k)
+        .copied()
+        .ok_or_else(|| PyValueError::new_err(format!("{kind} needs {} parameter(s)", k + 1)))
 }
 
 fn degree_arg(params: &[f64], kind: &str) -> PyResult<usize> {
     let d = param(params, 0, kind)?;
     if !(d >= 0.0 && d.fract() == 0.0 && d <= 1e6) {
-        return Err(PyValueError::new_err(format!("degree: must be a non-negative integer, got {d}")));
+        return Err(PyValueError::new_err(format!(
+            "degree: must be a non-negative integer, got {d}"
+        )));
     }
     Ok(d as usize)
 }
@@ -223,7 +245,9 @@ impl PyActivation {
             }
             other => return Err(PyValueError::new_err(format!("unknown activation kind {other:?}"))),
         };
-        Ok(PyActivation { inner: inner.map_err(PyErrWrap)? })
+        Ok(PyActivation {
+            inner: inner.map_err(PyErrWrap)?,
+        })
     }
 
     /// maps(var1, var2, cov) -> (E[φ(u)φ(v)], E[φ'(u)φ'(v)]) on 1-D float64 arrays of equal length.
@@ -233,7 +257,7 @@ impl PyActivation {
         var1: PyReadonlyArray1<'py, f64>,
         var2: PyReadonlyArray1<'py, f64>,
         cov: PyReadonlyArray1<'py, f64>,
-    ) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+    ) -> PyResult<Arrays2<'py>> {
         let (a, b, c) = (var1.as_array(), var2.as_array(), cov.as_array());
         if a.len() != b.len() || a.len() != c.len() {
             return Err(PyValueError::new_err("var1, var2, cov: must have the same length"));
@@ -274,10 +298,14 @@ impl PyDense {
     #[pyo3(signature = (out_dim, w_std=1.0, b_std=None, parameterization="ntk"))]
     fn new(out_dim: i64, w_std: f64, b_std: Option<f64>, parameterization: &str) -> PyResult<Self> {
         if out_dim < 1 {
-            return Err(PyValueError::new_err(format!("out_dim: the width of a Dense layer must be at least 1, got {out_dim}")));
+            return Err(PyValueError::new_err(format!(
+                "out_dim: the width of a Dense layer must be at least 1, got {out_dim}"
+            )));
         }
         let p = parameterization.parse().map_err(PyErrWrap)?;
-        Ok(PyDense { inner: core::Dense::new(out_dim as usize, w_std, b_std, p).map_err(PyErrWrap)? })
+        Ok(PyDense {
+            inner: core::Dense::new(out_dim as usize, w_std, b_std, p).map_err(PyErrWrap)?,
+        })
     }
 }
 
@@ -299,7 +327,9 @@ fn input<'py>(x: &Bound<'py, PyAny>, name: &str) -> PyResult<Input<'py>> {
     } else if let Ok(a) = x.extract::<PyReadonlyArray2<'py, f32>>() {
         Ok(Input::F32(a))
     } else {
-        Err(PyTypeError::new_err(format!("{name}: expected a 2-D float32 or float64 numpy array")))
+        Err(PyTypeError::new_err(format!(
+            "{name}: expected a 2-D float32 or float64 numpy array"
+        )))
     }
 }
 
@@ -347,7 +377,9 @@ impl PyNetwork {
                 )));
             }
         }
-        Ok(PyNetwork { inner: core::Network::new(out).map_err(PyErrWrap)? })
+        Ok(PyNetwork {
+            inner: core::Network::new(out).map_err(PyErrWrap)?,
+        })
     }
 
     /// kernel(x1, x2, nngp, ntk, diagonal, tile_size, progress) -> (nngp | None, ntk | None)
@@ -410,7 +442,9 @@ impl PyNetwork {
 #[pyfunction]
 fn set_num_threads(n: i64) -> PyResult<()> {
     if n < 0 {
-        return Err(PyValueError::new_err(format!("n: the number of threads must be ≥ 0, got {n}")));
+        return Err(PyValueError::new_err(format!(
+            "n: the number of threads must be ≥ 0, got {n}"
+        )));
     }
     core::set_num_threads(n as usize).map_err(|e| PyErrWrap(e).into())
 }
@@ -431,7 +465,10 @@ fn simd_level() -> &'static str {
 #[pyfunction]
 fn gauss_hermite<'py>(py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyTuple>> {
     if !(1..=core::activation::MAX_QUAD_DEGREE).contains(&n) {
-        return Err(PyValueError::new_err(format!("n: must be between 1 and {}", core::activation::MAX_QUAD_DEGREE)));
+        return Err(PyValueError::new_err(format!(
+            "n: must be between 1 and {}",
+            core::activation::MAX_QUAD_DEGREE
+        )));
     }
     let (z, w) = core::gauss_hermite(n);
     PyTuple::new(py, [PyArray1::from_vec(py, z), PyArray1::from_vec(py, w)])
