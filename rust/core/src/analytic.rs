@@ -389,11 +389,16 @@ impl Network {
         };
         let tile = crate::tile::tile_size(opts.tile_size);
         ctl.add_total(crate::tile::work_units(n1, n2, b.is_none(), tile));
-        let pool = crate::pool::pool();
-        pool.install(|| -> Result<()> {
+        let mut run = || -> Result<()> {
             crate::tile::gram(&mut bufs[0], a, b, T::from_f64(gscale), tile, ctl)?;
             crate::tile::layers(&mut bufs, get, n1, n2, b.is_none(), &layers, tile, ctl)
-        })?;
+        };
+        if n1 <= tile && n2 <= tile {
+            // a single tile: no parallelism to gain, and no pool thread to wake
+            run()?;
+        } else {
+            crate::pool::pool().install(run)?;
+        }
         let mut it = bufs.into_iter();
         let nngp = if get.nngp { it.next() } else { None };
         let ntk = if get.ntk { it.next() } else { None };

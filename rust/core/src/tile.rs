@@ -68,7 +68,7 @@ pub(crate) fn gram<T: Element>(
     let panel = panel_height(tile);
     let starts: Vec<usize> = (0..n1).step_by(panel).collect();
     let ptr = Shared(out.as_mut_ptr());
-    starts.par_iter().try_for_each(|&r0| -> Result<()> {
+    let panel_job = |&r0: &usize| -> Result<()> {
         ctl.check()?;
         let r1 = (r0 + panel).min(n1);
         let c0 = if sym { r0 } else { 0 };
@@ -80,7 +80,13 @@ pub(crate) fn gram<T: Element>(
         faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs.transpose(), alpha, Par::Seq);
         ctl.advance(1);
         Ok(())
-    })
+    };
+    if starts.len() == 1 {
+        // one panel: run here rather than wake a pool thread
+        panel_job(&starts[0])
+    } else {
+        starts.par_iter().try_for_each(panel_job)
+    }
 }
 
 /// Run every layer over the Gram stored in `bufs[0]`, writing the requested kernels into `bufs`
@@ -108,18 +114,23 @@ pub(crate) fn layers<T: Element>(
         plans,
         tile,
     };
-    tiles.par_iter().try_for_each_init(
-        || Scratch::<T>::new(tile),
-        |scr, &(bi, bj)| -> Result<()> {
-            ctl.check()?;
-            let ok = crate::pool::arch().dispatch(RunTile { job: &job, bi, bj, scr });
-            if !ok {
-                nonfinite.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            ctl.advance(1);
-            Ok(())
-        },
-    )?;
+    let tile_job = |scr: &mut Scratch<T>, &(bi, bj): &(usize, usize)| -> Result<()> {
+        ctl.check()?;
+        let ok = crate::pool::arch().dispatch(RunTile { job: &job, bi, bj, scr });
+        if !ok {
+            nonfinite.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        ctl.advance(1);
+        Ok(())
+    };
+    if tiles.len() == 1 {
+        // one tile: run here rather than wake a pool thread
+        tile_job(&mut Scratch::<T>::new(tile), &tiles[0])?;
+    } else {
+        tiles
+            .par_iter()
+            .try_for_each_init(|| Scratch::<T>::new(tile), tile_job)?;
+    }
     if nonfinite.into_inner() {
         return Err(Error::NonFinite(format!(
             "the kernel has non-finite entries in {} (an overflow); reduce W_std, the depth or the input \

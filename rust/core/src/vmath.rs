@@ -587,7 +587,7 @@ mod imp {
         let m1 = m >> 1;
         let s1 = pow2_biased(m1);
         let s2 = pow2_biased(m - m1);
-        let si1 = pow2_biased(2046 - m1);
+        let si1 = pow2_biased(2046u64.wrapping_sub(m1));
         (((s2 - si1) + s2 * r) + s2 * h) * s1
     }
 
@@ -945,7 +945,7 @@ mod imp32 {
         let m1 = m >> 1;
         let s1 = pow2_biased(m1);
         let s2 = pow2_biased(m - m1);
-        let si1 = pow2_biased(254 - m1);
+        let si1 = pow2_biased(254u32.wrapping_sub(m1));
         (((s2 - si1) + s2 * r) + s2 * h) * s1
     }
 
@@ -1364,7 +1364,7 @@ mod tests {
 
     /// `x` and its `k` neighbours on each side (bit patterns).
     fn around(x: f64, k: i64) -> impl Iterator<Item = f64> {
-        (-k..=k).map(move |i| f64::from_bits((x.to_bits() as i64 + i) as u64))
+        (-k..=k).map(move |i| f64::from_bits((x.to_bits() as i64).wrapping_add(i) as u64))
     }
 
     /// Deterministic xorshift stream of raw f64 bit patterns.

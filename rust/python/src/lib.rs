@@ -51,9 +51,10 @@ fn run_long<R: Send>(
     let result = py.detach(|| {
         std::thread::scope(|s| {
             let (tx, rx) = std::sync::mpsc::channel();
-            let worker = s.spawn(|| {
+            let ctl_ref = &ctl;
+            let worker = s.spawn(move || {
                 // a send error means the receiver is gone, which cannot happen inside this scope
-                let _ = tx.send(work(&ctl));
+                let _ = tx.send(work(ctl_ref));
             });
             let mut last = (u64::MAX, u64::MAX);
             let out = loop {
@@ -88,13 +89,10 @@ fn run_long<R: Send>(
     if let Some(e) = pending {
         return Err(e);
     }
-    let out = match result {
-        Ok(r) => r,
-        Err(_) => {
-            return Err(PyRuntimeError::new_err(
-                "internal error: the ntkrs worker thread panicked",
-            ))
-        }
+    let Some(out) = result else {
+        return Err(PyRuntimeError::new_err(
+            "internal error: the ntkrs worker thread panicked",
+        ));
     };
     if let Some(cb) = &progress {
         let now = ctl.progress();
