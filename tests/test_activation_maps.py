@@ -9,8 +9,9 @@ Tolerances (|got − want| ≤ tol·(1 + |want|), i.e. relative + absolute):
   and the exact map of the rounded inputs moves by up to √(2·4.4e-16)/π ≈ 1e-8; there
   SINGULAR_TOL = 3e-8;
 * quadrature activations at their default ``quad_degree``: 1e-6 for the smooth ones
-  (Tanh, Sigmoid, Softplus, Silu, Mish, Elementwise of smooth functions);
-  ELU/SELU, whose kink at 0 limits a Gauss–Hermite rule, get ``KINKED_TOL`` (see there).
+  (Tanh, Sigmoid, Softplus, Silu, Mish, Elementwise of smooth functions; the README
+  documents ≲1e-6 for Tanh at variances ≤ 3 and ≲1e-9 for the others);
+  ELU/SELU, whose kink at 0 limits a Gauss–Hermite rule, get the documented 1e-4 (KINKED_TOL).
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ CLOSED_TOL = 1e-10
 SINGULAR_TOL = 3e-8
 SMOOTH_QUAD_TOL = 1e-6
 # ELU/SELU: the integrand has a kink (ELU with α = 1: jump of φ''; SELU and ELU α ≠ 1: jump of φ')
-# along u = 0 and v = 0.  We require the same 1e-6 as for the smooth activations: an
-# implementation that integrates each side of the kink separately reaches it easily.
-KINKED_TOL = 1e-6
+# along u = 0 and v = 0, which limits a plain Gauss–Hermite rule to algebraic convergence.
+# The README documents "Elu/Selu ≈ 1e-4" at the default degree: that is what is asserted.
+# (The test's own polar reference, which splits at the kinks, is good to ~1e-14.)
+KINKED_TOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,6 @@ class Case:
     singular: tuple[bool, bool] = (False, False)  # (E[φφ], E[φ'φ']) √-singular at ρ = ±1
 
 
-SQRT = math.sqrt
 CASES: dict[str, Case] = {
     # closed forms
     "Identity": Case(lambda: nk.Identity(), ref.phi("Identity"), CLOSED_TOL, cf.identity),

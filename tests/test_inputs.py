@@ -234,3 +234,18 @@ def test_large_diagonal_only_call_is_cheap_and_exact():
     np.testing.assert_allclose(d.nngp, zero[0][0, 0], rtol=1e-14)
     np.testing.assert_allclose(d.ntk, zero[1][0, 0], rtol=1e-14)
     assert math.isfinite(float(d.ntk.sum()))
+
+
+@pytest.mark.parametrize("value", [1e-310, 2.2250738585072014e-309, 5e-324])
+def test_subnormal_inputs_give_the_kernel_of_zero_inputs(value):
+    """Subnormal entries (|x| < 2.2e-308): x·x'/d underflows to 0, so the kernel is that of
+    zero inputs — 0 without biases, the bias-only closed form with them — not an error."""
+    x = np.array([[value, 0.0], [0.0, -value]])
+    nobias = relu_net([(4, 1.0, None), (1, 1.0, 0.0)]).kernel(x, get=("nngp", "ntk"))
+    for m in nobias:
+        assert np.all(np.isfinite(m)) and np.max(np.abs(m)) <= 1e-300, m
+    dense = [(4, 1.5, 0.05), (1, 0.9, 0.2)]
+    got = relu_net(dense).kernel(x, get=("nngp", "ntk"))
+    zero = cf.relu_arccos_recursion(np.zeros((1, 2)), None, dense)
+    np.testing.assert_allclose(got.nngp, zero[0][0, 0], rtol=1e-14)
+    np.testing.assert_allclose(got.ntk, zero[1][0, 0], rtol=1e-14)

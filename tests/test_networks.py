@@ -7,15 +7,15 @@
 (c) Monte Carlo over wide random networks sampled in plain numpy;
 (d) values computed by neural-tangents itself (tests/data/nt_reference.json).
 
-Tolerances: entries are compared as |got − want| ≤ rtol·|want| + atol·max|want|.  Where a
-kernel entry has correlation ρ = 1 (the diagonal of k(x, x)), the maps E[φ'φ'] of ReLU-like
-and E[φφ] of Sign/step have a square-root singularity in ρ: a one-ulp rounding of ρ moves
-them by ~√(2·1e-16) ≈ 1.5e-8 relative, so diagonal entries are held to 1e-8 (the accuracy
-neural-tangents itself has there), off-diagonal entries to the stated rtol.
+Tolerances: entries are compared as |got − want| ≤ rtol·|want| + atol·max|want|.  The
+references keep k(x, x) exactly equal to the propagated variance (ρ = 1 exactly on the
+diagonal), which matters because E[φ'φ'] of ReLU-like activations and E[φφ] of Sign/step have
+a square-root singularity at ρ = 1, where a one-ulp error in ρ moves them by ~1e-8.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -30,20 +30,16 @@ import reference as ref
 RNG = np.random.default_rng(20240611)
 X1 = RNG.standard_normal((6, 5))
 X2 = RNG.standard_normal((4, 5))
-DIAG_TOL = None
 
 
-def assert_kernel_close(got, want, rtol, atol=None, diag_tol=None, what=""):
-    """Entrywise |got − want| ≤ rtol·|want| + atol·max|want|; square diagonals may use diag_tol."""
+def assert_kernel_close(got, want, rtol, atol=None, what=""):
+    """Entrywise |got − want| ≤ rtol·|want| + atol·max|want| (atol defaults to rtol)."""
     got, want = np.asarray(got, float), np.asarray(want, float)
     assert got.shape == want.shape, (what, got.shape, want.shape)
     assert np.all(np.isfinite(got)), (what, got)
     scale = float(np.max(np.abs(want))) if want.size else 0.0
     atol = rtol if atol is None else atol
     tol = rtol * np.abs(want) + atol * scale
-    if diag_tol is not None and got.ndim == 2 and got.shape[0] == got.shape[1]:
-        idx = np.arange(got.shape[0])
-        tol[idx, idx] = np.maximum(tol[idx, idx], diag_tol * np.abs(want[idx, idx]))
     bad = np.argwhere(~(np.abs(got - want) <= tol))
     assert bad.size == 0, f"{what}: {len(bad)} entries differ; first: " + "; ".join(
         f"{tuple(i)} got {got[tuple(i)]!r} want {want[tuple(i)]!r}" for i in bad[:4]
@@ -92,13 +88,13 @@ RELU_NETS = {
 @pytest.mark.parametrize("name", list(RELU_NETS))
 @pytest.mark.parametrize("with_x2", [False, True])
 def test_relu_network_matches_arccos_recursion(name, with_x2):
-    """ReLU networks of depth 1–3 equal the arc-cosine recursion to 1e-12 (diagonal 1e-8)."""
+    """ReLU networks of depth 1–3 equal the arc-cosine recursion to 1e-12."""
     dense = RELU_NETS[name]
     x2 = X2 if with_x2 else None
     want_nngp, want_ntk = cf.relu_arccos_recursion(X1, x2, dense)
     k = relu_serial(dense).kernel(X1, x2, get=("nngp", "ntk"))
-    assert_kernel_close(k.nngp, want_nngp, 1e-12, diag_tol=DIAG_TOL, what="nngp")
-    assert_kernel_close(k.ntk, want_ntk, 1e-12, diag_tol=DIAG_TOL, what="ntk")
+    assert_kernel_close(k.nngp, want_nngp, 1e-12, what="nngp")
+    assert_kernel_close(k.ntk, want_ntk, 1e-12, what="ntk")
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
@@ -127,8 +123,8 @@ def test_standard_parameterization_matches_its_recursion(name):
     for x2 in (None, X2):
         want_nngp, want_ntk = cf.relu_arccos_recursion(X1, x2, dense, "standard")
         k = relu_serial(dense, "standard").kernel(X1, x2, get=("nngp", "ntk"))
-        assert_kernel_close(k.nngp, want_nngp, 1e-12, diag_tol=DIAG_TOL, what="nngp")
-        assert_kernel_close(k.ntk, want_ntk, 1e-12, diag_tol=DIAG_TOL, what="ntk")
+        assert_kernel_close(k.nngp, want_nngp, 1e-12, what="nngp")
+        assert_kernel_close(k.ntk, want_ntk, 1e-12, what="ntk")
 
 
 def test_standard_mlp_builder_uses_width_as_input_width():
@@ -179,7 +175,8 @@ def test_erf_network_matches_arcsine_recursion():
 
 # activation (ntkrs constructor, reference φ, rtol).  Closed-form maps: 1e-10.  Quadrature
 # maps are held to 1e-6 each (test_activation_maps); through two nonlinearities and the Dense
-# layers the error can add up, so the network is held to 1e-5.
+# layers the error can add up, so the network is held to 1e-5; ELU/SELU maps are documented
+# to ≈1e-4 only (kink), so their networks are held to 1e-3.
 RECURSION_CASES = {
     "LeakyRelu(0.2)": (lambda: nk.LeakyRelu(alpha=0.2), ref.phi("LeakyRelu", 0.2), 1e-10),
     "Abs": (lambda: nk.Abs(), ref.phi("Abs"), 1e-10),
@@ -197,8 +194,8 @@ RECURSION_CASES = {
     "Softplus": (lambda: nk.Softplus(), ref.phi("Softplus"), 1e-5),
     "Silu": (lambda: nk.Silu(), ref.phi("Silu"), 1e-5),
     "Mish": (lambda: nk.Mish(), ref.phi("Mish"), 1e-5),
-    "Elu(0.7)": (lambda: nk.Elu(alpha=0.7), ref.phi("Elu", 0.7), 1e-5),
-    "Selu": (lambda: nk.Selu(), ref.phi("Selu"), 1e-5),
+    "Elu(0.7)": (lambda: nk.Elu(alpha=0.7), ref.phi("Elu", 0.7), 1e-3),
+    "Selu": (lambda: nk.Selu(), ref.phi("Selu"), 1e-3),
 }
 X_SMALL1, X_SMALL2 = X1[:4], X2[:3]
 
@@ -226,8 +223,8 @@ def test_network_matches_layer_recursion_with_quadrature_maps(name):
     for x2 in (None, X_SMALL2):
         want_nngp, want_ntk = ref.recursion_kernels(X_SMALL1, x2, layers)
         k = net.kernel(X_SMALL1, x2, get=("nngp", "ntk"))
-        assert_kernel_close(k.nngp, want_nngp, rtol, diag_tol=DIAG_TOL, what="nngp")
-        assert_kernel_close(k.ntk, want_ntk, rtol, diag_tol=DIAG_TOL, what="ntk")
+        assert_kernel_close(k.nngp, want_nngp, rtol, what="nngp")
+        assert_kernel_close(k.ntk, want_ntk, rtol, what="ntk")
 
 
 @pytest.mark.parametrize("name", ["Tanh", "Softplus", "Selu"])
@@ -255,8 +252,8 @@ def test_equal_norm_inputs_match_layer_recursion(name):
     for x2 in (None, s2):
         want_nngp, want_ntk = ref.recursion_kernels(s1, x2, layers)
         k = net.kernel(s1, x2, get=("nngp", "ntk"))
-        assert_kernel_close(k.nngp, want_nngp, rtol, diag_tol=DIAG_TOL, what="nngp")
-        assert_kernel_close(k.ntk, want_ntk, rtol, diag_tol=DIAG_TOL, what="ntk")
+        assert_kernel_close(k.nngp, want_nngp, rtol, what="nngp")
+        assert_kernel_close(k.ntk, want_ntk, rtol, what="ntk")
 
 
 def test_sign_network_ntk_has_no_contribution_below_the_sign():
@@ -310,8 +307,10 @@ def test_x2_none_means_x2_equals_x1():
     """kernel(x1) equals kernel(x1, x1)."""
     net = relu_serial(RELU_NETS["depth2"])
     a, b = net.kernel(X1, get=("nngp", "ntk")), net.kernel(X1, X1.copy(), get=("nngp", "ntk"))
-    assert_kernel_close(a.nngp, b.nngp, 1e-14, diag_tol=DIAG_TOL)
-    assert_kernel_close(a.ntk, b.ntk, 1e-14, diag_tol=DIAG_TOL)
+    assert_kernel_close(a.nngp, b.nngp, 1e-14)
+    # the ReLU NTK is √-singular at ρ = 1 (the diagonal): two code paths whose x·x' differ in
+    # the last ulp may differ there by ~1e-8 (see test_properties.consistency_tol)
+    assert_kernel_close(a.ntk, b.ntk, 3e-8)
 
 
 @pytest.mark.parametrize("name", ["relu", "erf", "tanh", "gelu"])
@@ -426,7 +425,7 @@ def test_matches_neural_tangents_reference_values(key):
     (absolute floor 1e-8·max|K| for entries that are near-cancellations).
 
     Where neural-tangents returned NaN/inf (it does for RectifiedMonomial), the whole matrix is
-    instead compared to the test's quadrature recursion, to 1e-10 (diagonal 1e-8).
+    instead compared to the test's quadrature recursion, to 1e-10.
     """
     if NT is None:
         if os.environ.get("NTKRS_REQUIRE_NT_REFERENCE") == "1":
@@ -454,4 +453,47 @@ def test_matches_neural_tangents_reference_values(key):
                 if ref_layers is None:
                     ref_layers = [_nt_layer(s, "ref") for s in entry["layers"]]
                 rk = ref.recursion_kernels(x1, other, ref_layers)[0 if what == "nngp" else 1]
-                assert_kernel_close(mine, rk, 1e-10, diag_tol=DIAG_TOL, what=f"{field} {what} (NT gave NaN)")
+                assert_kernel_close(mine, rk, 1e-10, what=f"{field} {what} (NT gave NaN)")
+
+
+def _activation_from_key(key: str):
+    """The activation a key names ("Erf(a=1.2,b=0.7,c=0.1)", "standard/Relu", "Hermite(2)/unit"),
+    parsed with ast (literal arguments only), or None for "dense_only"."""
+    for part in key.split("/"):
+        tree = ast.parse(part, mode="eval").body
+        if isinstance(tree, ast.Name) and hasattr(nk, tree.id):
+            return getattr(nk, tree.id)()
+        if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and hasattr(nk, tree.func.id):
+            args = [ast.literal_eval(a) for a in tree.args]
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in tree.keywords}
+            return getattr(nk, tree.func.id)(*args, **kwargs)
+    return None
+
+
+@pytest.mark.parametrize("key", NT_KEYS)
+def test_neural_tangents_records_describe_the_network_their_key_names(key):
+    """Guard against a mislabelled reference file: the activation parsed from each key has the
+    same maps as the activation layers recorded for it; "standard" keys use the standard
+    parameterisation, "nobias" keys have no biases, "dense_only" is a single Dense layer."""
+    if NT is None:
+        pytest.skip(f"{NT_FILE} not present")
+    layers = NT["results"][key]["layers"]
+    dense = [s for s in layers if s["layer"] == "Dense"]
+    acts = [s for s in layers if s["layer"] != "Dense"]
+    expected = _activation_from_key(key)
+    if expected is None:
+        assert key == "dense_only" and len(layers) == 1 and not acts
+        return
+    assert acts and len(dense) == len(acts) + 1
+    probe = (np.array([0.5, 1.0, 2.0]), np.array([1.0, 1.0, 0.7]), np.array([0.2, -0.9, 1.1]))
+    for spec in acts:
+        recorded = _nt_layer(spec, "ntkrs")
+        for a, b in zip(recorded.maps(*probe), expected.maps(*probe), strict=True):
+            np.testing.assert_array_equal(a, b)
+    prefix = key.split("/")[0]
+    for spec in dense:
+        kwargs = spec.get("kwargs", {})
+        want_param = "standard" if prefix.startswith("standard") else "ntk"
+        assert kwargs.get("parameterization", "ntk") == want_param
+        if "nobias" in prefix:
+            assert kwargs.get("b_std") is None

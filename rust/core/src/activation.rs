@@ -639,7 +639,7 @@ impl<T: Real> Plan<T> {
         let sq2 = &s2.sq[j0..j0 + len];
         let rsq2 = &s2.rsq[j0..j0 + len];
         let t = &mut t[..len];
-        let two_pi = T::TWO * T::PI;
+        let inv_2pi = T::from_f64(0.5 * std::f64::consts::FRAC_1_PI);
         match self {
             // φ = x: E[uv] = c, E[1·1] = 1.
             Plan::Identity => {}
@@ -650,8 +650,8 @@ impl<T: Real> Plan<T> {
                     let (rho, ct) = corr(c[j], sq1, rsq1, sq2[j], rsq2[j]);
                     let theta = rho.vacos();
                     let s = sin_of(rho);
-                    let pmt = (T::PI - theta) / two_pi;
-                    c[j] = amb2 * sq1 * sq2[j] * (s / two_pi + pmt * rho) + ab * ct;
+                    let pmt = (T::PI - theta) * inv_2pi;
+                    c[j] = amb2 * sq1 * sq2[j] * (s * inv_2pi + pmt * rho) + ab * ct;
                     if NTK {
                         t[j] *= ab + amb2 * pmt;
                     }
@@ -688,10 +688,10 @@ impl<T: Real> Plan<T> {
                     let d2 = pp1 - ct * ct;
                     let d = d2.sqrt();
                     let alpha = (ct / d).vatan();
-                    c[j] = ((ct * ct + prod * d2) / (pp1 * d) + ct * alpha) / two_pi + quarter * ct;
+                    c[j] = ((ct * ct + prod * d2) / (pp1 * d) + ct * alpha) * inv_2pi + quarter * ct;
                     if NTK {
-                        let first = (T::ONE / d2 + (T::ONE - prod) / pp1 + T::ONE) * ct / (d * two_pi);
-                        t[j] *= first + quarter + alpha / two_pi;
+                        let first = (T::ONE / d2 + (T::ONE - prod) / pp1 + T::ONE) * ct * inv_2pi / d;
+                        t[j] *= first + quarter + alpha * inv_2pi;
                     }
                 }
             }

@@ -70,6 +70,8 @@ pub struct Kernels<T> {
 
 /// The state of one `Dense` (+ activation) block for the tile pass.
 pub(crate) struct LayerPlan<T> {
+    /// Input variance of the layer for each sample of x1 (the exact diagonal of its input kernel).
+    pub q_in: Vec<T>,
     pub w2: T,
     pub b2: T,
     /// Standard parameterization: `(n_in, 1 if bias else 0)`.
@@ -236,6 +238,7 @@ impl Network {
             let dn = &block.dense;
             let w2 = dn.w_std * dn.w_std;
             let b2 = dn.b_std.map_or(0.0, |b| b * b);
+            let q_in: Vec<T> = q1.iter().map(|&v| T::from_f64(v)).collect();
             let dense = |q: &mut Vec<f64>| q.iter_mut().for_each(|v| *v = w2 * *v + b2);
             dense(&mut q1);
             if let Some(q) = q2.as_mut() {
@@ -301,6 +304,7 @@ impl Network {
                 }
             };
             plans.push(LayerPlan {
+                q_in,
                 w2: T::from_f64(w2),
                 b2: T::from_f64(b2),
                 standard,
@@ -388,9 +392,9 @@ impl Network {
             None => (x1, x2),
         };
         let tile = crate::tile::tile_size(opts.tile_size);
-        ctl.add_total(crate::tile::work_units(n1, n2, b.is_none(), tile));
+        ctl.add_total(crate::tile::work_units(n1, n2, d, b.is_none(), tile));
         let mut run = || -> Result<()> {
-            crate::tile::gram(&mut bufs[0], a, b, T::from_f64(gscale), tile, ctl)?;
+            crate::tile::gram(&mut bufs[0], a, b, T::from_f64(gscale), ctl)?;
             crate::tile::layers(&mut bufs, get, n1, n2, b.is_none(), &layers, tile, ctl)
         };
         if n1 <= tile && n2 <= tile {
@@ -419,7 +423,7 @@ impl Network {
         let n = x.nrows();
         let scale = rescale_factor::<T>(m);
         let q = input_variances(x, scale);
-        let layers = self.plan_layers::<T>(x.ncols(), q.clone(), None)?;
+        let layers = self.plan_layers::<T>(x.ncols(), q, None)?;
         let mut nngp = vec![T::ZERO; n];
         let mut ntk = vec![T::ZERO; n];
         let mut scr = Scratch::new(1);
@@ -427,11 +431,11 @@ impl Network {
         for i in 0..n {
             ctl.check()?;
             ctl.advance(1);
-            let mut c = [T::from_f64(q[i])];
+            let mut c = [T::ZERO];
             let mut t = [T::ZERO];
             for lp in &layers {
+                c[0] = lp.q_in[i];
                 lp.dense_row::<true>(&mut c, &mut t);
-                c[0] = lp.s1.q[i];
                 lp.act_row::<true>(i, i, &mut c, &mut t, &mut scr);
             }
             if !(c[0].is_finite() && t[0].is_finite()) {
@@ -449,5 +453,160 @@ impl Network {
             rows: n,
             cols: 1,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Activation, Dense, Layer};
+    use proptest::prelude::*;
+
+    fn net(act: Activation, depth: usize) -> Network {
+        let dense = || Layer::Dense(Dense::new(16, 1.4, Some(0.1), Parameterization::Ntk).unwrap());
+        let mut layers = Vec::new();
+        for _ in 0..depth {
+            layers.push(dense());
+            layers.push(Layer::Activation(act.clone()));
+        }
+        layers.push(dense());
+        Network::new(layers).unwrap()
+    }
+
+    fn data(n: usize, d: usize, seed: u64) -> faer::Mat<f64> {
+        // a small deterministic generator (splitmix64 → uniform(−1, 1))
+        let mut s = seed;
+        faer::Mat::from_fn(n, d, |_, _| {
+            s = s.wrapping_add(0x9E3779B97F4A7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+    }
+
+    fn kernel(n: &Network, x: &faer::Mat<f64>, y: Option<&faer::Mat<f64>>, tile: usize) -> Kernels<f64> {
+        n.kernel(
+            x.as_ref(),
+            y.map(|m| m.as_ref()),
+            Get::BOTH,
+            &KernelOptions { tile_size: tile },
+            &Control::new(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn results_do_not_depend_on_tile_size_or_threads() {
+        let x = data(70, 5, 1);
+        let nw = net(Activation::relu(), 3);
+        let a = kernel(&nw, &x, None, 0);
+        for tile in [1, 7, 16, 64, 300] {
+            let b = kernel(&nw, &x, None, tile);
+            assert_eq!(a.nngp, b.nngp, "tile {tile}");
+            assert_eq!(a.ntk, b.ntk, "tile {tile}");
+        }
+        let b = crate::pool::pool().install(|| kernel(&nw, &x, None, 8));
+        assert_eq!(a.ntk, b.ntk);
+    }
+
+    #[test]
+    fn symmetric_kernel_equals_cross_kernel_and_diagonal() {
+        let x = data(40, 6, 2);
+        for act in [
+            Activation::relu(),
+            Activation::Gelu,
+            Activation::erf(1.0, 2.0, 0.1).unwrap(),
+        ] {
+            let nw = net(act, 2);
+            let k = kernel(&nw, &x, None, 16);
+            let c = kernel(&nw, &x, Some(&x), 16);
+            let d = nw.kernel_diagonal(x.as_ref(), Get::BOTH, &Control::new()).unwrap();
+            let (kn, cn, dn) = (k.nngp.unwrap(), c.nngp.unwrap(), d.nngp.unwrap());
+            let (kt, ct, dt) = (k.ntk.unwrap(), c.ntk.unwrap(), d.ntk.unwrap());
+            for i in 0..40 {
+                assert_eq!(dn[i], kn[i * 40 + i]);
+                assert_eq!(dt[i], kt[i * 40 + i]);
+                for j in 0..40 {
+                    assert_eq!(kn[i * 40 + j], kn[j * 40 + i]);
+                    assert!((kn[i * 40 + j] - cn[i * 40 + j]).abs() <= 1e-12 * kn[i * 40 + i].abs().max(1.0));
+                    assert!((kt[i * 40 + j] - ct[i * 40 + j]).abs() <= 1e-12 * kt[i * 40 + i].abs().max(1.0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn float32_is_close_to_float64() {
+        let x = data(50, 8, 3);
+        let x32 = faer::Mat::<f32>::from_fn(50, 8, |i, j| x[(i, j)] as f32);
+        let nw = net(Activation::relu(), 3);
+        let a = kernel(&nw, &x, None, 0).ntk.unwrap();
+        let b = nw
+            .kernel(x32.as_ref(), None, Get::NTK, &KernelOptions::default(), &Control::new())
+            .unwrap();
+        let max = a.iter().cloned().fold(0.0, f64::max);
+        for (u, v) in a.iter().zip(b.ntk.unwrap()) {
+            assert!((u - v as f64).abs() <= 1e-5 * max, "{u} vs {v}");
+        }
+    }
+
+    #[test]
+    fn cancelled_control_stops_the_computation() {
+        let ctl = Control::new();
+        ctl.cancel();
+        let x = data(600, 4, 4);
+        let r = net(Activation::relu(), 2).kernel(x.as_ref(), None, Get::BOTH, &KernelOptions::default(), &ctl);
+        assert_eq!(r.unwrap_err(), Error::Cancelled);
+    }
+
+    #[test]
+    fn bad_inputs_are_typed_errors() {
+        let nw = net(Activation::relu(), 1);
+        let ctl = Control::new();
+        let o = KernelOptions::default();
+        let mut x = data(5, 3, 5);
+        let y = data(4, 2, 6);
+        let e = nw
+            .kernel(x.as_ref(), Some(y.as_ref()), Get::BOTH, &o, &ctl)
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { arg: "x2", .. }));
+        x[(1, 1)] = f64::NAN;
+        let e = nw.kernel(x.as_ref(), None, Get::BOTH, &o, &ctl).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { arg: "x1", .. }));
+        let empty = faer::Mat::<f64>::zeros(0, 3);
+        assert!(nw.kernel(empty.as_ref(), None, Get::BOTH, &o, &ctl).is_err());
+        let e = nw
+            .kernel(
+                data(3, 2, 7).as_ref(),
+                None,
+                Get {
+                    nngp: false,
+                    ntk: false,
+                },
+                &o,
+                &ctl,
+            )
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { arg: "get", .. }));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Cauchy–Schwarz: |E[φ(u)φ(v)]| ≤ √(E[φ(u)²] E[φ(v)²]), and the maps are finite.
+        #[test]
+        fn maps_obey_cauchy_schwarz(q1 in 0.0f64..10.0, q2 in 0.0f64..10.0, rho in -1.0f64..1.0, k in 0usize..6) {
+            let act = [Activation::relu(), Activation::Gelu, Activation::erf(0.7, 1.3, 0.2).unwrap(),
+                       Activation::sin(1.0, 0.8, 0.3).unwrap(), Activation::rectified_monomial(2).unwrap(),
+                       Activation::hermite(3).unwrap()][k].clone();
+            let c = rho * (q1 * q2).sqrt();
+            let (n, d) = act.maps(q1, q2, c).unwrap();
+            let (n1, d1) = act.maps(q1, q1, q1).unwrap();
+            let (n2, d2) = act.maps(q2, q2, q2).unwrap();
+            prop_assert!(n.is_finite() && d.is_finite());
+            prop_assert!(n.abs() <= (n1 * n2).sqrt() * (1.0 + 1e-10) + 1e-12);
+            prop_assert!(d.abs() <= (d1 * d2).sqrt() * (1.0 + 1e-10) + 1e-12);
+        }
     }
 }

@@ -33,9 +33,11 @@ impl<T> Shared<T> {
     }
 }
 
-/// Rows per Gram panel: a multiple of the tile, about 256 (a panel is one unit of progress).
-fn panel_height(tile: usize) -> usize {
-    tile * 256usize.div_ceil(tile).max(1)
+/// Rows per Gram panel: about 1 GFLOP of work (so that Ctrl-C is seen within ~0.1 s), 16 to 256.
+fn panel_height(n2: usize, d: usize) -> usize {
+    (1e9 / (2.0 * n2.max(1) as f64 * d.max(1) as f64))
+        .ceil()
+        .clamp(16.0, 256.0) as usize
 }
 
 /// The tiles of an `n1 × n2` output (upper triangle only when `sym`).
@@ -47,8 +49,8 @@ fn tile_list(n1: usize, n2: usize, sym: bool, tile: usize) -> Vec<(usize, usize)
 }
 
 /// Work units (Gram panels + tiles) of a kernel computation, for progress reports.
-pub(crate) fn work_units(n1: usize, n2: usize, sym: bool, tile: usize) -> u64 {
-    (n1.div_ceil(panel_height(tile)) + tile_list(n1, n2, sym, tile).len()) as u64
+pub(crate) fn work_units(n1: usize, n2: usize, d: usize, sym: bool, tile: usize) -> u64 {
+    (n1.div_ceil(panel_height(n2, d)) + tile_list(n1, n2, sym, tile).len()) as u64
 }
 
 /// `out = alpha · a bᵀ` (`b = a` when `None`: then only the panels' upper part, columns ≥ the
@@ -58,14 +60,13 @@ pub(crate) fn gram<T: Element>(
     a: MatRef<'_, T>,
     b: Option<MatRef<'_, T>>,
     alpha: T,
-    tile: usize,
     ctl: &Control,
 ) -> Result<()> {
     let n1 = a.nrows();
     let bm = b.unwrap_or(a);
     let n2 = bm.nrows();
     let sym = b.is_none();
-    let panel = panel_height(tile);
+    let panel = panel_height(n2, a.ncols());
     let starts: Vec<usize> = (0..n1).step_by(panel).collect();
     let ptr = Shared(out.as_mut_ptr());
     let panel_job = |&r0: &usize| -> Result<()> {
@@ -194,11 +195,12 @@ fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, bi: usize, bj: us
         }
         t.iter_mut().for_each(|v| *v = T::ZERO);
         for lp in job.plans {
-            lp.dense_row::<NTK>(c, t);
             if diag {
-                // the exact diagonal: the pre-activation variance as planned, so that ρ = 1 exactly
-                c[0] = lp.s1.q[i];
+                // the exact diagonal: the layer's input variance as planned (the same values as
+                // `kernel_diagonal`), so that the activation sees ρ = 1
+                c[0] = lp.q_in[i];
             }
+            lp.dense_row::<NTK>(c, t);
             lp.act_row::<NTK>(i, js, c, t, scr);
         }
         let mut fin = true;
