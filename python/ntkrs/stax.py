@@ -444,6 +444,12 @@ def mlp(depth: int, width: int, activation: str | Activation = "relu", W_std: fl
     depth = _integer("depth", depth)
     if depth < 0:
         raise ValueError(f"depth: must be ≥ 0 hidden layers, got {depth}")
+    width = _integer("width", width)
+    if width < 1:
+        raise ValueError(f"width: the hidden layers need at least 1 unit, got {width}")
+    out_dim = _integer("out_dim", out_dim)
+    if out_dim < 1:
+        raise ValueError(f"out_dim: the output layer needs at least 1 unit, got {out_dim}")
     if isinstance(activation, str):
         key = activation.lower()
         if key not in _BY_NAME:

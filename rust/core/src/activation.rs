@@ -44,7 +44,7 @@ pub enum Activation {
 }
 
 /// The quadrature degree used by numerical activations unless one is given.
-pub const DEFAULT_QUAD_DEGREE: usize = 64;
+pub const DEFAULT_QUAD_DEGREE: usize = 48;
 /// Largest supported quadrature degree.
 pub const MAX_QUAD_DEGREE: usize = 256;
 /// Largest supported polynomial degree.
@@ -229,7 +229,7 @@ impl Activation {
         if !c.is_finite() {
             return Err(Error::arg("cov", format!("must be finite, got {c}")));
         }
-        let plan = Plan::<f64>::new(self, &[q1, q2])?;
+        let plan = Plan::<f64>::new(self, &[q1, q2], false)?;
         let s1 = Samples::new(&plan, &[q1])?;
         let s2 = Samples::new(&plan, &[q2])?;
         let mut cv = [c];
@@ -269,17 +269,19 @@ pub(crate) struct Samples<T> {
 
 impl<T: Real> Samples<T> {
     /// Samples for the variances `q` under `plan` (computed in f64, stored as `T`).
+    ///
+    /// A variance whose square root is not a normal number of `T` (a subnormal scale) counts as
+    /// 0, so that `1/√q` stays finite: such samples have the kernel of the zero input.
     pub fn new(plan: &Plan<f64>, q: &[f64]) -> Result<Self> {
         let n = q.len();
+        let tiny = T::MIN_POSITIVE.to_f64();
+        let q: Vec<f64> = q.iter().map(|&v| if v.sqrt() < tiny { 0.0 } else { v }).collect();
         let sq: Vec<f64> = q.iter().map(|&v| v.sqrt()).collect();
-        let rsq = sq
-            .iter()
-            .map(|&s| if s > 0.0 { 1.0 / s } else { 0.0 })
-            .collect::<Vec<_>>();
+        let rsq: Vec<f64> = sq.iter().map(|&s| if s > 0.0 { 1.0 / s } else { 0.0 }).collect();
         let cast = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect();
-        let aux = plan.aux(q)?;
+        let aux = plan.aux(&q)?;
         Ok(Samples {
-            q: cast(q),
+            q: cast(&q),
             sq: cast(&sq),
             rsq: cast(&rsq),
             aux: cast(&aux),
@@ -312,6 +314,7 @@ pub(crate) struct Scratch<T> {
     pub c: Vec<T>,
     pub d: Vec<T>,
     pub e: Vec<T>,
+    pub f: Vec<T>,
 }
 
 impl<T: Real> Scratch<T> {
@@ -323,6 +326,7 @@ impl<T: Real> Scratch<T> {
             c: v(),
             d: v(),
             e: v(),
+            f: v(),
         }
     }
 }
@@ -444,8 +448,9 @@ fn horner(p: &[f64], x: f64) -> f64 {
 }
 
 impl Plan<f64> {
-    /// Prepare `act` for pre-activation variances `qs` (all samples of the layer, both inputs).
-    pub fn new(act: &Activation, qs: &[f64]) -> Result<Self> {
+    /// Prepare `act` for pre-activation variances `qs` (all samples of the layer, both inputs);
+    /// `tables`: numerical activations may build their equal-norm angle table.
+    pub fn new(act: &Activation, qs: &[f64], tables: bool) -> Result<Self> {
         Ok(match *act {
             Activation::Identity => Plan::Identity,
             Activation::ABRelu { a, b } => Plan::ABRelu {
@@ -495,17 +500,16 @@ impl Plan<f64> {
                 r: hermite_projection(coef),
                 deg: coef.len() - 1,
             },
-            Activation::Numerical { ref f, degree } => Plan::Numeric(NumericPlan::new(f, degree, qs)?),
+            Activation::Numerical { ref f, degree } => Plan::Numeric(NumericPlan::new(f, degree, qs, tables)?),
         })
     }
 
     /// Number of per-sample auxiliary values.
     pub fn n_aux(&self) -> usize {
         match self {
-            Plan::Erf { .. } => 1,
+            Plan::Erf { .. } => 2,
             Plan::RectMono { .. } => 2,
             Plan::Poly { deg, .. } => deg + 1,
-            Plan::Numeric(n) => n.n_aux(),
             _ => 0,
         }
     }
@@ -515,10 +519,12 @@ impl Plan<f64> {
         let n = qs.len();
         let mut out = vec![0.0; self.n_aux() * n];
         match self {
-            // r = 1/√(1 + 2b²q)
+            // r = 1/√(1 + 2b²q) and √q·r (both bounded, whatever q)
             Plan::Erf { b2, .. } => {
-                for (o, &q) in out.iter_mut().zip(qs) {
-                    *o = 1.0 / (1.0 + 2.0 * b2 * q).sqrt();
+                for (i, &q) in qs.iter().enumerate() {
+                    let r = 1.0 / (1.0 + 2.0 * b2 * q).sqrt();
+                    out[i] = r;
+                    out[n + i] = q.sqrt() * r;
                 }
             }
             // q^{n/2}/√(2π) and n·q^{(n−1)/2}/√(2π): their products over two samples are the
@@ -539,7 +545,6 @@ impl Plan<f64> {
                     }
                 }
             }
-            Plan::Numeric(np) => np.aux(qs, &mut out)?,
             _ => {}
         }
         Ok(out)
@@ -657,22 +662,27 @@ impl<T: Real> Plan<T> {
                     }
                 }
             }
-            // Erf: E = a²(2/π)·asin(2b²c/√((1+2b²q1)(1+2b²q2))) + c0² ;
-            //      dot = (4a²b²/π)/√(1 + 2b²(q1+q2) + 4b⁴(q1q2 − c²))
+            // Erf: with r = 1/√(1 + 2b²q) and z = 2b²·c·r1·r2:
+            //   E = a²(2/π)·asin z + c0² ; dot = (4a²b²/π)·r1 r2/√(1 − z²), where
+            //   1 − z² = r1²r2² + 2b²(q1 r1² r2² + q2 r2² r1²) + 4b⁴ q1 r1² q2 r2² (1 − ρ²)
+            //   is summed from bounded terms (no overflow at huge q, no cancellation at ρ → 1)
             Plan::Erf { a2, c2, b2, a2b2 } => {
                 let (a2, c2, b2, a2b2) = (*a2, *c2, *b2, *a2b2);
-                let r1 = s1.aux(0)[i];
+                let (r1, u1) = (s1.aux(0)[i], s1.aux(1)[i]);
                 let r2 = &s2.aux(0)[j0..j0 + len];
+                let u2 = &s2.aux(1)[j0..j0 + len];
+                let four_over_pi = T::TWO * T::TWO / T::PI;
                 for j in 0..len {
-                    let (rho, ct) = corr(c[j], sq1, rsq1, sq2[j], rsq2[j]);
-                    let z = (T::TWO * b2 * ct * r1 * r2[j]).clamp_unit();
+                    let (rho, _) = corr(c[j], sq1, rsq1, sq2[j], rsq2[j]);
+                    // z = 2b² ρ (√q1 r1)(√q2 r2)
+                    let z = (T::TWO * b2 * rho * u1 * u2[j]).clamp_unit();
                     c[j] = a2 * (T::TWO / T::PI) * z.vasin() + c2;
                     if NTK {
-                        let p = sq1 * sq2[j];
-                        let det = T::ONE
-                            + T::TWO * b2 * (q1 + q2[j])
-                            + T::TWO * T::TWO * b2 * b2 * p * p * (T::ONE - rho) * (T::ONE + rho);
-                        t[j] *= (T::TWO * T::TWO * a2b2 / T::PI) / det.sqrt();
+                        let rr = r1 * r2[j];
+                        let one_minus_z2 = rr * rr
+                            + T::TWO * b2 * (u1 * u1 * r2[j] * r2[j] + u2[j] * u2[j] * r1 * r1)
+                            + T::TWO * T::TWO * b2 * b2 * u1 * u1 * u2[j] * u2[j] * (T::ONE - rho) * (T::ONE + rho);
+                        t[j] *= four_over_pi * a2b2 * rr / one_minus_z2.sqrt();
                     }
                 }
             }

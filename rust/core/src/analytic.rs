@@ -217,7 +217,8 @@ fn rescale_factor<T: Element>(m: f64) -> f64 {
     if m == 0.0 || (m >= lo && m <= hi) {
         1.0
     } else {
-        2f64.powi(-(m.log2().round() as i32))
+        // clamp the exponent: 2^±1000 is representable, 2^±1030 is not (subnormal inputs)
+        2f64.powi(-(m.log2().round() as i32).clamp(-1000, 1000))
     }
 }
 
@@ -275,7 +276,7 @@ impl Network {
                 }
                 Some(a) => {
                     let all: Vec<f64> = q1.iter().chain(q2.iter().flatten()).cloned().collect();
-                    let plan = Plan::<f64>::new(a, &all)?;
+                    let plan = Plan::<f64>::new(a, &all, true)?;
                     let s1 = Samples::<f64>::new(&plan, &q1)?;
                     let s2 = q2.as_ref().map(|q| Samples::<f64>::new(&plan, q)).transpose()?;
                     // variances after the activation: E[φ(u)²], the map at c = q

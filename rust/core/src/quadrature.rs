@@ -1,15 +1,23 @@
-//! Gauss–Hermite quadrature for activations without a closed-form kernel.
+//! Numerical kernel maps for activations without a closed form.
 //!
-//! `E[f(u) g(v)]` over a centred Gaussian pair is computed with a `D`-point Gauss–Hermite rule in
-//! each dimension, `u = √q1·z1`, `v = √q2·(ρ z1 + √(1−ρ²) z2)`. Two evaluation paths:
+//! `E[f(u) g(v)]` over the centred Gaussian pair with variances `q1`, `q2` and angle `θ` is
+//! written in polar coordinates, `u = √q1·r cos ϕ`, `v = √q2·r cos(ϕ − θ)`, with `ϕ` uniform and
+//! `r` of density `r e^{−r²/2}`. Every activation here is smooth except possibly at 0 (ReLU-like
+//! kinks), and `u`, `v` keep their signs on the four arcs of `ϕ` between the rays where one of
+//! them vanishes, so a product rule on each arc — Gauss–Legendre in `ϕ`, Gauss–Legendre in
+//! `r ∈ [0, 10]` — converges spectrally even for kinked `φ` (plain 2-D Gauss–Hermite converges only
+//! algebraically there). The two arcs `[π/2, π/2 + θ]`, `[π/2 + θ, 3π/2]` and their images under
+//! `ϕ ↦ ϕ + π` (which flips both signs) cover the circle. `quad_degree = D` means `D` radial and
+//! `D/2` angular nodes per arc: `2·D²` evaluations of `φ(u)φ(v)` per kernel entry.
 //!
-//! * **equal norms** (every sample of the layer has the same variance `q`, as for inputs on a
-//!   sphere): the kernel depends on the angle alone, so it is tabulated once per layer on a uniform
-//!   grid of `θ ∈ [0, π]` (`THETA_POINTS` points) and interpolated (cubic Lagrange) per entry;
-//! * **general**: `φ` and `φ'` are tabulated on a fine uniform grid covering every abscissa the
-//!   rule can reach (`GRID_POINTS` points, cubic Lagrange) and the `D²`-point rule runs per entry.
+//! Two evaluation paths:
+//! * **equal norms** (every sample of the layer has the same variance, as for inputs on a sphere):
+//!   the kernel depends on the angle alone, so it is tabulated once per layer on `THETA_POINTS`
+//!   angles with `φ` evaluated exactly, and interpolated (cubic) per entry: ReLU-like cost;
+//! * **general**: `φ` and `φ'` are tabulated on `GRID_POINTS` abscissae (cubic interpolation that
+//!   never straddles the kink at 0) and the rule runs per entry.
 //!
-//! Both evaluate the same rule, so they agree to the interpolation error (≈1e-10 relative).
+//! The paths agree to the interpolation error (≈1e-12 relative).
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,8 +28,10 @@ use crate::vmath::Real;
 
 /// Points of the angle table of the equal-norm path.
 pub const THETA_POINTS: usize = 2049;
-/// Points of the `φ`/`φ'` table of the general path.
-pub const GRID_POINTS: usize = 16385;
+/// Points of the `φ`/`φ'` table of the general path (odd: 0 is a node).
+pub const GRID_POINTS: usize = 65537;
+/// Radial cut-off of the rule: the density `r e^{−r²/2}` beyond it carries `e^{−50}` of the mass.
+pub const RADIUS: f64 = 10.0;
 
 /// A function evaluated on batches: writes `φ(x)` into `f` and `φ'(x)` into `df`.
 pub trait BatchFn: Send + Sync {
@@ -205,19 +215,151 @@ pub fn gauss_hermite(n: usize) -> (Vec<f64>, Vec<f64>) {
     (z, w.into_iter().map(|v| v / total).collect())
 }
 
-/// Cubic Lagrange interpolation on a uniform table starting at `x0` with inverse spacing `inv_h`.
+/// Gauss–Legendre rule of `n` points on [−1, 1] (weights sum to 2): Golub–Welsch with faer's
+/// self-adjoint eigensolver, each node then polished by Newton steps on the Legendre recurrence
+/// and its weight taken from the closed form `2/((1 − x²) P_n'(x)²)`.
+pub fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
+    let jac = faer::Mat::<f64>::from_fn(n, n, |i, j| {
+        if i + 1 == j || j + 1 == i {
+            let k = i.max(j) as f64;
+            k / (4.0 * k * k - 1.0).sqrt()
+        } else {
+            0.0
+        }
+    });
+    let eig = jac
+        .self_adjoint_eigen(faer::Side::Lower)
+        .expect("the Jacobi matrix is symmetric and finite");
+    let s = eig.S();
+    let mut x: Vec<f64> = (0..n).map(|k| s[k]).collect();
+    x.sort_by(f64::total_cmp);
+    // (P_n(x), P_n'(x)) by the three-term recurrence
+    let eval = |t: f64| -> (f64, f64) {
+        let (mut p0, mut p1) = (1.0, t);
+        if n == 0 {
+            return (1.0, 0.0);
+        }
+        for k in 2..=n {
+            let p2 = ((2 * k - 1) as f64 * t * p1 - (k - 1) as f64 * p0) / k as f64;
+            p0 = p1;
+            p1 = p2;
+        }
+        (p1, n as f64 * (t * p1 - p0) / (t * t - 1.0))
+    };
+    let mut w = vec![0.0; n];
+    for k in 0..n {
+        for _ in 0..2 {
+            let (p, dp) = eval(x[k]);
+            x[k] -= p / dp;
+        }
+        let (_, dp) = eval(x[k]);
+        w[k] = 2.0 / ((1.0 - x[k] * x[k]) * dp * dp);
+    }
+    // exact symmetry about 0
+    let xs: Vec<f64> = (0..n).map(|k| 0.5 * (x[k] - x[n - 1 - k])).collect();
+    let ws: Vec<f64> = (0..n).map(|k| 0.5 * (w[k] + w[n - 1 - k])).collect();
+    (xs, ws)
+}
+
+/// The polar product rule of degree `D`: radial nodes `r` with weights `wr` that include the
+/// density `r e^{−r²/2}` and the `1/(2π)` of the angle, and Legendre nodes `a`/weights `wa`.
+#[derive(Clone, Debug)]
+pub(crate) struct PolarRule {
+    pub r: Vec<f64>,
+    pub wr: Vec<f64>,
+    pub a: Vec<f64>,
+    pub wa: Vec<f64>,
+}
+
+impl PolarRule {
+    pub fn new(degree: usize) -> Self {
+        let (x, w) = gauss_legendre(degree.max(2));
+        let half = 0.5 * RADIUS;
+        let r: Vec<f64> = x.iter().map(|&t| half * (t + 1.0)).collect();
+        let wr = r
+            .iter()
+            .zip(&w)
+            .map(|(&rv, &wv)| half * wv * rv * (-0.5 * rv * rv).exp() / (2.0 * std::f64::consts::PI))
+            .collect();
+        let (a, wa) = gauss_legendre((degree / 2).max(2));
+        PolarRule { r, wr, a, wa }
+    }
+
+    /// The angles `ϕ` and weights of the nodes of both arcs for angle `θ`.
+    fn angles(&self, theta: f64) -> impl Iterator<Item = (f64, f64)> + '_ {
+        let pi = std::f64::consts::PI;
+        [(0.5 * pi, 0.5 * pi + theta), (0.5 * pi + theta, 1.5 * pi)]
+            .into_iter()
+            .flat_map(move |(lo, hi)| {
+                let (mid, half) = (0.5 * (lo + hi), 0.5 * (hi - lo));
+                self.a
+                    .iter()
+                    .zip(&self.wa)
+                    .map(move |(&a, &w)| (mid + half * a, half * w))
+            })
+    }
+
+    /// `(E[f(u)f(v)], E[f'(u)f'(v)])` at `(√q1, √q2, θ)` for every θ in `thetas`, evaluating `fun`
+    /// exactly (in batches).
+    fn expectations(&self, fun: &Pointwise, sq1: f64, sq2: f64, thetas: &[f64]) -> Result<Vec<(f64, f64)>> {
+        let mut u = Vec::new();
+        let mut v = Vec::new();
+        let mut w = Vec::new();
+        for &th in thetas {
+            for (phi, wp) in self.angles(th) {
+                let (cu, cv) = (phi.cos(), (phi - th).cos());
+                for (&r, &wr) in self.r.iter().zip(&self.wr) {
+                    u.push(sq1 * r * cu);
+                    v.push(sq2 * r * cv);
+                    w.push(wp * wr);
+                }
+            }
+        }
+        let m = u.len();
+        // φ at u, −u, v, −v in one batch
+        let mut x = Vec::with_capacity(4 * m);
+        x.extend(u.iter().copied());
+        x.extend(u.iter().map(|t| -t));
+        x.extend(v.iter().copied());
+        x.extend(v.iter().map(|t| -t));
+        let mut f = vec![0.0; 4 * m];
+        let mut df = vec![0.0; 4 * m];
+        fun.eval(&x, &mut f, &mut df)?;
+        let per = m / thetas.len().max(1);
+        Ok((0..thetas.len())
+            .map(|t| {
+                let (mut n, mut d) = (0.0, 0.0);
+                for k in t * per..(t + 1) * per {
+                    n += w[k] * (f[k] * f[2 * m + k] + f[m + k] * f[3 * m + k]);
+                    d += w[k] * (df[k] * df[2 * m + k] + df[m + k] * df[3 * m + k]);
+                }
+                (n, d)
+            })
+            .collect())
+    }
+}
+
+/// Cubic Lagrange interpolation on a uniform table starting at `x0` with inverse spacing `inv_h`;
+/// with `split = Some(k0)` (node `k0` is x = 0) the stencil never straddles 0 (it extrapolates
+/// within the first cell), so a kink or a jump of the tabulated function at 0 costs no accuracy.
 #[inline(always)]
-fn interp<T: Real>(table: &[T], x0: T, inv_h: T, x: T) -> T {
+fn interp<T: Real>(table: &[T], x0: T, inv_h: T, split: Option<usize>, x: T) -> T {
     let pos = (x - x0) * inv_h;
-    let last = (table.len() - 3) as f64;
-    // base index in [0, len − 4] so that the stencil k..k+3 stays inside
-    let kf = (pos - T::ONE).max(T::ZERO).min(T::from_f64(last - 1.0));
-    let k = kf.to_f64() as usize;
-    let k = k.min(table.len() - 4);
-    let s = pos - T::from_f64(k as f64) - T::ONE; // position relative to node k+1, in [−1, 2]
-    debug_assert!(k + 3 < table.len());
-    // SAFETY: k ≤ len − 4 by the clamp above, so k..k+3 is in bounds (unchecked so that the
-    // row loop vectorises into gathers).
+    let n = table.len();
+    // base index k of the stencil k..k+3, centred on pos
+    let mut kf = (pos - T::ONE).max(T::ZERO).min(T::from_f64((n - 4) as f64));
+    if let Some(k0) = split {
+        let k0f = T::from_f64(k0 as f64);
+        // the node at 0 itself is never used: it cannot hold both one-sided limits of a
+        // function that jumps there (φ' of ReLU-like activations)
+        let lo_side = kf.min(k0f - T::from_f64(4.0)); // stencil < k0 for x < 0
+        let hi_side = kf.max(k0f + T::ONE); // stencil > k0 for x ≥ 0
+        kf = T::select(pos < k0f, lo_side, hi_side);
+    }
+    let k = (kf.to_f64() as usize).min(n - 4);
+    let s = pos - T::from_f64(k as f64) - T::ONE; // relative to node k+1
+    debug_assert!(k + 3 < n);
+    // SAFETY: k ≤ n − 4 by the clamp above (unchecked so that the row loop vectorises into gathers).
     let (y0, y1, y2, y3) = unsafe {
         (
             *table.get_unchecked(k),
@@ -226,10 +368,7 @@ fn interp<T: Real>(table: &[T], x0: T, inv_h: T, x: T) -> T {
             *table.get_unchecked(k + 3),
         )
     };
-    let one = T::ONE;
-    let two = T::TWO;
-    let six = T::from_f64(6.0);
-    // Lagrange basis at nodes −1, 0, 1, 2
+    let (one, two, six) = (T::ONE, T::TWO, T::from_f64(6.0));
     let l0 = -s * (s - one) * (s - two) / six;
     let l1 = (s + one) * (s - one) * (s - two) / two;
     let l2 = -(s + one) * s * (s - two) / two;
@@ -240,70 +379,39 @@ fn interp<T: Real>(table: &[T], x0: T, inv_h: T, x: T) -> T {
 /// A numerical activation prepared for one layer.
 #[derive(Clone, Debug)]
 pub(crate) enum NumericPlan<T> {
-    /// Equal norms: kernel tables over θ.
+    /// Equal norms: kernel tables over θ ∈ [0, π].
     Theta { inv_h: T, nngp: Vec<T>, dot: Vec<T> },
-    /// General: `φ`, `φ'` tables over x and the rule itself; per-sample aux holds `φ(√q z_k)`
-    /// (k < D) and `φ'(√q z_k)` (D ≤ k < 2D).
+    /// General: `φ`, `φ'` tables over `[−R, R]` (0 at node `mid`) and the polar rule.
     Grid {
-        z: Vec<T>,
-        w: Vec<T>,
+        r: Vec<T>,
+        wr: Vec<T>,
+        a: Vec<T>,
+        wa: Vec<T>,
         x0: T,
         inv_h: T,
+        mid: usize,
         f: Vec<T>,
         df: Vec<T>,
-        fun: Pointwise,
     },
 }
 
 impl NumericPlan<f64> {
-    pub fn new(fun: &Pointwise, degree: usize, qs: &[f64]) -> Result<Self> {
-        let (z, w) = gauss_hermite(degree);
+    /// Plan for pre-activation variances `qs`; `tables` allows the equal-norm angle table (worth
+    /// its set-up cost only when many entries follow).
+    pub fn new(fun: &Pointwise, degree: usize, qs: &[f64], tables: bool) -> Result<Self> {
+        let rule = PolarRule::new(degree);
         let q0 = qs.first().copied().unwrap_or(0.0);
-        let equal = qs.iter().all(|&q| (q - q0).abs() <= 1e-13 * q0.abs());
-        if equal && !qs.is_empty() {
-            // Kernel as a function of θ at variance q0: 2-D rule at each table angle.
+        let equal = !qs.is_empty() && qs.iter().all(|&q| (q - q0).abs() <= 1e-13 * q0.abs());
+        if tables && equal {
             let sq = q0.sqrt();
             let h = std::f64::consts::PI / (THETA_POINTS - 1) as f64;
-            let d = degree;
-            let mut fu = vec![0.0; d];
-            let mut dfu = vec![0.0; d];
-            let u: Vec<f64> = z.iter().map(|&zk| sq * zk).collect();
-            fun.eval(&u, &mut fu, &mut dfu)?;
-            let mut nngp = vec![0.0; THETA_POINTS];
-            let mut dot = vec![0.0; THETA_POINTS];
-            let chunk = 64;
-            let mut x = Vec::with_capacity(chunk * d * d);
-            let mut fv = Vec::new();
-            let mut dfv = Vec::new();
-            for start in (0..THETA_POINTS).step_by(chunk) {
-                let end = (start + chunk).min(THETA_POINTS);
-                x.clear();
-                for m in start..end {
-                    let th = m as f64 * h;
-                    let (rho, s) = (th.cos(), th.sin());
-                    for &zk in &z {
-                        for &zl in &z {
-                            x.push(sq * (rho * zk + s * zl));
-                        }
-                    }
-                }
-                fv.resize(x.len(), 0.0);
-                dfv.resize(x.len(), 0.0);
-                fun.eval(&x, &mut fv, &mut dfv)?;
-                for (mi, m) in (start..end).enumerate() {
-                    let base = mi * d * d;
-                    let (mut acc_n, mut acc_d) = (0.0, 0.0);
-                    for k in 0..d {
-                        let (mut inn, mut ind) = (0.0, 0.0);
-                        for l in 0..d {
-                            inn += w[l] * fv[base + k * d + l];
-                            ind += w[l] * dfv[base + k * d + l];
-                        }
-                        acc_n += w[k] * fu[k] * inn;
-                        acc_d += w[k] * dfu[k] * ind;
-                    }
-                    nngp[m] = acc_n;
-                    dot[m] = acc_d;
+            let mut nngp = Vec::with_capacity(THETA_POINTS);
+            let mut dot = Vec::with_capacity(THETA_POINTS);
+            let thetas: Vec<f64> = (0..THETA_POINTS).map(|m| m as f64 * h).collect();
+            for chunk in thetas.chunks(64) {
+                for (n, d) in rule.expectations(fun, sq, sq, chunk)? {
+                    nngp.push(n);
+                    dot.push(d);
                 }
             }
             Ok(NumericPlan::Theta {
@@ -312,43 +420,26 @@ impl NumericPlan<f64> {
                 dot,
             })
         } else {
-            let zmax = z.iter().fold(0.0f64, |a, &v| a.max(v.abs()));
             let qmax = qs.iter().fold(0.0f64, |a, &v| a.max(v));
-            // |ρ z_k + √(1−ρ²) z_l| ≤ √2·zmax; the margin keeps the stencil inside
-            let r = (2.0 * zmax * qmax.sqrt()).max(1e-300);
-            let h = 2.0 * r / (GRID_POINTS - 1) as f64;
-            let x: Vec<f64> = (0..GRID_POINTS).map(|k| -r + k as f64 * h).collect();
+            let r = (RADIUS * qmax.sqrt() * (1.0 + 1e-9)).max(1e-300);
+            let mid = GRID_POINTS / 2;
+            let h = r / mid as f64;
+            let x: Vec<f64> = (0..GRID_POINTS).map(|k| (k as f64 - mid as f64) * h).collect();
             let mut f = vec![0.0; GRID_POINTS];
             let mut df = vec![0.0; GRID_POINTS];
             fun.eval(&x, &mut f, &mut df)?;
             Ok(NumericPlan::Grid {
-                z,
-                w,
+                r: rule.r,
+                wr: rule.wr,
+                a: rule.a,
+                wa: rule.wa,
                 x0: -r,
                 inv_h: 1.0 / h,
+                mid,
                 f,
                 df,
-                fun: fun.clone(),
             })
         }
-    }
-
-    pub fn n_aux(&self) -> usize {
-        match self {
-            NumericPlan::Theta { .. } => 0,
-            NumericPlan::Grid { z, .. } => 2 * z.len(),
-        }
-    }
-
-    /// `φ(√q_i z_k)` at `[k * n + i]` and `φ'(√q_i z_k)` at `[(D + k) * n + i]`.
-    pub fn aux(&self, qs: &[f64], out: &mut [f64]) -> Result<()> {
-        if let NumericPlan::Grid { z, fun, .. } = self {
-            let (d, n) = (z.len(), qs.len());
-            let u: Vec<f64> = (0..d).flat_map(|k| qs.iter().map(move |&q| q.sqrt() * z[k])).collect();
-            let (f, df) = out.split_at_mut(d * n);
-            fun.eval(&u, f, df)?;
-        }
-        Ok(())
     }
 
     pub fn cast<T: Real>(&self) -> NumericPlan<T> {
@@ -360,21 +451,25 @@ impl NumericPlan<f64> {
                 dot: v(dot),
             },
             NumericPlan::Grid {
-                z,
-                w,
+                r,
+                wr,
+                a,
+                wa,
                 x0,
                 inv_h,
+                mid,
                 f,
                 df,
-                fun,
             } => NumericPlan::Grid {
-                z: v(z),
-                w: v(w),
+                r: v(r),
+                wr: v(wr),
+                a: v(a),
+                wa: v(wa),
                 x0: T::from_f64(*x0),
                 inv_h: T::from_f64(*inv_h),
+                mid: *mid,
                 f: v(f),
                 df: v(df),
-                fun: fun.clone(),
             },
         }
     }
@@ -395,69 +490,77 @@ impl<T: Real> NumericPlan<T> {
         scr: &mut Scratch<T>,
     ) {
         let len = c.len();
-        let rsq1 = s1.rsq[i];
+        let (sq1, rsq1) = (s1.sq[i], s1.rsq[i]);
         let sq2 = &s2.sq[j0..j0 + len];
         let rsq2 = &s2.rsq[j0..j0 + len];
         match self {
-            // E = T_nngp(θ), dot = T_dot(θ): tables of the 2-D rule at the layer's common variance
+            // E = T_nngp(θ), dot = T_dot(θ): the rule tabulated at the layer's common variance
             NumericPlan::Theta { inv_h, nngp, dot } => {
                 for j in 0..len {
                     let (rho, _) = corr(c[j], T::ZERO, rsq1, T::ZERO, rsq2[j]);
                     let th = rho.vacos();
-                    c[j] = interp(nngp, T::ZERO, *inv_h, th);
+                    c[j] = interp(nngp, T::ZERO, *inv_h, None, th);
                     if NTK {
-                        t[j] *= interp(dot, T::ZERO, *inv_h, th);
+                        t[j] *= interp(dot, T::ZERO, *inv_h, None, th);
                     }
                 }
             }
-            // E = Σ_k Σ_l w_k w_l φ(√q1 z_k) φ(√q2(ρ z_k + √(1−ρ²) z_l)), dot likewise with φ'
+            // E = Σ_arcs Σ_ϕ Σ_r w [φ(u)φ(v) + φ(−u)φ(−v)], u = √q1 r cos ϕ, v = √q2 r cos(ϕ − θ);
+            // dot likewise with φ'
             NumericPlan::Grid {
-                z, w, x0, inv_h, f, df, ..
+                r,
+                wr,
+                a,
+                wa,
+                x0,
+                inv_h,
+                mid,
+                f,
+                df,
             } => {
-                let d = z.len();
-                let (x0, inv_h) = (*x0, *inv_h);
-                let fu = &s1.aux[..];
-                let n1 = s1.n;
-                let (a, b) = (&mut scr.a[..len], &mut scr.b[..len]);
-                let (acc_n, acc_d, inner) = (&mut scr.c[..len], &mut scr.d[..len], &mut scr.e[..len]);
+                let (x0, inv_h, split) = (*x0, *inv_h, Some(*mid));
+                let half_pi = T::HALF * T::PI;
+                let (th, cu, cv, wp) = (
+                    &mut scr.a[..len],
+                    &mut scr.b[..len],
+                    &mut scr.c[..len],
+                    &mut scr.e[..len],
+                );
+                let (acc_n, acc_d) = (&mut scr.d[..len], &mut scr.f[..len]);
                 for j in 0..len {
                     let (rho, _) = corr(c[j], T::ZERO, rsq1, T::ZERO, rsq2[j]);
-                    let s = ((T::ONE - rho) * (T::ONE + rho)).max(T::ZERO).sqrt();
-                    a[j] = sq2[j] * rho;
-                    b[j] = sq2[j] * s;
+                    th[j] = rho.vacos();
                     acc_n[j] = T::ZERO;
                     acc_d[j] = T::ZERO;
                 }
-                for k in 0..d {
-                    let zk = z[k];
-                    let wf = w[k] * fu[k * n1 + i];
-                    for v in inner.iter_mut() {
-                        *v = T::ZERO;
-                    }
-                    for l in 0..d {
-                        let (zl, wl) = (z[l], w[l]);
+                for arc in 0..2 {
+                    for (&an, &wn) in a.iter().zip(wa.iter()) {
                         for j in 0..len {
-                            let x = a[j] * zk + b[j] * zl;
-                            inner[j] += wl * interp(f, x0, inv_h, x);
+                            // arc 0: [π/2, π/2 + θ]; arc 1: [π/2 + θ, 3π/2]
+                            let (lo, hi) = if arc == 0 {
+                                (half_pi, half_pi + th[j])
+                            } else {
+                                (half_pi + th[j], T::from_f64(3.0) * half_pi)
+                            };
+                            let (mid_phi, half) = (T::HALF * (lo + hi), T::HALF * (hi - lo));
+                            let phi = mid_phi + half * an;
+                            cu[j] = sq1 * phi.vcos();
+                            cv[j] = sq2[j] * (phi - th[j]).vcos();
+                            wp[j] = half * wn;
                         }
-                    }
-                    for j in 0..len {
-                        acc_n[j] += wf * inner[j];
-                    }
-                    if NTK {
-                        let wd = w[k] * fu[(d + k) * n1 + i];
-                        for v in inner.iter_mut() {
-                            *v = T::ZERO;
-                        }
-                        for l in 0..d {
-                            let (zl, wl) = (z[l], w[l]);
+                        for (&rk, &wk) in r.iter().zip(wr.iter()) {
                             for j in 0..len {
-                                let x = a[j] * zk + b[j] * zl;
-                                inner[j] += wl * interp(df, x0, inv_h, x);
+                                let (u, v) = (rk * cu[j], rk * cv[j]);
+                                let w = wp[j] * wk;
+                                let fu = interp(f, x0, inv_h, split, u) * interp(f, x0, inv_h, split, v)
+                                    + interp(f, x0, inv_h, split, -u) * interp(f, x0, inv_h, split, -v);
+                                acc_n[j] += w * fu;
+                                if NTK {
+                                    let du = interp(df, x0, inv_h, split, u) * interp(df, x0, inv_h, split, v)
+                                        + interp(df, x0, inv_h, split, -u) * interp(df, x0, inv_h, split, -v);
+                                    acc_d[j] += w * du;
+                                }
                             }
-                        }
-                        for j in 0..len {
-                            acc_d[j] += wd * inner[j];
                         }
                     }
                 }
@@ -491,11 +594,68 @@ mod tests {
     }
 
     #[test]
+    fn gauss_legendre_integrates_polynomials_exactly() {
+        let (x, w) = gauss_legendre(12);
+        for k in 0..24 {
+            let m: f64 = x.iter().zip(&w).map(|(&xi, &wi)| wi * xi.powi(k)).sum();
+            let want = if k % 2 == 1 { 0.0 } else { 2.0 / (k + 1) as f64 };
+            assert!((m - want).abs() < 1e-14, "moment {k}: {m}");
+        }
+    }
+
+    #[test]
+    fn polar_rule_is_exact_for_relu_like_kinks() {
+        // E[relu(u) relu(v)] = √(q1q2)(sin θ + (π − θ) cos θ)/(2π) and E[step step] = (π − θ)/(2π)
+        let rule = PolarRule::new(DEFAULT_DEGREE_FOR_TESTS);
+        let relu = Pointwise::Custom(Arc::new(Relu));
+        for th in [0.0, 0.4, 1.5707963267948966, 2.9, std::f64::consts::PI] {
+            let (n, d) = rule.expectations(&relu, 1.3, 0.7, &[th]).unwrap()[0];
+            let pi = std::f64::consts::PI;
+            let want = 1.3 * 0.7 * (th.sin() + (pi - th) * th.cos()) / (2.0 * pi);
+            assert!((n - want).abs() < 1e-13, "θ={th}: {n} vs {want}");
+            assert!((d - (pi - th) / (2.0 * pi)).abs() < 1e-13);
+        }
+    }
+
+    const DEFAULT_DEGREE_FOR_TESTS: usize = crate::activation::DEFAULT_QUAD_DEGREE;
+
+    struct Relu;
+    impl BatchFn for Relu {
+        fn eval(&self, x: &[f64], f: &mut [f64], df: &mut [f64]) -> Result<()> {
+            for k in 0..x.len() {
+                f[k] = x[k].max(0.0);
+                df[k] = if x[k] > 0.0 { 1.0 } else { 0.0 };
+            }
+            Ok(())
+        }
+        fn name(&self) -> String {
+            "relu".into()
+        }
+    }
+
+    #[test]
+    fn split_interpolation_is_exact_on_piecewise_cubics() {
+        let h = 0.1;
+        let g = |x: f64| {
+            if x < 0.0 {
+                x.powi(3) - 2.0 * x
+            } else {
+                3.0 * x * x + 1.0
+            }
+        };
+        let table: Vec<f64> = (0..101).map(|k| g((k as f64 - 50.0) * h)).collect();
+        for x in [-5.0, -0.05, -0.0001, 0.0, 0.05, 1.234, 4.85, 4.99] {
+            let y = interp(&table, -5.0, 1.0 / h, Some(50), x);
+            assert!((y - g(x)).abs() < 1e-11, "{x}: {y}");
+        }
+    }
+
+    #[test]
     fn cubic_interpolation_is_exact_on_cubics() {
         let h = 0.1;
         let table: Vec<f64> = (0..50).map(|k| (k as f64 * h).powi(3) - 2.0 * k as f64 * h).collect();
         for x in [0.0, 0.05, 1.234, 4.85, 4.9] {
-            let y = interp(&table, 0.0, 1.0 / h, x);
+            let y = interp(&table, 0.0, 1.0 / h, None, x);
             assert!((y - (x.powi(3) - 2.0 * x)).abs() < 1e-12, "{x}: {y}");
         }
     }
