@@ -291,11 +291,20 @@ impl<T: Real> Samples<T> {
 
     /// The same samples in precision `U`.
     pub fn cast<U: Real>(&self) -> Samples<U> {
-        let c = |v: &[T]| v.iter().map(|&x| U::from_f64(x.to_f64())).collect();
+        let c = |v: &[T]| v.iter().map(|&x| U::from_f64(x.to_f64())).collect::<Vec<U>>();
+        // the same guard as `new`, for the narrower type: a √q below U's normal range counts as 0
+        let tiny = U::MIN_POSITIVE.to_f64();
+        let zero: Vec<bool> = self.sq.iter().map(|&s| s.to_f64() < tiny).collect();
+        let guard = |v: Vec<U>| {
+            v.into_iter()
+                .zip(&zero)
+                .map(|(x, &z)| if z { U::ZERO } else { x })
+                .collect()
+        };
         Samples {
-            q: c(&self.q),
-            sq: c(&self.sq),
-            rsq: c(&self.rsq),
+            q: guard(c(&self.q)),
+            sq: guard(c(&self.sq)),
+            rsq: guard(c(&self.rsq)),
             aux: c(&self.aux),
             n: self.n,
         }
