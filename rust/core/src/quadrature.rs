@@ -608,7 +608,7 @@ mod tests {
         // E[relu(u) relu(v)] = √(q1q2)(sin θ + (π − θ) cos θ)/(2π) and E[step step] = (π − θ)/(2π)
         let rule = PolarRule::new(DEFAULT_DEGREE_FOR_TESTS);
         let relu = Pointwise::Custom(Arc::new(Relu));
-        for th in [0.0, 0.4, 1.5707963267948966, 2.9, std::f64::consts::PI] {
+        for th in [0.0, 0.4, std::f64::consts::FRAC_PI_2, 2.9, std::f64::consts::PI] {
             let (n, d) = rule.expectations(&relu, 1.3, 0.7, &[th]).unwrap()[0];
             let pi = std::f64::consts::PI;
             let want = 1.3 * 0.7 * (th.sin() + (pi - th) * th.cos()) / (2.0 * pi);
