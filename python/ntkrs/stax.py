@@ -197,8 +197,8 @@ RectifiedMonomial = _make("RectifiedMonomial", "``φ(x) = (x ≥ 0)·x**degree``
 Hermite = _make("Hermite", "``φ(x) = He_n(x)/√(n!)`` (probabilists' Hermite, unit L² norm). The kernel is "
                 "exact for any variance; at unit variance it is ``ρ**degree`` as in neural-tangents.", ["degree"])
 
-_NUMERICAL_DOC = (" Integrated numerically by Gauss–Hermite quadrature with ``quad_degree`` points per "
-                  "dimension (default 64); see the README for the accuracy reached.")
+_NUMERICAL_DOC = (" Integrated numerically by a polar Gauss–Legendre rule of degree ``quad_degree`` "
+                  "(default 48); see the README for the accuracy reached.")
 Tanh = _make("Tanh", "``φ(x) = tanh(x)``." + _NUMERICAL_DOC, numerical=True)
 Sigmoid = _make("Sigmoid", "``φ(x) = 1/(1 + e^{−x})``." + _NUMERICAL_DOC, numerical=True)
 Softplus = _make("Softplus", "``φ(x) = log(1 + eˣ)``." + _NUMERICAL_DOC, numerical=True)
@@ -226,12 +226,13 @@ class Polynomial(Activation):
 
 
 class Elementwise(Activation):
-    """Any pointwise function, integrated by Gauss–Hermite quadrature.
+    """Any pointwise function, integrated numerically (polar Gauss–Legendre rule, see the README).
 
     Args:
         fn: a vectorised function ``ndarray -> ndarray`` (float64 in, same shape out).
         dfn: its derivative, vectorised; if ``None`` it is taken by central differences.
-        quad_degree: quadrature points per dimension (default 64).
+        quad_degree: degree of the rule (default 48): ``quad_degree`` radial nodes and half as many
+            angular nodes per arc.
     """
 
     _kind = "elementwise"

@@ -39,7 +39,7 @@ pub enum Activation {
     RectifiedMonomial { degree: u32 },
     /// `φ(x) = Σ_k coef[k]·x^k`; `Monomial` and `Hermite` are special cases.
     Polynomial { coef: Vec<f64> },
-    /// Any pointwise function, integrated by Gauss–Hermite quadrature of the given degree.
+    /// Any pointwise function, integrated by the polar rule of [`crate::quadrature`] of the given degree.
     Numerical { f: Pointwise, degree: usize },
 }
 
@@ -183,7 +183,7 @@ impl Activation {
         check_poly_degree(degree)?;
         Ok(Activation::RectifiedMonomial { degree: degree as u32 })
     }
-    /// A pointwise function integrated numerically with Gauss–Hermite quadrature of `degree`.
+    /// A pointwise function integrated numerically by the polar rule of degree `degree`.
     pub fn numerical(f: Pointwise, degree: usize) -> Result<Self> {
         if !(2..=MAX_QUAD_DEGREE).contains(&degree) {
             return Err(Error::arg(

@@ -35,7 +35,7 @@ pub use control::Control;
 pub use error::{Error, Result};
 pub use layer::{Dense, Layer, Network, Parameterization};
 pub use pool::{num_threads, set_num_threads, simd_level};
-pub use quadrature::{gauss_hermite, BatchFn, Pointwise};
+pub use quadrature::{gauss_legendre, BatchFn, Pointwise};
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

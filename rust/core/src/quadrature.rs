@@ -164,57 +164,6 @@ impl Pointwise {
     }
 }
 
-/// Probabilists' Gauss–Hermite rule of `n` points: nodes `z` and weights `w` with `Σ w = 1`, so
-/// `E[f(z)] ≈ Σ_k w_k f(z_k)` for `z ~ N(0, 1)`. Golub–Welsch: the nodes are the eigenvalues of the
-/// symmetric tridiagonal Jacobi matrix with off-diagonal `√k`; the weights are the squared first
-/// components of its normalised eigenvectors (faer's self-adjoint eigensolver).
-pub fn gauss_hermite(n: usize) -> (Vec<f64>, Vec<f64>) {
-    let jac = faer::Mat::<f64>::from_fn(n, n, |i, j| {
-        if i + 1 == j || j + 1 == i {
-            (i.max(j) as f64).sqrt()
-        } else {
-            0.0
-        }
-    });
-    let eig = jac
-        .self_adjoint_eigen(faer::Side::Lower)
-        .expect("the Jacobi matrix is symmetric and finite");
-    let (s, u) = (eig.S(), eig.U());
-    let mut pairs: Vec<(f64, f64)> = (0..n).map(|k| (s[k], u[(0, k)] * u[(0, k)])).collect();
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // symmetrise: the rule is exactly symmetric about 0
-    let z: Vec<f64> = (0..n).map(|k| 0.5 * (pairs[k].0 - pairs[n - 1 - k].0)).collect();
-    let w: Vec<f64> = (0..n).map(|k| 0.5 * (pairs[k].1 + pairs[n - 1 - k].1)).collect();
-    // Polish each node by Newton steps on the normalised Hermite functions
-    // h_k = He_k/√(k!) (h_{k+1} = (z h_k − √k h_{k−1})/√(k+1), h_n' = √n h_{n−1}) and take the
-    // weights from the closed form w = 1/(n·h_{n−1}(z)²), accurate in the tails too.
-    let eval = |x: f64| -> (f64, f64) {
-        let (mut prev, mut cur) = (0.0, 1.0);
-        for k in 0..n {
-            let next = (x * cur - (k as f64).sqrt() * prev) / ((k + 1) as f64).sqrt();
-            prev = cur;
-            cur = next;
-        }
-        (cur, prev) // (h_n, h_{n−1})
-    };
-    let mut z = z;
-    let mut w = w;
-    for k in 0..n {
-        let mut x = z[k];
-        for _ in 0..3 {
-            let (hn, hn1) = eval(x);
-            if hn1 != 0.0 {
-                x -= hn / ((n as f64).sqrt() * hn1);
-            }
-        }
-        z[k] = x;
-        let (_, hn1) = eval(x);
-        w[k] = 1.0 / (n as f64 * hn1 * hn1);
-    }
-    let total: f64 = w.iter().sum();
-    (z, w.into_iter().map(|v| v / total).collect())
-}
-
 /// Gauss–Legendre rule of `n` points on [−1, 1] (weights sum to 2): Golub–Welsch with faer's
 /// self-adjoint eigensolver, each node then polished by Newton steps on the Legendre recurrence
 /// and its weight taken from the closed form `2/((1 − x²) P_n'(x)²)`.
@@ -578,20 +527,6 @@ impl<T: Real> NumericPlan<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gauss_hermite_integrates_gaussian_moments_exactly() {
-        let (z, w) = gauss_hermite(20);
-        // E[z^{2k}] = (2k − 1)!! for 2k < 2·20
-        let mut dfact = 1.0;
-        for k in 0..19 {
-            let m: f64 = z.iter().zip(&w).map(|(&zi, &wi)| wi * zi.powi(2 * k)).sum();
-            assert!((m - dfact).abs() <= 1e-12 * dfact, "moment {}: {m} vs {dfact}", 2 * k);
-            dfact *= (2 * k + 1) as f64;
-            let odd: f64 = z.iter().zip(&w).map(|(&zi, &wi)| wi * zi.powi(2 * k + 1)).sum();
-            assert!(odd.abs() < 1e-9 * dfact);
-        }
-    }
 
     #[test]
     fn gauss_legendre_integrates_polynomials_exactly() {

@@ -12,7 +12,6 @@ use ntkrs_core::{self as core, Activation as CoreAct, BatchFn, Control, Error, G
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
 
 /// A core error on its way to Python.
 struct PyErrWrap(Error);
@@ -459,19 +458,6 @@ fn simd_level() -> &'static str {
     core::simd_level()
 }
 
-/// Gauss–Hermite rule for N(0, 1): (nodes, weights), weights summing to 1.
-#[pyfunction]
-fn gauss_hermite<'py>(py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyTuple>> {
-    if !(1..=core::activation::MAX_QUAD_DEGREE).contains(&n) {
-        return Err(PyValueError::new_err(format!(
-            "n: must be between 1 and {}",
-            core::activation::MAX_QUAD_DEGREE
-        )));
-    }
-    let (z, w) = core::gauss_hermite(n);
-    PyTuple::new(py, [PyArray1::from_vec(py, z), PyArray1::from_vec(py, w)])
-}
-
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyActivation>()?;
@@ -480,7 +466,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
-    m.add_function(wrap_pyfunction!(gauss_hermite, m)?)?;
     m.add("__version__", core::VERSION)?;
     m.add("DEFAULT_QUAD_DEGREE", core::activation::DEFAULT_QUAD_DEGREE)?;
     Ok(())
