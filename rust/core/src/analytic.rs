@@ -230,12 +230,14 @@ impl Network {
         d: usize,
         q1: Vec<f64>,
         q2: Option<Vec<f64>>,
+        ctl: &Control,
     ) -> Result<Vec<LayerPlan<T>>> {
         let mut q1 = q1;
         let mut q2 = q2;
         let mut n_in = d as f64;
         let mut plans = Vec::with_capacity(self.blocks.len());
         for (l, block) in self.blocks.iter().enumerate() {
+            ctl.check()?;
             let dn = &block.dense;
             let w2 = dn.w_std * dn.w_std;
             let b2 = dn.b_std.map_or(0.0, |b| b * b);
@@ -373,7 +375,7 @@ impl Network {
         let scale = rescale_factor::<T>(m);
         let q1 = input_variances(x1, scale);
         let q2 = x2.map(|x| input_variances(x, scale));
-        let layers = self.plan_layers::<T>(d, q1, q2)?;
+        let layers = self.plan_layers::<T>(d, q1, q2, ctl)?;
 
         // Input Gram, scaled: G = (s·x1)(s·x2)ᵀ · 1/(s² d).
         let gscale = 1.0 / (scale * scale) / d as f64;
@@ -424,7 +426,7 @@ impl Network {
         let n = x.nrows();
         let scale = rescale_factor::<T>(m);
         let q = input_variances(x, scale);
-        let layers = self.plan_layers::<T>(x.ncols(), q, None)?;
+        let layers = self.plan_layers::<T>(x.ncols(), q, None, ctl)?;
         let mut nngp = vec![T::ZERO; n];
         let mut ntk = vec![T::ZERO; n];
         let mut scr = Scratch::new(1);

@@ -107,6 +107,7 @@ pub(crate) fn layers<T: Element>(
     let ptrs: Vec<Shared<T>> = bufs.iter_mut().map(|b| Shared(b.as_mut_ptr())).collect();
     let nonfinite = std::sync::atomic::AtomicBool::new(false);
     let job = TileJob {
+        ctl,
         ptrs: &ptrs,
         get,
         n1,
@@ -143,6 +144,7 @@ pub(crate) fn layers<T: Element>(
 }
 
 struct TileJob<'a, T> {
+    ctl: &'a Control,
     ptrs: &'a [Shared<T>],
     get: Get,
     n1: usize,
@@ -185,6 +187,10 @@ fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, bi: usize, bj: us
     let out_t = job.get.ntk.then(|| job.ptrs[job.ptrs.len() - 1]);
     let src = job.ptrs[0];
     for i in r0..r1 {
+        if job.ctl.is_cancelled() {
+            // deep networks make a tile long: stop within a row (the result is discarded)
+            return ok;
+        }
         let js = if diag { i } else { c0 };
         let len = c1 - js;
         let (c, t) = (&mut c[..len], &mut t[..len]);
