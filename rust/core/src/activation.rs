@@ -601,14 +601,18 @@ impl Plan<f64> {
 }
 
 /// Correlation `ρ = c/(√q1 √q2)` clamped to [−1, 1] (0 when a variance is 0), and `c̃ = ρ √q1 √q2`.
-/// Within 4ε of ±1 it snaps to ±1: there `acos` amplifies one rounding error of `ρ` to `√ε`, and the
-/// exact diagonal (`c = q1 = q2`) must give `θ = 0` exactly.
+/// The exact diagonal (`c = q1 = q2`, which the tile and diagonal paths produce bitwise) gives
+/// `ρ = 1` exactly, and within 2ε of ±1 `ρ` snaps to ±1: there `acos` turns one rounding error of
+/// `ρ` into `√ε`.
 #[inline(always)]
-pub(crate) fn corr<T: Real>(c: T, sq1: T, rsq1: T, sq2: T, rsq2: T) -> (T, T) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn corr<T: Real>(c: T, q1: T, sq1: T, rsq1: T, q2: T, sq2: T, rsq2: T) -> (T, T) {
     let r = c * rsq1 * rsq2;
-    let edge = T::ONE - T::from_f64(4.0) * T::EPSILON;
+    let edge = T::ONE - T::TWO * T::EPSILON;
     let one = T::select(r > T::ZERO, T::ONE, -T::ONE);
-    let rho = T::select(r.abs() >= edge, one, r);
+    let snapped = T::select(r.abs() >= edge, one, r);
+    let diag = c == q1 && c == q2 && c > T::ZERO;
+    let rho = T::select(diag, T::ONE, snapped);
     (rho, rho * sq1 * sq2)
 }
 
@@ -661,7 +665,7 @@ impl<T: Real> Plan<T> {
             Plan::ABRelu { amb2, ab } => {
                 let (amb2, ab) = (*amb2, *ab);
                 for j in 0..len {
-                    let (rho, ct) = corr(c[j], sq1, rsq1, sq2[j], rsq2[j]);
+                    let (rho, ct) = corr(c[j], q1, sq1, rsq1, q2[j], sq2[j], rsq2[j]);
                     let theta = rho.vacos();
                     let s = sin_of(rho);
                     let pmt = (T::PI - theta) * inv_2pi;
@@ -682,7 +686,7 @@ impl<T: Real> Plan<T> {
                 let u2 = &s2.aux(1)[j0..j0 + len];
                 let four_over_pi = T::TWO * T::TWO / T::PI;
                 for j in 0..len {
-                    let (rho, _) = corr(c[j], sq1, rsq1, sq2[j], rsq2[j]);
+                    let (rho, _) = corr(c[j], q1, sq1, rsq1, q2[j], sq2[j], rsq2[j]);
                     // z = 2b² ρ (√q1 r1)(√q2 r2)
                     let z = (T::TWO * b2 * rho * u1 * u2[j]).clamp_unit();
                     c[j] = a2 * (T::TWO / T::PI) * z.vasin() + c2;
@@ -701,7 +705,7 @@ impl<T: Real> Plan<T> {
             Plan::Gelu => {
                 let quarter = T::HALF * T::HALF;
                 for j in 0..len {
-                    let (_, ct) = corr(c[j], sq1, rsq1, sq2[j], rsq2[j]);
+                    let (_, ct) = corr(c[j], q1, sq1, rsq1, q2[j], sq2[j], rsq2[j]);
                     let pp1 = (q1 + T::ONE) * (q2[j] + T::ONE);
                     let prod = q1 * q2[j];
                     let d2 = pp1 - ct * ct;
@@ -719,7 +723,7 @@ impl<T: Real> Plan<T> {
             Plan::Sin { a2, b2, cos2c } => {
                 let (a2, b2, cos2c) = (*a2, *b2, *cos2c);
                 for j in 0..len {
-                    let (_, ct) = corr(c[j], sq1, rsq1, sq2[j], rsq2[j]);
+                    let (_, ct) = corr(c[j], q1, sq1, rsq1, q2[j], sq2[j], rsq2[j]);
                     let sum = q1 + q2[j];
                     let dm = (sum - T::TWO * ct).max(T::ZERO);
                     let dp = sum + T::TWO * ct;
@@ -735,7 +739,7 @@ impl<T: Real> Plan<T> {
             Plan::Exp { a2, b2 } => {
                 let (a2, b2) = (*a2, *b2);
                 for j in 0..len {
-                    let (_, ct) = corr(c[j], sq1, rsq1, sq2[j], rsq2[j]);
+                    let (_, ct) = corr(c[j], q1, sq1, rsq1, q2[j], sq2[j], rsq2[j]);
                     let e = a2 * (b2 * T::HALF * (q1 + q2[j] + T::TWO * ct)).vexp();
                     c[j] = e;
                     if NTK {
@@ -747,7 +751,7 @@ impl<T: Real> Plan<T> {
             Plan::Gaussian { a2, b } => {
                 let (a2, b) = (*a2, *b);
                 for j in 0..len {
-                    let (_, ct) = corr(c[j], sq1, rsq1, sq2[j], rsq2[j]);
+                    let (_, ct) = corr(c[j], q1, sq1, rsq1, q2[j], sq2[j], rsq2[j]);
                     let det =
                         (T::ONE - T::TWO * b * q1) * (T::ONE - T::TWO * b * q2[j]) - T::TWO * T::TWO * b * b * ct * ct;
                     let rs = T::ONE / det.sqrt();
@@ -760,7 +764,7 @@ impl<T: Real> Plan<T> {
             // Sign: E = (2/π)·asin ρ ; dot = 0 (φ' = 0 almost everywhere)
             Plan::Sign => {
                 for j in 0..len {
-                    let (rho, _) = corr(c[j], sq1, rsq1, sq2[j], rsq2[j]);
+                    let (rho, _) = corr(c[j], q1, sq1, rsq1, q2[j], sq2[j], rsq2[j]);
                     c[j] = T::TWO / T::PI * rho.vasin();
                     if NTK {
                         t[j] = T::ZERO;
@@ -775,7 +779,7 @@ impl<T: Real> Plan<T> {
                 let d2v = &s2.aux(1)[j0..j0 + len];
                 let (rho, pmt, s) = (&mut scr.a[..len], &mut scr.b[..len], &mut scr.c[..len]);
                 for j in 0..len {
-                    let (r, _) = corr(c[j], T::ZERO, rsq1, T::ZERO, rsq2[j]);
+                    let (r, _) = corr(c[j], s1.q[i], T::ZERO, rsq1, q2[j], T::ZERO, rsq2[j]);
                     rho[j] = r;
                     pmt[j] = T::PI - r.vacos();
                     s[j] = sin_of(r);

@@ -439,6 +439,7 @@ impl Network {
             for lp in &layers {
                 c[0] = lp.q_in[i];
                 lp.dense_row::<true>(&mut c, &mut t);
+                c[0] = lp.s1.q[i];
                 lp.act_row::<true>(i, i, &mut c, &mut t, &mut scr);
             }
             if !(c[0].is_finite() && t[0].is_finite()) {

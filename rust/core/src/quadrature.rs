@@ -439,14 +439,15 @@ impl<T: Real> NumericPlan<T> {
         scr: &mut Scratch<T>,
     ) {
         let len = c.len();
-        let (sq1, rsq1) = (s1.sq[i], s1.rsq[i]);
+        let (q1, sq1, rsq1) = (s1.q[i], s1.sq[i], s1.rsq[i]);
+        let q2 = &s2.q[j0..j0 + len];
         let sq2 = &s2.sq[j0..j0 + len];
         let rsq2 = &s2.rsq[j0..j0 + len];
         match self {
             // E = T_nngp(θ), dot = T_dot(θ): the rule tabulated at the layer's common variance
             NumericPlan::Theta { inv_h, nngp, dot } => {
                 for j in 0..len {
-                    let (rho, _) = corr(c[j], T::ZERO, rsq1, T::ZERO, rsq2[j]);
+                    let (rho, _) = corr(c[j], q1, T::ZERO, rsq1, q2[j], T::ZERO, rsq2[j]);
                     let th = rho.vacos();
                     c[j] = interp(nngp, T::ZERO, *inv_h, None, th);
                     if NTK {
@@ -477,7 +478,7 @@ impl<T: Real> NumericPlan<T> {
                 );
                 let (acc_n, acc_d) = (&mut scr.d[..len], &mut scr.f[..len]);
                 for j in 0..len {
-                    let (rho, _) = corr(c[j], T::ZERO, rsq1, T::ZERO, rsq2[j]);
+                    let (rho, _) = corr(c[j], q1, T::ZERO, rsq1, q2[j], T::ZERO, rsq2[j]);
                     th[j] = rho.vacos();
                     acc_n[j] = T::ZERO;
                     acc_d[j] = T::ZERO;

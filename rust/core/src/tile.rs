@@ -207,6 +207,10 @@ fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, bi: usize, bj: us
                 c[0] = lp.q_in[i];
             }
             lp.dense_row::<NTK>(c, t);
+            if diag {
+                // and the pre-activation variance exactly as planned: c = q1 = q2 bitwise
+                c[0] = lp.s1.q[i];
+            }
             lp.act_row::<NTK>(i, js, c, t, scr);
         }
         let mut fin = true;

@@ -1947,8 +1947,8 @@ mod tests {
     }
 
     /// Detected on the development machine (AMD EPYC, AVX-512F/BW/DQ/VL):
-    /// `Arch::V4` when pulp's `x86-v4` feature is enabled, `Arch::V3` (AVX2 +
-    /// FMA) with pulp's default features, as in this workspace.
+    /// `Arch::V4` with this workspace's pulp features (`x86-v3`, `x86-v4`);
+    /// `Arch::V3` (AVX2 + FMA) when pulp is built without `x86-v4`.
     #[test]
     fn dispatched_loops_match_scalar() {
         let arch = format!("{:?}", pulp::Arch::new());
