@@ -58,14 +58,28 @@ def data(n: int, d: int, dtype: str) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((n, d)).astype(dtype)
 
 
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux: VmHWM; elsewhere ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def memory_child(spec: dict) -> None:
     """Run one kernel in this (fresh) process and print RSS growth / result size."""
     x = data(spec["n"], spec["d"], spec["dtype"])
     net = make_net(spec["act"], spec["depth"])
     net.kernel(x[:8])  # load everything once
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM (peak RSS of this address space) rather than ru_maxrss, which survives fork + exec
+    # and would carry the parent's peak
+    before = peak_rss_bytes()
     k = net.kernel(x, dtype=spec["dtype"])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     result = k.nngp.nbytes + k.ntk.nbytes
     print(json.dumps({"growth_bytes": peak - before, "result_bytes": result}))
 
