@@ -54,8 +54,15 @@ def make_net(act: str, depth: int):
     return nk.mlp(depth, 512, act, W_std=1.5, b_std=0.05)
 
 
+SPHERE = False
+
+
 def data(n: int, d: int, dtype: str) -> np.ndarray:
-    return np.random.default_rng(0).standard_normal((n, d)).astype(dtype)
+    """Standard normal points; with --sphere, scaled to norm √d (every sample has variance 1)."""
+    x = np.random.default_rng(0).standard_normal((n, d))
+    if SPHERE:
+        x *= np.sqrt(d) / np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(dtype)
 
 
 def peak_rss_bytes() -> int:
@@ -134,8 +141,12 @@ def main() -> None:
                    help="python of a venv with neural-tangents (see setup_peer_venv.sh)")
     p.add_argument("--memory", action="store_true", help="also measure peak RSS growth / result size")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--sphere", action="store_true",
+                   help="inputs of equal norm (the fast path of numerical activations)")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
     a = p.parse_args()
+    global SPHERE
+    SPHERE = a.sphere
     if a.memory_child:
         memory_child(json.loads(a.memory_child))
         return
@@ -159,7 +170,7 @@ def main() -> None:
         t_ours, t_gram, t_acos = time_case(spec, a.repeats)
         t_nt = measure_nt(a.nt_python, spec, a.repeats) if a.nt_python else None
         mem = measure_memory(spec) if a.memory else None
-        case = f"N={n} d={d} L={depth} {act} {dtype[5:]}"
+        case = f"N={n} d={d} L={depth} {act} {dtype[5:]}" + (" sphere" if a.sphere else "")
 
         def fmt(v, f="{:.3f}"):
             return "-" if v is None else f.format(v)

@@ -354,15 +354,16 @@ impl NumericPlan<f64> {
         if tables && equal {
             let sq = q0.sqrt();
             let h = std::f64::consts::PI / (THETA_POINTS - 1) as f64;
-            let mut nngp = Vec::with_capacity(THETA_POINTS);
-            let mut dot = Vec::with_capacity(THETA_POINTS);
             let thetas: Vec<f64> = (0..THETA_POINTS).map(|m| m as f64 * h).collect();
-            for chunk in thetas.chunks(64) {
-                for (n, d) in rule.expectations(fun, sq, sq, chunk)? {
-                    nngp.push(n);
-                    dot.push(d);
-                }
-            }
+            // chunks of angles in parallel (a user callback serialises on its own lock, if any)
+            let parts: Vec<Vec<(f64, f64)>> = crate::pool::pool().install(|| {
+                use rayon::prelude::*;
+                thetas
+                    .par_chunks(32)
+                    .map(|chunk| rule.expectations(fun, sq, sq, chunk))
+                    .collect::<Result<_>>()
+            })?;
+            let (nngp, dot): (Vec<f64>, Vec<f64>) = parts.into_iter().flatten().unzip();
             Ok(NumericPlan::Theta {
                 inv_h: 1.0 / h,
                 nngp,
