@@ -63,7 +63,7 @@ impl fmt::Display for Error {
                 write!(f, "; compute it in blocks (pass x2 in slices) or use dtype=float32")
             }
             Error::NonFinite(m) => write!(f, "{m}"),
-            Error::Callback(m) => write!(f, "activation callback failed: {m}"),
+            Error::Callback(m) => write!(f, "fn: the activation function failed: {m}"),
             Error::Cancelled => write!(f, "computation cancelled"),
         }
     }

@@ -30,7 +30,8 @@ impl From<PyErrWrap> for PyErr {
                 PyValueError::new_err(msg)
             }
             Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
-            Error::Callback(_) => PyRuntimeError::new_err(msg),
+            // the activation's own function failed or returned garbage: a bad argument (`fn`)
+            Error::Callback(_) => PyValueError::new_err(msg),
             Error::Cancelled => PyKeyboardInterrupt::new_err("computation cancelled"),
         }
     }
