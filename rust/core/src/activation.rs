@@ -801,6 +801,15 @@ impl<T: Real> Plan<T> {
                 for j in 0..len {
                     c[j] = a1 * a2v[j] * (hp[j] * pmt[j] + hq[j] * s[j]);
                 }
+                if *n == 0 {
+                    // the step at a zero-variance input is the constant step(0) = 1:
+                    // E = P(v ≥ 0) = 1/2, or 1 when both variances are 0
+                    let q1 = s1.q[i];
+                    for j in 0..len {
+                        let zeros = (q1 == T::ZERO) as u8 + (q2[j] == T::ZERO) as u8;
+                        c[j] = T::select(zeros == 2, T::ONE, T::select(zeros == 1, T::HALF, c[j]));
+                    }
+                }
             }
             // Polynomial (Mehler): E = Σ_l R_l(q1) R_l(q2) c^l ; dot = Σ_l l·R_l(q1) R_l(q2) c^{l−1}
             Plan::Poly { deg, .. } => {
@@ -891,6 +900,15 @@ mod tests {
             let (n, d) = act.maps(0.0, 1.0, 0.0).unwrap();
             assert!(n.is_finite() && d.is_finite(), "{}", act.name());
         }
+    }
+
+    #[test]
+    fn step_function_at_a_zero_variance_input_is_its_value_at_zero() {
+        // φ = (x ≥ 0): φ(0) = 1, so E[φ(0) φ(v)] = P(v ≥ 0) = 1/2 and E[φ(0)²] = 1
+        let step = Activation::rectified_monomial(0).unwrap();
+        assert_eq!(step.maps(0.0, 2.0, 0.0).unwrap().0, 0.5);
+        assert_eq!(step.maps(0.0, 0.0, 0.0).unwrap().0, 1.0);
+        assert!((step.maps(1.0, 1.0, 0.0).unwrap().0 - 0.25).abs() < 1e-15);
     }
 
     #[test]
