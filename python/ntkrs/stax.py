@@ -130,9 +130,10 @@ class Activation:
         return f"{type(self).__name__}({args})"
 
 
-def _act(kind: str, doc: str, params: Sequence[str] = (), defaults: Sequence[float] | None = None,
-         numerical: bool = False) -> type:
-    """Make an activation class taking ``params`` (with ``defaults``) as arguments."""
+def _make(name: str, doc: str, params: Sequence[str] = (), defaults: Sequence[float] | None = None,
+          numerical: bool = False) -> type:
+    """An activation class ``name`` taking ``params`` (the last ones with ``defaults``) as arguments;
+    its core kind is the snake-case name (``LeakyRelu`` → ``leaky_relu``)."""
     defaults = tuple(defaults or ())
 
     def __init__(self, *args: Any, quad_degree: int | None = None, **kwargs: Any) -> None:
@@ -157,22 +158,10 @@ def _act(kind: str, doc: str, params: Sequence[str] = (), defaults: Sequence[flo
         for p, v in zip(params, values, strict=True):
             setattr(self, p, v)
 
-    return type(kind, (Activation,), {"__init__": __init__, "__doc__": doc, "_kind": kind,
-                                      "_param_names": tuple(params)})
-
-
-def _snake(name: str) -> str:
-    return {"ABRelu": "ab_relu", "LeakyRelu": "leaky_relu", "Sigmoid_like": "sigmoid_like",
+    kind = {"ABRelu": "ab_relu", "LeakyRelu": "leaky_relu",
             "RectifiedMonomial": "rectified_monomial"}.get(name, name.lower())
-
-
-def _make(name: str, doc: str, params: Sequence[str] = (), defaults: Sequence[float] | None = None,
-          numerical: bool = False) -> type:
-    cls = _act(name, doc, params, defaults, numerical)
-    cls._kind = _snake(name)
-    cls.__qualname__ = name
-    cls.__module__ = __name__
-    return cls
+    return type(name, (Activation,), {"__init__": __init__, "__doc__": doc, "_kind": kind,
+                                      "_param_names": tuple(params), "__module__": __name__})
 
 
 Identity = _make("Identity", "``φ(x) = x``.")

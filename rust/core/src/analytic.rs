@@ -19,7 +19,7 @@ use crate::layer::{Network, Parameterization};
 use crate::vmath::Real;
 
 /// Floating-point types the kernels are computed in (`f32`, `f64`).
-pub trait Element: Real + faer::traits::ComplexField + faer::traits::RealField {
+pub trait Element: Real + faer::traits::RealField {
     /// `"float32"` or `"float64"`.
     const NAME: &'static str;
 }
@@ -118,6 +118,34 @@ impl<T: Real> LayerPlan<T> {
             let s2 = self.s2.as_ref().unwrap_or(&self.s1);
             plan.row::<NTK>(&self.s1, i, s2, j0, c, t, scr);
         }
+    }
+}
+
+/// Every layer on one row: entries `(i, j0 + j)`, `c` holding the input Gram on entry and the NNGP
+/// on exit, `t` the NTK (starting at 0). With `diag`, entry 0 is the diagonal `(i, i)` and takes the
+/// planned variances exactly (the layer's input variance before each Dense, its pre-activation
+/// variance after), so that the tile pass and [`Network::kernel_diagonal`] agree bitwise and the
+/// activation sees `c = q1 = q2`, i.e. ρ = 1.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_layers<T: Real, const NTK: bool>(
+    plans: &[LayerPlan<T>],
+    i: usize,
+    j0: usize,
+    diag: bool,
+    c: &mut [T],
+    t: &mut [T],
+    scr: &mut Scratch<T>,
+) {
+    for lp in plans {
+        if diag {
+            c[0] = lp.q_in[i];
+        }
+        lp.dense_row::<NTK>(c, t);
+        if diag {
+            c[0] = lp.s1.q[i];
+        }
+        lp.act_row::<NTK>(i, j0, c, t, scr);
     }
 }
 
@@ -422,15 +450,16 @@ impl Network {
         };
         let tile = crate::tile::tile_size(opts.tile_size);
         ctl.add_total(crate::tile::work_units(n1, n2, d, b.is_none(), tile));
+        // a single tile has no parallelism to gain: run it here rather than wake a pool thread
+        let parallel = n1 > tile || n2 > tile;
         let mut run = || -> Result<()> {
-            crate::tile::gram(&mut bufs[0], a, b, T::from_f64(gscale), ctl)?;
-            crate::tile::layers(&mut bufs, get, n1, n2, b.is_none(), &layers, tile, ctl)
+            crate::tile::gram(&mut bufs[0], a, b, T::from_f64(gscale), parallel, ctl)?;
+            crate::tile::layers(&mut bufs, get, n1, n2, b.is_none(), &layers, tile, parallel, ctl)
         };
-        if n1 <= tile && n2 <= tile {
-            // a single tile: no parallelism to gain, and no pool thread to wake
-            run()?;
-        } else {
+        if parallel {
             crate::pool::pool().install(run)?;
+        } else {
+            run()?;
         }
         let mut it = bufs.into_iter();
         let nngp = if get.nngp { it.next() } else { None };
@@ -462,12 +491,7 @@ impl Network {
             ctl.advance(1);
             let mut c = [T::ZERO];
             let mut t = [T::ZERO];
-            for lp in &layers {
-                c[0] = lp.q_in[i];
-                lp.dense_row::<true>(&mut c, &mut t);
-                c[0] = lp.s1.q[i];
-                lp.act_row::<true>(i, i, &mut c, &mut t, &mut scr);
-            }
+            run_layers::<T, true>(&layers, i, i, true, &mut c, &mut t, &mut scr);
             if !(c[0].is_finite() && t[0].is_finite()) {
                 return Err(Error::NonFinite(format!(
                     "the kernel of sample {i} is not finite in {} (overflow); reduce W_std, the depth or the input scale",

@@ -59,7 +59,7 @@ pub fn num_threads() -> usize {
 /// The SIMD instruction set detected once at first use: `"avx512"`, `"avx2+fma"` or `"scalar"`.
 pub fn simd_level() -> &'static str {
     static LEVEL: OnceLock<&'static str> = OnceLock::new();
-    LEVEL.get_or_init(|| match pulp::Arch::new() {
+    LEVEL.get_or_init(|| match arch() {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         pulp::Arch::V4(_) => "avx512",
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]

@@ -53,13 +53,15 @@ pub(crate) fn work_units(n1: usize, n2: usize, d: usize, sym: bool, tile: usize)
     (n1.div_ceil(panel_height(n2, d)) + tile_list(n1, n2, sym, tile).len()) as u64
 }
 
-/// `out = alpha · a bᵀ` (`b = a` when `None`: then only the panels' upper part, columns ≥ the
+/// `out = alpha · a bᵀ`; panels in parallel on the current rayon pool when `parallel`, else in
+/// order on the calling thread (`b = a` when `None`: then only the panels' upper part, columns ≥ the
 /// panel's first row, is written). `out` is row-major `a.nrows() × b.nrows()`.
 pub(crate) fn gram<T: Element>(
     out: &mut [T],
     a: MatRef<'_, T>,
     b: Option<MatRef<'_, T>>,
     alpha: T,
+    parallel: bool,
     ctl: &Control,
 ) -> Result<()> {
     let n1 = a.nrows();
@@ -82,11 +84,10 @@ pub(crate) fn gram<T: Element>(
         ctl.advance(1);
         Ok(())
     };
-    if starts.len() == 1 {
-        // one panel: run here rather than wake a pool thread
-        panel_job(&starts[0])
-    } else {
+    if parallel {
         starts.par_iter().try_for_each(panel_job)
+    } else {
+        starts.iter().try_for_each(panel_job)
     }
 }
 
@@ -101,6 +102,7 @@ pub(crate) fn layers<T: Element>(
     sym: bool,
     plans: &[LayerPlan<T>],
     tile: usize,
+    parallel: bool,
     ctl: &Control,
 ) -> Result<()> {
     let tiles = tile_list(n1, n2, sym, tile);
@@ -125,13 +127,13 @@ pub(crate) fn layers<T: Element>(
         ctl.advance(1);
         Ok(())
     };
-    if tiles.len() == 1 {
-        // one tile: run here rather than wake a pool thread
-        tile_job(&mut Scratch::<T>::new(tile), &tiles[0])?;
-    } else {
+    if parallel {
         tiles
             .par_iter()
             .try_for_each_init(|| Scratch::<T>::new(tile), tile_job)?;
+    } else {
+        let mut scr = Scratch::<T>::new(tile);
+        tiles.iter().try_for_each(|t| tile_job(&mut scr, t))?;
     }
     if nonfinite.into_inner() {
         return Err(Error::NonFinite(format!(
@@ -200,19 +202,7 @@ fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, bi: usize, bj: us
             std::ptr::copy_nonoverlapping(src.get().add(i * n2 + js), c.as_mut_ptr(), len);
         }
         t.iter_mut().for_each(|v| *v = T::ZERO);
-        for lp in job.plans {
-            if diag {
-                // the exact diagonal: the layer's input variance as planned (the same values as
-                // `kernel_diagonal`), so that the activation sees ρ = 1
-                c[0] = lp.q_in[i];
-            }
-            lp.dense_row::<NTK>(c, t);
-            if diag {
-                // and the pre-activation variance exactly as planned: c = q1 = q2 bitwise
-                c[0] = lp.s1.q[i];
-            }
-            lp.act_row::<NTK>(i, js, c, t, scr);
-        }
+        crate::analytic::run_layers::<T, NTK>(job.plans, i, js, diag, c, t, scr);
         let mut fin = true;
         for &v in c.iter() {
             fin &= v.is_finite();

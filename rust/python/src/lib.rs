@@ -339,6 +339,27 @@ fn mat<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>) -> faer::MatRef<'a
     unsafe { faer::MatRef::from_raw_parts(v.as_ptr(), r, c, s[0], s[1]) }
 }
 
+/// One kernel call in precision `T`, through [`run_long`].
+#[allow(clippy::too_many_arguments)]
+fn typed_kernel<'py, T: ntkrs_core::Element + numpy::Element>(
+    py: Python<'py>,
+    net: &core::Network,
+    a: &PyReadonlyArray2<'py, T>,
+    b: Option<&PyReadonlyArray2<'py, T>>,
+    get: Get,
+    opts: &KernelOptions,
+    diagonal: bool,
+    progress: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Pair<'py>> {
+    let (ma, mb) = (mat(a), b.map(mat));
+    let k = if diagonal {
+        run_long(py, progress, |ctl| net.kernel_diagonal(ma, get, ctl))?
+    } else {
+        run_long(py, progress, |ctl| net.kernel(ma, mb, get, opts, ctl))?
+    };
+    to_numpy(py, k, diagonal)
+}
+
 type Pair<'py> = (Option<Bound<'py, PyAny>>, Option<Bound<'py, PyAny>>);
 
 fn to_numpy<'py, T: numpy::Element>(py: Python<'py>, k: core::Kernels<T>, diagonal: bool) -> PyResult<Pair<'py>> {
@@ -399,35 +420,13 @@ impl PyNetwork {
         let net = &self.inner;
         let a = input(x1, "x1")?;
         let b = x2.map(|x| input(x, "x2")).transpose()?;
+        let same = || PyTypeError::new_err("x2: must have the same dtype as x1");
         match (a, b) {
-            (Input::F64(a), b) => {
-                let b = match b {
-                    None => None,
-                    Some(Input::F64(b)) => Some(b),
-                    Some(Input::F32(_)) => return Err(PyTypeError::new_err("x2: must have the same dtype as x1")),
-                };
-                let (ma, mb) = (mat(&a), b.as_ref().map(mat));
-                let k = if diagonal {
-                    run_long(py, progress, |ctl| net.kernel_diagonal(ma, get, ctl))?
-                } else {
-                    run_long(py, progress, |ctl| net.kernel(ma, mb, get, &opts, ctl))?
-                };
-                to_numpy(py, k, diagonal)
-            }
-            (Input::F32(a), b) => {
-                let b = match b {
-                    None => None,
-                    Some(Input::F32(b)) => Some(b),
-                    Some(Input::F64(_)) => return Err(PyTypeError::new_err("x2: must have the same dtype as x1")),
-                };
-                let (ma, mb) = (mat(&a), b.as_ref().map(mat));
-                let k = if diagonal {
-                    run_long(py, progress, |ctl| net.kernel_diagonal(ma, get, ctl))?
-                } else {
-                    run_long(py, progress, |ctl| net.kernel(ma, mb, get, &opts, ctl))?
-                };
-                to_numpy(py, k, diagonal)
-            }
+            (Input::F64(a), None) => typed_kernel(py, net, &a, None, get, &opts, diagonal, progress),
+            (Input::F64(a), Some(Input::F64(b))) => typed_kernel(py, net, &a, Some(&b), get, &opts, diagonal, progress),
+            (Input::F32(a), None) => typed_kernel(py, net, &a, None, get, &opts, diagonal, progress),
+            (Input::F32(a), Some(Input::F32(b))) => typed_kernel(py, net, &a, Some(&b), get, &opts, diagonal, progress),
+            _ => Err(same()),
         }
     }
 
