@@ -368,12 +368,227 @@ class Network:
         finally:
             if bar is not None:
                 bar.close()
-        got = {"nngp": nngp, "ntk": ntk}
-        if single:
-            return got[names[0]]
-        if names == ("nngp", "ntk"):
-            return Kernel(nngp, ntk)
-        return _kernel_tuple(names)(*(got[n] for n in names))
+        return _pack(names, single, {"nngp": nngp, "ntk": ntk})
+
+
+    # ----------------------------------------------------------------------------------------
+    # Finite width
+    # ----------------------------------------------------------------------------------------
+
+    def init(self, in_dim: int, seed: int = 0, dtype: Any = np.float64) -> Params:
+        """Random parameters of the finite network, in neural-tangents' layout and distribution.
+
+        Args:
+            in_dim: the input width ``d``.
+            seed: a non-negative integer; the same seed gives the same parameters whatever the
+                number of threads.
+            dtype: ``np.float64`` (default) or ``np.float32`` (the same draws, rounded).
+
+        Returns:
+            A list with one ``(W, b)`` per :class:`Dense`: ``W`` of shape ``(n_in, out_dim)``, ``b`` of
+            shape ``(out_dim,)`` or ``None`` when the layer has no bias (``b_std=None``). In the NTK
+            parameterization ``W, b ~ N(0, 1)`` (scaled in the forward pass); in the standard one
+            ``W ~ N(0, W_std²/n_in)``, ``b ~ N(0, b_std²)``, exactly as ``stax.Dense``'s ``init_fn``.
+        """
+        in_dim = _integer("in_dim", in_dim)
+        if in_dim < 1:
+            raise ValueError(f"in_dim: the input width must be at least 1, got {in_dim}")
+        seed = _seed(seed)
+        dt = _parse_dtype(dtype)
+        return [tuple(p) for p in self._core.init(in_dim, seed, 0, dt == np.float32)]
+
+    def apply(self, params: Params, x: ArrayLike, *, dtype: Any = None) -> np.ndarray:
+        """The finite network's outputs ``f(x)``, shape ``(N, out_dim)``.
+
+        ``z = W_std/√n_in · h W + b_std · b`` in the NTK parameterization, ``z = h W + b`` in the
+        standard one (as ``stax.Dense``'s ``apply_fn``), each activation applied pointwise.
+
+        Args:
+            params: one ``(W, b)`` per Dense, as :meth:`init` returns (neural-tangents' ``serial``
+                layout, with ``()`` for each activation, is accepted too).
+            x: inputs of shape ``(N, d)``.
+            dtype: the precision of the computation; default: the parameters' (float32 when all of
+                them are float32, else float64).
+        """
+        dt = self._params_dtype(params, dtype)
+        p = self._check_params(params, dt)
+        return self._core.apply(p, as_matrix(x, "x", dt))
+
+    def empirical_kernel(self, params: Params, x1: ArrayLike, x2: ArrayLike | None = None,
+                         get: GetSpec = ("nngp", "ntk"), *, trace_outputs: bool = True, dtype: Any = None,
+                         progress: bool | Callable[[int, int], Any] = False) -> Any:
+        """Empirical NNGP and NTK of the finite network with parameters ``params``, in one pass.
+
+        Returns one array when ``get`` is a string, else a namedtuple in the order asked; see
+        :meth:`empirical_ntk` and :meth:`empirical_nngp` for shapes and conventions.
+        """
+        names, single = _parse_get(get)
+        got = self._empirical(params, x1, x2, names, trace_outputs, False, dtype, progress)
+        return _pack(names, single, {"nngp": got[0], "ntk": got[1]})
+
+    def empirical_ntk(self, params: Params, x1: ArrayLike, x2: ArrayLike | None = None, *,
+                      trace_outputs: bool = True, per_layer: bool = False, dtype: Any = None,
+                      progress: bool | Callable[[int, int], Any] = False) -> Any:
+        """The empirical NTK ``Θ(x, x') = Σ_p ∂f(x)/∂θ_p ⊗ ∂f(x')/∂θ_p`` of the finite network.
+
+        Computed exactly by the per-layer structure of an MLP (for each Dense, the Gram of its
+        inputs times the Gram of the back-propagated signals), never through the ``N × P``
+        Jacobian. At a kink the derivative is neural-tangents' (JAX autodiff): ``Relu'(0) = 1/2``,
+        ``Abs'(0) = 0``, ``RectifiedMonomial(1)'(0) = 1``, ``Sign' = 0``.
+
+        Args:
+            params: one ``(W, b)`` per Dense (see :meth:`init`).
+            x1: inputs ``(N1, d)``; x2: ``(N2, d)`` or ``None`` for ``x1`` (exactly symmetric result).
+            trace_outputs: ``True`` (default): the mean over the output units,
+                ``Θ[i, j] = (1/O) Σ_o Θ[i, j, o, o]``, shape ``(N1, N2)`` (neural-tangents'
+                ``trace_axes=(-1,)``); ``False``: shape ``(N1, N2, O, O)``.
+            per_layer: also return the term of each Dense layer (its weights and bias):
+                ``(ntk, [Θ_1, …, Θ_L])`` with ``ntk == sum`` of the terms.
+            dtype: precision; default: the parameters'.
+            progress: ``True`` for a tqdm bar, or a callable ``f(done, total)``.
+        """
+        if not isinstance(per_layer, (bool, np.bool_)):
+            raise TypeError(f"per_layer: expected True or False, got {per_layer!r}")
+        _, ntk, layers = self._empirical(params, x1, x2, ("ntk",), trace_outputs, bool(per_layer), dtype, progress)
+        return (ntk, layers) if per_layer else ntk
+
+    def empirical_nngp(self, params: Params, x1: ArrayLike, x2: ArrayLike | None = None, *,
+                       trace_outputs: bool = True, dtype: Any = None) -> np.ndarray:
+        """The empirical NNGP ``f(x1)·f(x2)/O`` (like neural-tangents' ``empirical_nngp_fn`` with
+        ``trace_axes=(-1,)``), shape ``(N1, N2)``; with ``trace_outputs=False`` the outer product
+        ``f_o(x1)·f_o'(x2)`` of shape ``(N1, N2, O, O)``."""
+        nngp, _, _ = self._empirical(params, x1, x2, ("nngp",), trace_outputs, False, dtype, False)
+        return nngp
+
+    def monte_carlo_kernel(self, x1: ArrayLike, x2: ArrayLike | None = None, n_samples: int = 64, seed: int = 0,
+                           get: GetSpec = ("nngp", "ntk"), *, dtype: Any = np.float64,
+                           progress: bool | Callable[[int, int], Any] = False) -> Any:
+        """Monte Carlo estimate of the kernels: the mean of the traced empirical NNGP and NTK over
+        ``n_samples`` independent initialisations of the finite network (the widths given to its
+        Dense layers), like neural-tangents' ``monte_carlo_kernel_fn``. It converges to
+        :meth:`kernel` as the widths and ``n_samples`` grow. Sample ``k`` uses independent draws;
+        sample 0 is ``init(d, seed)``. Deterministic for a seed, whatever the number of threads.
+
+        Returns one ``(N1, N2)`` array when ``get`` is a string, else a namedtuple.
+        """
+        names, single = _parse_get(get)
+        n = _integer("n_samples", n_samples)
+        if n < 1:
+            raise ValueError(f"n_samples: must be at least 1, got {n_samples}")
+        seed = _seed(seed)
+        dt = _parse_dtype(dtype)
+        a, b = self._inputs(x1, x2, dt)
+        callback, bar = _progress(progress, "ntkrs monte carlo")
+        try:
+            nngp, ntk = self._core.monte_carlo(a, b, n, seed, nngp="nngp" in names, ntk="ntk" in names,
+                                               progress=callback)
+        finally:
+            if bar is not None:
+                bar.close()
+        return _pack(names, single, {"nngp": nngp, "ntk": ntk})
+
+    # helpers
+
+    def _inputs(self, x1: ArrayLike, x2: ArrayLike | None, dt: np.dtype) -> tuple[np.ndarray, np.ndarray | None]:
+        a = as_matrix(x1, "x1", dt)
+        b = None
+        if x2 is not None:
+            b = as_matrix(x2, "x2", dt)
+            if b.shape[1] != a.shape[1]:
+                raise ValueError(f"x2: has {b.shape[1]} features but x1 has {a.shape[1]}; "
+                                 "both need the same number of columns")
+        return a, b
+
+    def _empirical(self, params: Params, x1: ArrayLike, x2: ArrayLike | None, names: tuple[str, ...],
+                   trace_outputs: bool, per_layer: bool, dtype: Any, progress: Any) -> tuple[Any, Any, list]:
+        if not isinstance(trace_outputs, (bool, np.bool_)):
+            raise TypeError(f"trace_outputs: expected True or False, got {trace_outputs!r}")
+        dt = self._params_dtype(params, dtype)
+        p = self._check_params(params, dt)
+        a, b = self._inputs(x1, x2, dt)
+        callback, bar = _progress(progress, "ntkrs empirical")
+        try:
+            return self._core.empirical(p, a, b, nngp="nngp" in names, ntk="ntk" in names,
+                                        trace=bool(trace_outputs), per_layer=per_layer, progress=callback)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _dense_count(self) -> int:
+        return sum(isinstance(layer, Dense) for layer in self.layers)
+
+    def _pairs(self, params: Params) -> list[tuple[Any, Any]]:
+        """The ``(W, b)`` pairs of ``params`` (accepting neural-tangents' ``serial`` layout)."""
+        if isinstance(params, (np.ndarray, str, bytes)) or not isinstance(params, Sequence):
+            raise TypeError(f"params: expected a list of (W, b) pairs as net.init returns, got {type(params).__name__}")
+        items = list(params)
+        if len(items) == len(self.layers) and len(items) != self._dense_count():
+            # neural-tangents' serial layout: one entry per layer, () for the activations
+            keep = []
+            for i, (layer, item) in enumerate(zip(self.layers, items, strict=True)):
+                if isinstance(layer, Dense):
+                    keep.append(item)
+                elif item not in ((), [], None):
+                    raise ValueError(f"params: entry {i} belongs to {layer!r}, which has no parameters; "
+                                     "expected ()")
+            items = keep
+        if len(items) != self._dense_count():
+            raise ValueError(f"params: the network has {self._dense_count()} Dense layer(s) but {len(items)} "
+                             "(W, b) pair(s) were given; pass the list net.init returns")
+        pairs = []
+        for i, item in enumerate(items):
+            if not (isinstance(item, Sequence) and len(item) == 2) or isinstance(item, (str, bytes)):
+                raise TypeError(f"params: entry {i} must be a pair (W, b), got {type(item).__name__}")
+            pairs.append((item[0], item[1]))
+        return pairs
+
+    def _params_dtype(self, params: Params, dtype: Any) -> np.dtype:
+        if dtype is not None:
+            return _parse_dtype(dtype)
+        arrays = [a for pair in self._pairs(params) for a in pair if a is not None]
+        ok = all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays)
+        return np.dtype(np.float32) if ok else np.dtype(np.float64)
+
+    def _check_params(self, params: Params, dt: np.dtype) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        out = []
+        for l, (w, b) in enumerate(self._pairs(params)):
+            w = _param_array(w, f"W of Dense layer {l}", dt)
+            if w.ndim != 2:
+                raise ValueError(f"params: W of Dense layer {l} must be 2-D (in, out), got shape {w.shape}")
+            if b is not None:
+                b = _param_array(b, f"b of Dense layer {l}", dt)
+                if b.ndim == 2 and b.shape[0] == 1:
+                    b = b[0]  # neural-tangents' (1, out) bias
+                if b.ndim != 1:
+                    raise ValueError(f"params: b of Dense layer {l} must have shape (out,), got {b.shape}")
+                b = np.ascontiguousarray(b)
+            out.append((w, b))
+        return out
+
+
+def _param_array(a: Any, what: str, dt: np.dtype) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"params: {what} must be a real array, got dtype {arr.dtype}")
+    return arr.astype(dt, copy=False)
+
+
+def _seed(seed: Any) -> int:
+    s = _integer("seed", seed)
+    if not 0 <= s < 2**64:
+        raise ValueError(f"seed: must be an integer in [0, 2**64), got {seed}")
+    return s
+
+
+def _pack(names: tuple[str, ...], single: bool, got: dict[str, Any]) -> Any:
+    if single:
+        return got[names[0]]
+    if names == ("nngp", "ntk"):
+        return Kernel(got["nngp"], got["ntk"])
+    return _kernel_tuple(names)(*(got[n] for n in names))
+
+
+Params = Sequence[Any]
 
 
 _TUPLES: dict[tuple[str, ...], type] = {}

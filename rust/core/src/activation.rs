@@ -246,6 +246,151 @@ impl Activation {
     }
 }
 
+impl Activation {
+    /// The function itself at every `z`: `phi[k] = φ(z[k])` and, when asked, `dphi[k] = φ'(z[k])`
+    /// (the finite-width forward and backward passes of [`crate::empirical`]).
+    ///
+    /// Where φ has a kink the derivative is the one neural-tangents' networks get from JAX's
+    /// autodiff: the mean of the one-sided slopes for `ABRelu` (`Relu'(0) = 1/2`, `Abs'(0) = 0`),
+    /// `RectifiedMonomial(1)'(0) = 1`, and 0 for `Sign` and the step `RectifiedMonomial(0)`.
+    ///
+    /// ```
+    /// use ntkrs_core::Activation;
+    /// let (mut f, mut df) = ([0.0; 3], [0.0; 3]);
+    /// Activation::relu().eval(&[-1.0f64, 0.0, 2.0], &mut f, Some(&mut df)).unwrap();
+    /// assert_eq!((f, df), ([0.0, 0.0, 2.0], [0.0, 0.5, 1.0]));
+    /// ```
+    pub fn eval<T: Real>(&self, z: &[T], phi: &mut [T], mut dphi: Option<&mut [T]>) -> Result<()> {
+        let n = z.len();
+        debug_assert!(phi.len() == n && dphi.as_ref().is_none_or(|d| d.len() == n));
+        let c = T::from_f64;
+        // one closure per activation: (φ(x), φ'(x))
+        let mut each = |g: &dyn Fn(T) -> (T, T)| match dphi {
+            Some(ref mut d) => {
+                for k in 0..n {
+                    (phi[k], d[k]) = g(z[k]);
+                }
+            }
+            None => {
+                for k in 0..n {
+                    phi[k] = g(z[k]).0;
+                }
+            }
+        };
+        match self {
+            // φ = x
+            Activation::Identity => each(&|x| (x, T::ONE)),
+            // φ = a·min(x, 0) + b·max(x, 0); φ'(0) = (a + b)/2
+            Activation::ABRelu { a, b } => {
+                let (a, b, m) = (c(*a), c(*b), c(0.5 * (a + b)));
+                each(&|x| {
+                    let f = a * x.min(T::ZERO) + b * x.max(T::ZERO);
+                    let d = T::select(x > T::ZERO, b, T::select(x < T::ZERO, a, m));
+                    (f, d)
+                })
+            }
+            // φ = a·erf(b·x) + c; φ' = a·b·2/√π·exp(−b²x²)
+            Activation::Erf { a, b, c: off } => {
+                let (a, b, off) = (c(*a), c(*b), c(*off));
+                let k = a * b * c(std::f64::consts::FRAC_2_SQRT_PI);
+                each(&|x| ((b * x).verf() * a + off, k * (-(b * x) * (b * x)).vexp()))
+            }
+            // φ = x·Φ(x); φ' = Φ(x) + x·ϕ(x)
+            Activation::Gelu => {
+                let (r2, rpi) = (
+                    c(std::f64::consts::FRAC_1_SQRT_2),
+                    c(0.5 * std::f64::consts::FRAC_2_SQRT_PI),
+                );
+                each(&|x| {
+                    let cdf = T::HALF * (T::ONE + (x * r2).verf());
+                    let pdf = rpi * r2 * (-(x * x) * T::HALF).vexp();
+                    (x * cdf, cdf + x * pdf)
+                })
+            }
+            // φ = a·sin(b·x + c); φ' = a·b·cos(b·x + c)
+            Activation::Sin { a, b, c: off } => {
+                let (a, b, off) = (c(*a), c(*b), c(*off));
+                each(&|x| {
+                    let t = b * x + off;
+                    (a * t.vsin(), a * b * t.vcos())
+                })
+            }
+            // φ = a·exp(b·x); φ' = a·b·exp(b·x)
+            Activation::Exp { a, b } => {
+                let (a, b) = (c(*a), c(*b));
+                each(&|x| {
+                    let e = (b * x).vexp();
+                    (a * e, a * b * e)
+                })
+            }
+            // φ = a·exp(b·x²); φ' = 2·a·b·x·exp(b·x²)
+            Activation::Gaussian { a, b } => {
+                let (a, b) = (c(*a), c(*b));
+                each(&|x| {
+                    let e = (b * x * x).vexp();
+                    (a * e, T::TWO * a * b * x * e)
+                })
+            }
+            // φ = sign(x) (sign(0) = 0); φ' = 0
+            Activation::Sign => each(&|x| {
+                let s = T::select(x > T::ZERO, T::ONE, T::select(x < T::ZERO, -T::ONE, T::ZERO));
+                (s, T::ZERO)
+            }),
+            // φ = (x ≥ 0)·x^n; φ' = (x ≥ 0)·n·x^(n−1) (1 at 0 for n = 1, 0 for n = 0)
+            Activation::RectifiedMonomial { degree } => {
+                let n = *degree as i32;
+                each(&|x| {
+                    let pos = x >= T::ZERO;
+                    let f = T::select(pos, powi(x, n), T::ZERO);
+                    let d = if n == 0 {
+                        T::ZERO
+                    } else {
+                        T::select(pos, c(n as f64) * powi(x, n - 1), T::ZERO)
+                    };
+                    (f, d)
+                })
+            }
+            // φ = Σ coef[k]·x^k (Horner), φ' = Σ k·coef[k]·x^(k−1)
+            Activation::Polynomial { coef } => {
+                let cf: Vec<T> = coef.iter().map(|&v| c(v)).collect();
+                each(&|x| {
+                    let (mut f, mut d) = (T::ZERO, T::ZERO);
+                    for &ck in cf.iter().rev() {
+                        d = d * x + f;
+                        f = f * x + ck;
+                    }
+                    (f, d)
+                })
+            }
+            // the numerical activations' own function and derivative, in f64
+            Activation::Numerical { f, .. } => {
+                let x: Vec<f64> = z.iter().map(|v| v.to_f64()).collect();
+                let (mut fv, mut dv) = (vec![0.0; n], vec![0.0; n]);
+                f.eval(&x, &mut fv, &mut dv)?;
+                for k in 0..n {
+                    phi[k] = c(fv[k]);
+                }
+                if let Some(d) = dphi {
+                    for k in 0..n {
+                        d[k] = c(dv[k]);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `x^n` for `n ≥ 0` by repeated multiplication (`x^0 = 1`).
+#[inline(always)]
+fn powi<T: Real>(x: T, n: i32) -> T {
+    let mut r = T::ONE;
+    for _ in 0..n.max(0) {
+        r *= x;
+    }
+    r
+}
+
 fn check_poly_degree(degree: usize) -> Result<()> {
     if degree > MAX_POLY_DEGREE {
         return Err(Error::arg(

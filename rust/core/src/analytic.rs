@@ -206,23 +206,27 @@ pub fn available_memory() -> Option<u64> {
 /// Allocate zeroed result buffers of `counts` elements, or fail with the size they would need
 /// (checked against the memory the OS reports as available, before anything is allocated).
 pub(crate) fn alloc_results<T: Element>(counts: &[usize], what: &str) -> Result<Vec<Vec<T>>> {
-    let elem = std::mem::size_of::<T>() as u128;
-    let total: u128 = counts.iter().map(|&n| n as u128 * elem).sum();
-    let avail = available_memory();
-    let too_big = total > isize::MAX as u128 || avail.is_some_and(|a| total > a as u128);
-    if too_big {
-        return Err(Error::OutOfMemory {
-            bytes: total,
-            available: avail,
-            what: what.to_string(),
-        });
-    }
+    check_room::<T>(counts.iter().map(|&n| n as u128).sum(), what)?;
     // `vec![0; n]` allocates zeroed pages lazily (calloc): no pass over the memory here
     let out: Vec<Vec<T>> = counts.iter().map(|&n| vec![T::ZERO; n]).collect();
     for v in &out {
         advise_huge_pages(v);
     }
     Ok(out)
+}
+
+/// `Err(OutOfMemory)` unless `count` elements of `T` fit in the memory the OS reports available.
+pub(crate) fn check_room<T: Element>(count: u128, what: &str) -> Result<()> {
+    let total = count * std::mem::size_of::<T>() as u128;
+    let avail = available_memory();
+    if total > isize::MAX as u128 || avail.is_some_and(|a| total > a as u128) {
+        return Err(Error::OutOfMemory {
+            bytes: total,
+            available: avail,
+            what: what.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Ask the kernel to back a large, untouched buffer with transparent huge pages: 512× fewer page

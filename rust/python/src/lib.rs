@@ -12,6 +12,7 @@ use ntkrs_core::{self as core, Activation as CoreAct, BatchFn, Control, Error, G
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 /// A core error on its way to Python.
 struct PyErrWrap(Error);
@@ -433,6 +434,229 @@ impl PyNetwork {
     fn __len__(&self) -> usize {
         self.inner.depth()
     }
+
+    /// init(in_dim, seed, sample, float32) -> [(W (in, out), b (out,) | None), ...]
+    #[pyo3(signature = (in_dim, seed=0, sample=0, float32=false))]
+    fn init<'py>(
+        &self,
+        py: Python<'py>,
+        in_dim: usize,
+        seed: u64,
+        sample: u64,
+        float32: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
+        fn conv<'py, T: ntkrs_core::Element + numpy::Element>(
+            py: Python<'py>,
+            p: Vec<core::DenseOwned<T>>,
+        ) -> PyResult<Bound<'py, PyList>> {
+            let out = PyList::empty(py);
+            for l in p {
+                let w = PyArray1::from_vec(py, l.w).reshape([l.n_in, l.n_out])?;
+                let b = l.b.map(|b| PyArray1::from_vec(py, b));
+                out.append((w, b))?;
+            }
+            Ok(out)
+        }
+        let net = &self.inner;
+        if float32 {
+            let p = run_long(py, None, |_| net.init::<f32>(in_dim, seed, sample))?;
+            conv(py, p)
+        } else {
+            let p = run_long(py, None, |_| net.init::<f64>(in_dim, seed, sample))?;
+            conv(py, p)
+        }
+    }
+
+    /// apply(params, x) -> f(x) of shape (N, O); params and x of one dtype.
+    fn apply<'py>(
+        &self,
+        py: Python<'py>,
+        params: Vec<ParamPair<'py>>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let net = &self.inner;
+        let o = net.out_dim();
+        match input(x, "x")? {
+            Input::F64(x) => {
+                let p = typed_params::<f64>(&params)?;
+                let v = views(&p)?;
+                let mx = mat(&x);
+                let f = run_long(py, None, |ctl| net.apply(&v, mx, ctl))?;
+                Ok(PyArray1::from_vec(py, f).reshape([mx.nrows(), o])?.into_any())
+            }
+            Input::F32(x) => {
+                let p = typed_params::<f32>(&params)?;
+                let v = views(&p)?;
+                let mx = mat(&x);
+                let f = run_long(py, None, |ctl| net.apply(&v, mx, ctl))?;
+                Ok(PyArray1::from_vec(py, f).reshape([mx.nrows(), o])?.into_any())
+            }
+        }
+    }
+
+    /// empirical(params, x1, x2, nngp, ntk, trace, per_layer, progress) -> (nngp | None, ntk | None, [ntk per layer])
+    #[pyo3(signature = (params, x1, x2=None, nngp=true, ntk=true, trace=true, per_layer=false, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn empirical<'py>(
+        &self,
+        py: Python<'py>,
+        params: Vec<ParamPair<'py>>,
+        x1: &Bound<'py, PyAny>,
+        x2: Option<&Bound<'py, PyAny>>,
+        nngp: bool,
+        ntk: bool,
+        trace: bool,
+        per_layer: bool,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Triple<'py>> {
+        let opts = core::EmpiricalOptions {
+            get: Get { nngp, ntk },
+            trace,
+            per_layer,
+        };
+        let net = &self.inner;
+        let a = input(x1, "x1")?;
+        let b = x2.map(|x| input(x, "x2")).transpose()?;
+        match (a, b) {
+            (Input::F64(a), b) => {
+                let b = match b {
+                    None => None,
+                    Some(Input::F64(b)) => Some(b),
+                    Some(_) => return Err(PyTypeError::new_err("x2: must have the same dtype as x1")),
+                };
+                typed_empirical(py, net, &params, &a, b.as_ref(), &opts, progress)
+            }
+            (Input::F32(a), b) => {
+                let b = match b {
+                    None => None,
+                    Some(Input::F32(b)) => Some(b),
+                    Some(_) => return Err(PyTypeError::new_err("x2: must have the same dtype as x1")),
+                };
+                typed_empirical(py, net, &params, &a, b.as_ref(), &opts, progress)
+            }
+        }
+    }
+
+    /// monte_carlo(x1, x2, n_samples, seed, nngp, ntk, progress) -> (nngp | None, ntk | None)
+    #[pyo3(signature = (x1, x2=None, n_samples=64, seed=0, nngp=true, ntk=true, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn monte_carlo<'py>(
+        &self,
+        py: Python<'py>,
+        x1: &Bound<'py, PyAny>,
+        x2: Option<&Bound<'py, PyAny>>,
+        n_samples: usize,
+        seed: u64,
+        nngp: bool,
+        ntk: bool,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Pair<'py>> {
+        let get = Get { nngp, ntk };
+        let net = &self.inner;
+        let a = input(x1, "x1")?;
+        let b = x2.map(|x| input(x, "x2")).transpose()?;
+        match (a, b) {
+            (Input::F64(a), None) => {
+                let ma = mat(&a);
+                let k = run_long(py, progress, |ctl| net.monte_carlo(ma, None, n_samples, seed, get, ctl))?;
+                to_numpy(py, k, false)
+            }
+            (Input::F64(a), Some(Input::F64(b))) => {
+                let (ma, mb) = (mat(&a), mat(&b));
+                let k = run_long(py, progress, |ctl| {
+                    net.monte_carlo(ma, Some(mb), n_samples, seed, get, ctl)
+                })?;
+                to_numpy(py, k, false)
+            }
+            (Input::F32(a), None) => {
+                let ma = mat(&a);
+                let k = run_long(py, progress, |ctl| net.monte_carlo(ma, None, n_samples, seed, get, ctl))?;
+                to_numpy(py, k, false)
+            }
+            (Input::F32(a), Some(Input::F32(b))) => {
+                let (ma, mb) = (mat(&a), mat(&b));
+                let k = run_long(py, progress, |ctl| {
+                    net.monte_carlo(ma, Some(mb), n_samples, seed, get, ctl)
+                })?;
+                to_numpy(py, k, false)
+            }
+            _ => Err(PyTypeError::new_err("x2: must have the same dtype as x1")),
+        }
+    }
+}
+
+/// One Dense layer's `(W, b)` as passed from Python.
+type ParamPair<'py> = (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>);
+/// Typed, borrowed parameter arrays.
+type TypedParams<'py, T> = Vec<(PyReadonlyArray2<'py, T>, Option<PyReadonlyArray1<'py, T>>)>;
+/// `(nngp, ntk, ntk per layer)`.
+type Triple<'py> = (
+    Option<Bound<'py, PyAny>>,
+    Option<Bound<'py, PyAny>>,
+    Vec<Bound<'py, PyAny>>,
+);
+
+fn typed_params<'py, T: numpy::Element>(params: &[ParamPair<'py>]) -> PyResult<TypedParams<'py, T>> {
+    let name = std::any::type_name::<T>();
+    params
+        .iter()
+        .enumerate()
+        .map(|(l, (w, b))| {
+            let w: PyReadonlyArray2<'py, T> = w.extract().map_err(|_| {
+                PyTypeError::new_err(format!("params: W of Dense layer {l} must be a 2-D {name} array"))
+            })?;
+            let b = match b {
+                None => None,
+                Some(b) => Some(b.extract::<PyReadonlyArray1<'py, T>>().map_err(|_| {
+                    PyTypeError::new_err(format!("params: b of Dense layer {l} must be a 1-D {name} array"))
+                })?),
+            };
+            Ok((w, b))
+        })
+        .collect()
+}
+
+fn views<'a, T: ntkrs_core::Element + numpy::Element>(
+    p: &'a TypedParams<'_, T>,
+) -> PyResult<Vec<core::DenseParams<'a, T>>> {
+    p.iter()
+        .map(|(w, b)| {
+            let b = match b {
+                None => None,
+                Some(b) => Some(
+                    b.as_slice()
+                        .map_err(|_| PyValueError::new_err("params: biases must be contiguous arrays"))?,
+                ),
+            };
+            Ok(core::DenseParams { w: mat(w), b })
+        })
+        .collect()
+}
+
+fn typed_empirical<'py, T: ntkrs_core::Element + numpy::Element>(
+    py: Python<'py>,
+    net: &core::Network,
+    params: &[ParamPair<'py>],
+    a: &PyReadonlyArray2<'py, T>,
+    b: Option<&PyReadonlyArray2<'py, T>>,
+    opts: &core::EmpiricalOptions,
+    progress: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Triple<'py>> {
+    let p = typed_params::<T>(params)?;
+    let v = views(&p)?;
+    let (ma, mb) = (mat(a), b.map(mat));
+    let e = run_long(py, progress, |ctl| net.empirical(&v, ma, mb, opts, ctl))?;
+    let shape: Vec<usize> = if e.traced {
+        vec![e.rows, e.cols]
+    } else {
+        vec![e.rows, e.cols, e.out_dim, e.out_dim]
+    };
+    let conv =
+        |v: Vec<T>| -> PyResult<Bound<'py, PyAny>> { Ok(PyArray1::from_vec(py, v).reshape(shape.clone())?.into_any()) };
+    let nngp = e.nngp.map(conv).transpose()?;
+    let ntk = e.ntk.map(conv).transpose()?;
+    let layers = e.ntk_layers.into_iter().map(conv).collect::<PyResult<Vec<_>>>()?;
+    Ok((nngp, ntk, layers))
 }
 
 /// Resize the worker pool (0: one thread per logical CPU).
