@@ -401,15 +401,24 @@ impl Network {
                     permute_full(&g, Some(&factor), n1, n2, o)
                 };
                 ctl.advance(1);
-                match &mut total {
-                    None => total = Some(term.clone()),
-                    Some(t) => t.par_iter_mut().zip(term.par_iter()).for_each(|(t, v)| *t += *v),
-                }
                 if opts.per_layer {
                     layers.push(term);
+                } else {
+                    match &mut total {
+                        None => total = Some(term),
+                        Some(t) => t.par_iter_mut().zip(term.par_iter()).for_each(|(t, v)| *t += *v),
+                    }
                 }
             }
             layers.reverse();
+            if opts.per_layer {
+                // summed in network order, so that the total is exactly `sum(parts)`
+                let mut t = layers[0].clone();
+                for term in &layers[1..] {
+                    t.par_iter_mut().zip(term.par_iter()).for_each(|(t, v)| *t += *v);
+                }
+                total = Some(t);
+            }
             out.ntk = total;
             out.ntk_layers = layers;
         }
