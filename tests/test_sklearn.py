@@ -200,7 +200,7 @@ def test_gaussian_process_regressor_posterior_equals_gp_inference():
 def test_gaussian_process_regressor_optimises_the_hyperparameters():
     """Maximising the marginal likelihood over W_std, b_std (and c, noise) raises it above the start."""
     kern = ConstantKernel(1.0) * NTK(net=erf_net(), W_std=0.5, b_std=0.5) + WhiteKernel(0.1)
-    noisy = Y + 0.1 * np.random.default_rng(3).standard_normal(len(Y))
+    noisy = 1.0 + Y + 0.1 * np.random.default_rng(3).standard_normal(len(Y))  # an offset: the biases matter
     gp = GaussianProcessRegressor(kern, random_state=0).fit(X, noisy)
     start = gp.log_marginal_likelihood(kern.theta)
     assert gp.log_marginal_likelihood_value_ > start + 1.0
