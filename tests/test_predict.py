@@ -347,7 +347,7 @@ def test_ensemble_mean_agrees_with_gradient_descent_mse_from_zero_outputs():
 
 
 def test_ensemble_nngp_at_infinite_time_is_the_bayesian_posterior():
-    """Training only the last layer to convergence gives the NNGP posterior (Lee et al. 2019, §2.3.1)."""
+    """Training only the last layer to convergence gives the NNGP posterior (Lee et al. 2019; docs (43))."""
     rng = np.random.default_rng(15)
     x, xt, y = rng.standard_normal((8, 3)), rng.standard_normal((3, 3)), rng.standard_normal(8)
     net = nk.mlp(2, 64, "erf", W_std=1.5, b_std=0.2)

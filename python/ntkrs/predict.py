@@ -600,7 +600,7 @@ def max_learning_rate(k_train_train: ArrayLike, y_train_size: int | None = None,
     linearised network with NTK ``k_train_train``, as neural-tangents' ``nt.predict.max_learning_rate``:
     ``2·(1 + momentum)·N / (λ_max + eps)``.
 
-    A step ``r ← (I − η/N·Θ) r`` contracts every mode iff ``η < 2N/λ_max`` (equation (44) of
+    A step ``r ← (I − η/N·Θ) r`` contracts every mode iff ``η < 2N/λ_max`` (equation (46) of
     ``docs/ntk-during-training.md``); with heavy-ball momentum the bound is ``(1 + momentum)`` times
     larger.
 

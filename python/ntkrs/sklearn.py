@@ -126,7 +126,8 @@ class _NetworkKernel(_SkKernel):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        net = "" if self.net is None else f", net={self.net!r}"
+        # the network as used: the template with this kernel's W_std, b_std on every Dense
+        net = "" if self.net is None else f", net={self.network()!r}"
         return f"{type(self).__name__}(W_std={self.W_std:.3g}, b_std={self.b_std:.3g}{net})"
 
 
