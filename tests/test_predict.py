@@ -465,3 +465,19 @@ def test_kernel_that_is_not_positive_definite_warns_and_clamps():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         predict.gradient_descent_mse(k, y, diag_reg=1.0, diag_reg_absolute_scale=True)(1.0)
+
+
+def test_duplicated_training_inputs_fit_their_mean_target_without_nans():
+    """Two copies of one input with targets 0 and 3 (a singular kernel): at t = ∞ (eigendecomposition,
+    zero modes do not train) both copies predict 1.5, the other points their targets, and the ensemble
+    covariances stay finite."""
+    x = np.vstack([np.eye(3), np.eye(3)[:1]])
+    y = np.array([0.0, 1.0, 2.0, 3.0])
+    net = nk.mlp(1, 8, "relu", W_std=1.5, b_std=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the kernel is only PSD: warned about, tested above
+        f = predict.gradient_descent_mse(net.kernel(x, get="ntk"), y)(np.inf)
+        out = predict.gradient_descent_mse_ensemble(net, x, y)(None, np.array([1.0, np.inf]), compute_cov=True)
+    np.testing.assert_allclose(f, [1.5, 1.0, 2.0, 1.5], atol=1e-9)
+    for g in out:
+        assert np.isfinite(g.mean).all() and np.isfinite(g.covariance).all()

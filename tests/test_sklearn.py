@@ -103,6 +103,26 @@ def test_get_params_clone_and_pickle_keep_the_kernel():
     assert NTK(net=erf_net(), W_std=1.1, b_std=0.2) != kern
 
 
+@pytest.mark.parametrize(
+    "net",
+    [
+        nk.serial(nk.Dense(8, W_std=2.0, b_std=None, parameterization="standard"), nk.Tanh(quad_degree=32),
+                  nk.Dense(1)),
+        nk.serial(nk.Dense(8), nk.Polynomial([0.1, 1.0, 0.5]), nk.Dense(8), nk.LeakyRelu(0.2), nk.Dense(1)),
+        nk.serial(nk.Dense(8, b_std=0.3), nk.Elementwise(np.sin, np.cos), nk.Dense(1)),
+    ],
+    ids=["standard-tanh", "polynomial-leaky", "elementwise"],
+)
+def test_networks_survive_clone_and_pickle_with_identical_kernels(net):
+    """scikit-learn clones parameters by deepcopy and saves models by pickle: a network is rebuilt from
+    its layers' arguments (parameterization, activation parameters, quad_degree, functions) exactly."""
+    for copy in (clone(NTK(net=net)).net, pickle.loads(pickle.dumps(net))):
+        assert copy is not net and repr(copy) == repr(net)
+        a, b = copy.kernel(X), net.kernel(X)
+        np.testing.assert_array_equal(a.nngp, b.nngp)
+        np.testing.assert_array_equal(a.ntk, b.ntk)
+
+
 def test_kernel_composes_with_constant_and_white_kernels():
     """c·NTK + WhiteKernel(s) = c·K + s·I, with the gradient of every log-hyperparameter in order."""
     kern = ConstantKernel(2.0) * NTK(net=erf_net(), W_std=1.2, b_std=0.3) + WhiteKernel(0.1)

@@ -13,8 +13,9 @@ Conventions (exactly ``neural_tangents.predict``; derivations in ``docs/ntk-duri
 * Times ``t`` may be a scalar or an array of any shape: results gain ``t``'s shape as leading axes.
   ``t=None`` is ``t=∞`` computed by a Cholesky solve (kernel regression) instead of the
   eigendecomposition.
-* Eigenvalues of the (regularised) train-train kernel below 0 are clamped to 0 (with a
-  ``RuntimeWarning`` naming the smallest eigenvalue and the condition number); modes with a zero
+* Eigenvalues of the (regularised) train-train kernel below ``n·ε·λ_max`` (negative ones, and
+  positive ones indistinguishable from 0 in double precision) are clamped to 0, with a
+  ``RuntimeWarning`` naming the smallest eigenvalue and the condition number; modes with a zero
   eigenvalue do not move (the pseudo-inverse convention).
 * Everything is computed in float64.
 """
@@ -185,17 +186,20 @@ class _Symmetric:
         self._cho: Any = None
 
     def eig(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(λ, V)`` with ``λ`` clamped at 0 (warning once when the kernel is not PD)."""
+        """``(λ, V)`` with eigenvalues ``≤ n·ε·max|λ|`` set to 0: below that they are
+        indistinguishable from 0 (the absolute error of ``eigh``), as in ``scipy.linalg.pinvh``.
+        Warns once when that happens, i.e. when the kernel is not numerically positive definite."""
         if self._eig is None:
             lam, v = np.linalg.eigh(self.k)
-            if lam[0] <= 0:
+            tol = len(lam) * np.finfo(np.float64).eps * max(abs(lam[0]), abs(lam[-1]))
+            if lam[0] <= tol:
                 cond = math.inf if lam[0] == 0 else abs(lam[-1] / lam[0])
                 warnings.warn(
                     f"{self.name}: the kernel is not positive definite (smallest eigenvalue {lam[0]:.3g}, "
-                    f"largest {lam[-1]:.3g}, condition number λmax/|λmin| = {cond:.3g}); eigenvalues ≤ 0 are "
-                    "clamped to 0 and their modes do not train. Pass diag_reg > 0 (e.g. 1e-6) to regularise.",
-                    RuntimeWarning, stacklevel=4)
-                lam = np.maximum(lam, 0.0)
+                    f"largest {lam[-1]:.3g}, condition number λmax/|λmin| = {cond:.3g}); eigenvalues ≤ {tol:.3g} "
+                    "(n·eps·λmax) are clamped to 0 and their modes do not train. Pass diag_reg > 0 (e.g. 1e-6) "
+                    "to regularise.", RuntimeWarning, stacklevel=4)
+                lam = np.where(lam > tol, lam, 0.0)
             self._eig = (lam, v)
         return self._eig
 
@@ -216,10 +220,15 @@ class _Symmetric:
         return v @ (inv[:, None] * (v.T @ b.reshape(b.shape[0], -1))).reshape(b.shape)
 
 
+def _rate(lam: np.ndarray, t: np.ndarray, size: int) -> np.ndarray:
+    """``λ·t/N``, shape ``(T, n)``; 0 for ``λ = 0`` (a zero mode never moves, also at ``t = ∞``)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(lam[None, :] > 0, lam[None, :] * t[:, None] / size, 0.0)
+
+
 def _decay(lam: np.ndarray, t: np.ndarray, size: int) -> np.ndarray:
-    """``1 − exp(−λ·t/N)`` (by ``-expm1``), shape ``(T, n)``; 0 for ``λ = 0`` (also at ``t = ∞``)."""
-    x = np.where(lam[None, :] > 0, lam[None, :] * t[:, None] / size, 0.0)
-    return -np.expm1(-x)
+    """``1 − exp(−λ·t/N)`` (by ``-expm1``), shape ``(T, n)``; 0 for ``λ = 0``."""
+    return -np.expm1(-_rate(lam, t, size))
 
 
 def _decay_over_lam(lam: np.ndarray, t: np.ndarray, size: int) -> np.ndarray:
@@ -568,10 +577,10 @@ def gradient_descent_mse_ensemble(
                 continue
             if ktd is None:
                 if g == "nngp":
-                    w = lam[None, :] * np.exp(-2 * lam[None, :] * flat[:, None] / size)
+                    w = lam[None, :] * np.exp(-2 * _rate(lam, flat, size))
                     cov = (v[None] * w[:, None, :]) @ v.T
                 else:
-                    e = (v[None] * np.exp(-lam[None, :] * flat[:, None] / size)[:, None, :]) @ v.T
+                    e = (v[None] * np.exp(-_rate(lam, flat, size))[:, None, :]) @ v.T
                     cov = e @ kdd.nngp @ e
             else:
                 kx = getattr(ktd, g)
