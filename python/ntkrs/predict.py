@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
 import warnings
 from collections import namedtuple
 from collections.abc import Callable, Sequence
@@ -175,6 +177,15 @@ def _pack(out: dict[str, Any], names: tuple[str, ...], single: bool) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+def _warn(message: str) -> None:
+    """A ``RuntimeWarning`` attributed to the first caller outside the ntkrs package."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, RuntimeWarning, stacklevel=level)
+
+
 class _Symmetric:
     """A symmetric (regularised) kernel with its eigendecomposition and Cholesky factor, each
     computed once on first use."""
@@ -194,11 +205,11 @@ class _Symmetric:
             tol = len(lam) * np.finfo(np.float64).eps * max(abs(lam[0]), abs(lam[-1]))
             if lam[0] <= tol:
                 cond = math.inf if lam[0] == 0 else abs(lam[-1] / lam[0])
-                warnings.warn(
+                _warn(
                     f"{self.name}: the kernel is not positive definite (smallest eigenvalue {lam[0]:.3g}, "
                     f"largest {lam[-1]:.3g}, condition number λmax/|λmin| = {cond:.3g}); eigenvalues ≤ {tol:.3g} "
                     "(n·eps·λmax) are clamped to 0 and their modes do not train. Pass diag_reg > 0 (e.g. 1e-6) "
-                    "to regularise.", RuntimeWarning, stacklevel=4)
+                    "to regularise.")
                 lam = np.where(lam > tol, lam, 0.0)
             self._eig = (lam, v)
         return self._eig
@@ -411,7 +422,8 @@ def gp_inference(
     n = y.shape[0]
     reg = _real("diag_reg", diag_reg)
     absolute = bool(diag_reg_absolute_scale)
-    if hasattr(k_train_train, "_fields"):
+    named = hasattr(k_train_train, "_fields")
+    if named:
         kdd = {g: (None if getattr(k_train_train, g, None) is None
                    else _train_kernel(f"k_train_train.{g}", getattr(k_train_train, g), n)) for g in ("nngp", "ntk")}
         if kdd["nngp"] is None and kdd["ntk"] is None:
@@ -427,7 +439,8 @@ def gp_inference(
         if g not in solvers:
             if kdd[g] is None:
                 raise ValueError(f"k_train_train: has no {g!r} kernel; compute it with get=('nngp', 'ntk')")
-            solvers[g] = _Symmetric(_regularised(kdd[g], reg, absolute), f"k_train_train.{g}")
+            name = f"k_train_train.{g}" if named else "k_train_train"
+            solvers[g] = _Symmetric(_regularised(kdd[g], reg, absolute), name)
         return solvers[g]
 
     def predict(get: str | Sequence[str] | None = None, k_test_train: Any = None, k_test_test: Any = None) -> Any:
