@@ -414,7 +414,8 @@ def gp_inference(
         ``"ntk"``, ``"ntkgp"`` or a tuple of them (``None``: ``("nngp", "ntk")``). ``k_test_train``
         (``(m, n)``, array or namedtuple) selects the test set; ``None`` predicts on the training
         set (``N(y_train, 0)``). With ``k_test_test`` (``(m, m)``, array or namedtuple; any non-None
-        value such as ``True`` on the training set) each result is a :class:`Gaussian`
+        value such as ``True`` on the training set; the ``"nngp"`` and ``"ntk"`` covariances read its
+        NNGP, ``"ntkgp"`` its NTK, and an array serves as either) each result is a :class:`Gaussian`
         ``(mean (m,)/(m, O), covariance (m, m))``, else the mean alone. A tuple ``get`` returns a
         namedtuple ``Gaussians`` with one field per name.
     """
