@@ -7,12 +7,14 @@
 >>> k.nngp.shape, k.ntk.shape
 ((5, 5), (5, 5))
 
-Conventions follow neural-tangents' ``stax`` (see :mod:`ntkrs.stax`).
+Conventions follow neural-tangents' ``stax`` (see :mod:`ntkrs.stax`). Training dynamics and
+Gaussian-process posteriors are in :mod:`ntkrs.predict` (neural-tangents' ``nt.predict``), and
+scikit-learn kernels and an estimator in :mod:`ntkrs.sklearn` (imported on demand).
 """
 
 from __future__ import annotations
 
-from . import _core
+from . import _core, predict
 from ._config import get_num_threads, set_num_threads, show_config
 from .stax import (
     ABRelu,
@@ -55,6 +57,6 @@ __all__ = [
     "ABRelu", "Abs", "Activation", "Cos", "Dense", "Elementwise", "Elu", "Erf", "Exp", "Gaussian",
     "Gelu", "Hermite", "Identity", "Kernel", "LeakyRelu", "Mish", "Monomial", "Network", "Polynomial",
     "Rbf", "RectifiedMonomial", "Relu", "Selu", "Sigmoid", "Sigmoid_like", "Sign", "Silu", "Sin",
-    "Softplus", "Tanh", "__version__", "get_num_threads", "mlp", "serial", "set_num_threads",
+    "Softplus", "Tanh", "__version__", "get_num_threads", "mlp", "predict", "serial", "set_num_threads",
     "show_config",
 ]

@@ -88,6 +88,10 @@ class Dense:
         self.parameterization = parameterization
         self._core = _core.Dense(self.out_dim, self.W_std, self.b_std, parameterization)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle / copy.deepcopy / sklearn.clone rebuild the layer from its arguments.
+        return (Dense, (self.out_dim, self.W_std, self.b_std, self.parameterization))
+
     def __repr__(self) -> str:
         extra = "" if self.parameterization == "ntk" else f", parameterization={self.parameterization!r}"
         return f"Dense({self.out_dim}, W_std={self.W_std}, b_std={self.b_std}{extra})"
@@ -104,6 +108,7 @@ class Activation:
     def __init__(self, *params: float, quad_degree: int | None = None, fn: Callable | None = None,
                  dfn: Callable | None = None, name: str | None = None) -> None:
         self._params = tuple(float(p) for p in params)
+        self._quad_degree = quad_degree
         kw: dict[str, Any] = {}
         if quad_degree is not None:
             kw["quad_degree"] = _integer("quad_degree", quad_degree)
@@ -114,6 +119,14 @@ class Activation:
             kw["dfn"] = dfn
             kw["name"] = name
         self._core = _core.Activation(self._kind, list(self._params), **kw)
+
+    def _args(self) -> tuple[Any, ...]:
+        return self._params
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle / copy.deepcopy / sklearn.clone rebuild the activation from its arguments.
+        kwargs = {} if self._quad_degree is None else {"quad_degree": self._quad_degree}
+        return (_rebuild_activation, (type(self), self._args(), kwargs))
 
     def maps(self, var1: ArrayLike, var2: ArrayLike, cov: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Kernel maps ``(E[φ(u)φ(v)], E[φ'(u)φ'(v)])`` for the centred Gaussian pair with
@@ -128,6 +141,10 @@ class Activation:
         names = getattr(self, "_param_names", ())
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
         return f"{type(self).__name__}({args})"
+
+
+def _rebuild_activation(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Activation:
+    return cls(*args, **kwargs)
 
 
 def _make(name: str, doc: str, params: Sequence[str] = (), defaults: Sequence[float] | None = None,
@@ -211,6 +228,9 @@ class Polynomial(Activation):
         self.coef = tuple(float(v) for v in c)
         super().__init__(*self.coef)
 
+    def _args(self) -> tuple[Any, ...]:
+        return (self.coef,)
+
     _param_names = ("coef",)
 
 
@@ -235,6 +255,9 @@ class Elementwise(Activation):
         self.fn, self.dfn = fn, dfn
         name = f"Elementwise({getattr(fn, '__name__', 'fn')})"
         super().__init__(quad_degree=quad_degree, fn=fn, dfn=dfn, name=name)
+
+    def _args(self) -> tuple[Any, ...]:
+        return (self.fn, self.dfn)
 
     def __repr__(self) -> str:
         return f"Elementwise({getattr(self.fn, '__name__', 'fn')})"
@@ -319,6 +342,10 @@ class Network:
 
     def __len__(self) -> int:
         return len(self.layers)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle / copy.deepcopy / sklearn.clone rebuild the network from its layers.
+        return (Network, (self.layers,))
 
     def kernel(self, x1: ArrayLike, x2: ArrayLike | None = None, get: GetSpec = ("nngp", "ntk"), *,
                diagonal: bool = False, dtype: Any = np.float64, progress: bool | Callable[[int, int], Any] = False,
