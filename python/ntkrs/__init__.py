@@ -47,6 +47,7 @@ from .stax import (
     Sin,
     Softplus,
     Tanh,
+    Trajectory,
     mlp,
     serial,
 )
@@ -57,6 +58,6 @@ __all__ = [
     "ABRelu", "Abs", "Activation", "Cos", "Dense", "Elementwise", "Elu", "Erf", "Exp", "Gaussian",
     "Gelu", "Hermite", "Identity", "Kernel", "LeakyRelu", "Mish", "Monomial", "Network", "Polynomial",
     "Rbf", "RectifiedMonomial", "Relu", "Selu", "Sigmoid", "Sigmoid_like", "Sign", "Silu", "Sin",
-    "Softplus", "Tanh", "__version__", "get_num_threads", "mlp", "predict", "serial", "set_num_threads",
+    "Softplus", "Tanh", "Trajectory", "__version__", "get_num_threads", "mlp", "predict", "serial", "set_num_threads",
     "show_config",
 ]

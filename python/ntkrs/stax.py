@@ -16,10 +16,12 @@ Conventions (exactly as ``neural_tangents.stax``):
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -30,7 +32,7 @@ __all__ = [
     "ABRelu", "Abs", "Activation", "Cos", "Dense", "Elementwise", "Elu", "Erf", "Exp", "Gaussian",
     "Gelu", "Hermite", "Identity", "Kernel", "LeakyRelu", "Mish", "Monomial", "Network", "Polynomial",
     "Rbf", "RectifiedMonomial", "Relu", "Selu", "Sigmoid", "Sigmoid_like", "Sign", "Silu", "Sin",
-    "Softplus", "Tanh", "mlp", "serial",
+    "Softplus", "Tanh", "Trajectory", "mlp", "serial",
 ]
 
 ArrayLike = Any
@@ -514,6 +516,77 @@ class Network:
                 bar.close()
         return _pack(names, single, {"nngp": nngp, "ntk": ntk})
 
+    def train(self, params: Params, x: ArrayLike, y: ArrayLike, learning_rate: float = 1.0, steps: int = 100, *,
+              record_every: int | None = None, x_test: ArrayLike | None = None, y_test: ArrayLike | None = None,
+              record_ntk: bool = False, dtype: Any = None,
+              progress: bool | Callable[[int, int], Any] = False) -> Trajectory:
+        """Train the finite network by full-batch gradient descent on the squared loss.
+
+        The loss is ``1/(2·y.size)·‖f(x) − y‖²`` and each step is ``θ ← θ − learning_rate·∇θ loss``,
+        neural-tangents' conventions, so ``ntkrs.predict.gradient_descent_mse(K, y, learning_rate)``
+        at time ``t = step`` is the infinite-width (linearised, continuous-time) prediction of the same
+        run. Gradients are exact (back-propagation in Rust); the GIL is released, Ctrl-C stops it.
+
+        Args:
+            params: the starting parameters (see :meth:`init`); they are not modified.
+            x: training inputs ``(N, d)``; y: targets ``(N, O)`` (or ``(N,)`` when ``O = 1``).
+            learning_rate: step size ``η > 0``; steps: number of steps ``≥ 0``.
+            record_every: record every this many steps (default: about 100 records), and always the
+                first and the last step.
+            x_test, y_test: optional test inputs ``(M, d)`` and targets ``(M, O)``.
+            record_ntk: also record the traced empirical NTK of ``x`` at the recorded steps.
+            dtype: precision; default: the parameters'.
+            progress: ``True`` for a tqdm bar, or a callable ``f(done, total)``.
+
+        Returns:
+            A :class:`Trajectory`: ``steps (R,)``, ``f_train (R, N, O)``, ``f_test (R, M, O)``,
+            ``loss_train (R,)``, ``loss_test (R,)``, ``ntk_train (R, N, N)`` (each ``None`` when not
+            asked for) and the final ``params``.
+
+        Raises:
+            ValueError: bad shapes or arguments, or a loss that stops being finite (the learning
+                rate is too large; see ``ntkrs.predict.max_learning_rate``).
+        """
+        lr = _real("learning_rate", learning_rate)
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning_rate: must be a finite number > 0, got {learning_rate}")
+        steps = _integer("steps", steps)
+        if steps < 0:
+            raise ValueError(f"steps: must be ≥ 0, got {steps}")
+        every = max(1, steps // 100) if record_every is None else _integer("record_every", record_every)
+        if every < 1:
+            raise ValueError(f"record_every: must be ≥ 1, got {record_every}")
+        if not isinstance(record_ntk, (bool, np.bool_)):
+            raise TypeError(f"record_ntk: expected True or False, got {record_ntk!r}")
+        dt = self._params_dtype(params, dtype)
+        p = self._check_params(params, dt)
+        xa = as_matrix(x, "x", dt)
+        o = self._out_dim()
+        ya = _targets(y, "y", xa.shape[0], o, dt)
+        xt = yt = None
+        if x_test is not None:
+            xt = as_matrix(x_test, "x_test", dt)
+            if xt.shape[1] != xa.shape[1]:
+                raise ValueError(f"x_test: has {xt.shape[1]} features but x has {xa.shape[1]}")
+        if y_test is not None:
+            if xt is None:
+                raise ValueError("y_test: needs x_test")
+            yt = _targets(y_test, "y_test", xt.shape[0], o, dt)
+        callback, bar = _progress(progress, "ntkrs train")
+        try:
+            out = self._core.train(p, xa, ya, xt, yt, learning_rate=lr, steps=steps, record_every=every,
+                                   record_ntk=bool(record_ntk), progress=callback)
+        finally:
+            if bar is not None:
+                bar.close()
+        return Trajectory(steps=out["steps"], f_train=out["f_train"], f_test=out.get("f_test"),
+                          loss_train=out["loss_train"], loss_test=out.get("loss_test"),
+                          ntk_train=out.get("ntk_train"), params=[tuple(q) for q in out["params"]],
+                          learning_rate=lr)
+
+    def _out_dim(self) -> int:
+        return [layer for layer in self.layers if isinstance(layer, Dense)][-1].out_dim
+
     # helpers
 
     def _inputs(self, x1: ArrayLike, x2: ArrayLike | None, dt: np.dtype) -> tuple[np.ndarray, np.ndarray | None]:
@@ -591,6 +664,46 @@ class Network:
                 b = np.ascontiguousarray(b)
             out.append((w, b))
         return out
+
+
+def _targets(y: ArrayLike, name: str, n: int, o: int, dt: np.dtype) -> np.ndarray:
+    """Targets as an ``(n, o)`` array (a 1-D ``(n,)`` is accepted when ``o = 1``)."""
+    a = np.asarray(y)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected real numbers, got dtype {a.dtype}")
+    if a.ndim == 1 and o == 1:
+        a = a[:, None]
+    if a.shape != (n, o):
+        raise ValueError(f"{name}: expected shape ({n}, {o}) (one row per input, one column per output unit), "
+                         f"got {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return np.ascontiguousarray(a, dtype=dt)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A gradient-descent run of :meth:`Network.train`, recorded at ``steps``.
+
+    ``f_train[r]`` are the network's outputs on the training inputs after ``steps[r]`` steps
+    (shape ``(R, N, O)``), likewise ``f_test``; ``loss_*[r] = ‖f − y‖²/(2·y.size)``; ``ntk_train``
+    the traced empirical NTK ``(R, N, N)``; ``params`` the final parameters; ``t`` the recorded
+    steps as times for ``ntkrs.predict`` (``predict(t=traj.t)`` with the same learning rate).
+    """
+
+    steps: np.ndarray
+    f_train: np.ndarray
+    f_test: np.ndarray | None
+    loss_train: np.ndarray
+    loss_test: np.ndarray | None
+    ntk_train: np.ndarray | None
+    params: list
+    learning_rate: float
+
+    @property
+    def t(self) -> np.ndarray:
+        """The recorded steps as float times."""
+        return self.steps.astype(np.float64)
 
 
 def _param_array(a: Any, what: str, dt: np.dtype) -> np.ndarray:

@@ -774,6 +774,266 @@ impl Network {
     }
 }
 
+/// Options of [`Network::train`].
+#[derive(Clone, Copy, Debug)]
+pub struct TrainOptions {
+    /// The gradient-descent step size η.
+    pub learning_rate: f64,
+    /// Number of full-batch steps.
+    pub steps: usize,
+    /// Record predictions and losses every this many steps (and at the last step).
+    pub record_every: usize,
+    /// Also record the traced empirical NTK of the training inputs at the recorded steps.
+    pub record_ntk: bool,
+}
+
+/// The trajectory of full-batch gradient descent, recorded at `steps`.
+#[derive(Clone, Debug)]
+pub struct Trajectory<T> {
+    /// The recorded step numbers: `0, k, 2k, …` and the last step.
+    pub steps: Vec<usize>,
+    /// Training predictions, row-major `steps.len() × N × O`.
+    pub f_train: Vec<T>,
+    /// Test predictions, `steps.len() × M × O`, when test inputs were given.
+    pub f_test: Option<Vec<T>>,
+    /// Training loss `1/(2·N·O)·‖f − y‖²` at each recorded step.
+    pub loss_train: Vec<f64>,
+    /// Test loss at each recorded step, when test targets were given.
+    pub loss_test: Option<Vec<f64>>,
+    /// Traced empirical NTK of the training inputs, `steps.len() × N × N`, when asked.
+    pub ntk_train: Option<Vec<T>>,
+    /// The parameters after the last step.
+    pub params: Vec<DenseOwned<T>>,
+}
+
+fn half_mse<T: Element>(f: &[T], y: MatRef<'_, T>) -> f64 {
+    // f is column-major O × N (row-major N × O); y is N × O
+    let (n, o) = (y.nrows(), y.ncols());
+    let mut s = 0.0;
+    for a in 0..n {
+        for k in 0..o {
+            let r = f[a * o + k].to_f64() - y[(a, k)].to_f64();
+            s += r * r;
+        }
+    }
+    s / (2.0 * (n * o) as f64)
+}
+
+impl Network {
+    /// Full-batch gradient descent on the squared loss `1/(2·N·O)·‖f(x) − y‖²` (neural-tangents'
+    /// convention: the loss is normalised by `y.size`), from `params`, for `opts.steps` steps of
+    /// size `opts.learning_rate`. Gradients are exact (back-propagation); the predictions on `x`
+    /// (and `x_test`), the losses and optionally the empirical NTK are recorded every
+    /// `opts.record_every` steps and at the end.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train<T: Element>(
+        &self,
+        params: &[DenseParams<'_, T>],
+        x: MatRef<'_, T>,
+        y: MatRef<'_, T>,
+        x_test: Option<MatRef<'_, T>>,
+        y_test: Option<MatRef<'_, T>>,
+        opts: &TrainOptions,
+        ctl: &Control,
+    ) -> Result<Trajectory<T>> {
+        check_x("x", x)?;
+        check_x("y", y)?;
+        self.check_params(params, x.ncols())?;
+        let o = self.out_dim();
+        if y.nrows() != x.nrows() || y.ncols() != o {
+            return Err(Error::arg(
+                "y",
+                format!(
+                    "has shape ({}, {}) but the network maps {} inputs to {o} outputs: expected ({}, {o})",
+                    y.nrows(),
+                    y.ncols(),
+                    x.nrows(),
+                    x.nrows()
+                ),
+            ));
+        }
+        if let Some(xt) = x_test {
+            check_x("x_test", xt)?;
+            if xt.ncols() != x.ncols() {
+                return Err(Error::arg(
+                    "x_test",
+                    format!("has {} features but x has {}", xt.ncols(), x.ncols()),
+                ));
+            }
+        }
+        if let Some(yt) = y_test {
+            check_x("y_test", yt)?;
+            let Some(xt) = x_test else {
+                return Err(Error::arg("y_test", "needs x_test"));
+            };
+            if yt.nrows() != xt.nrows() || yt.ncols() != o {
+                return Err(Error::arg(
+                    "y_test",
+                    format!("has shape ({}, {}), expected ({}, {o})", yt.nrows(), yt.ncols(), xt.nrows()),
+                ));
+            }
+        }
+        if !(opts.learning_rate.is_finite() && opts.learning_rate > 0.0) {
+            return Err(Error::arg(
+                "learning_rate",
+                format!("must be a finite number > 0, got {}", opts.learning_rate),
+            ));
+        }
+        if opts.record_every == 0 {
+            return Err(Error::arg("record_every", "must be at least 1"));
+        }
+        let (n, every) = (x.nrows(), opts.record_every);
+        let recorded: Vec<usize> = (0..=opts.steps)
+            .filter(|&k| k % every == 0 || k == opts.steps)
+            .collect();
+        let r = recorded.len();
+        check_room::<T>(
+            (r * n * o) as u128 * 2
+                + x_test.map_or(0, |xt| (r * xt.nrows() * o) as u128)
+                + if opts.record_ntk { (r * n * n) as u128 } else { 0 },
+            "the recorded trajectory",
+        )?;
+        ctl.add_total(opts.steps as u64 + 1);
+        let mut p: Vec<DenseOwned<T>> = params
+            .iter()
+            .map(|q| {
+                let (n_in, n_out) = (q.w.nrows(), q.w.ncols());
+                let mut w = vec![T::ZERO; n_in * n_out];
+                for i in 0..n_in {
+                    for j in 0..n_out {
+                        w[i * n_out + j] = q.w[(i, j)];
+                    }
+                }
+                DenseOwned {
+                    w,
+                    n_in,
+                    n_out,
+                    b: q.b.map(|b| b.to_vec()),
+                }
+            })
+            .collect();
+        let mut traj = Trajectory {
+            steps: recorded.clone(),
+            f_train: Vec::with_capacity(r * n * o),
+            f_test: x_test.map(|xt| Vec::with_capacity(r * xt.nrows() * o)),
+            loss_train: Vec::with_capacity(r),
+            loss_test: y_test.map(|_| Vec::with_capacity(r)),
+            ntk_train: opts.record_ntk.then(|| Vec::with_capacity(r * n * n)),
+            params: Vec::new(),
+        };
+        let par = pool_par();
+        let eta = opts.learning_rate;
+        let inv_size = 1.0 / (n * o) as f64;
+        crate::pool::pool().install(|| -> Result<()> {
+            for step in 0..=opts.steps {
+                ctl.check()?;
+                let view: Vec<DenseParams<'_, T>> = p.iter().map(|q| q.view()).collect();
+                let fwd = self.forward(&view, x, true, par, ctl)?;
+                let last = self.blocks.len() - 1;
+                let f = &fwd.h[last];
+                let loss = half_mse(f, y);
+                if !loss.is_finite() {
+                    return Err(Error::NonFinite(format!(
+                        "training diverged at step {step} (the loss is {loss}): the learning rate {eta} is too \
+                         large; ntkrs.predict.max_learning_rate gives the largest stable one"
+                    )));
+                }
+                if recorded.binary_search(&step).is_ok() {
+                    traj.f_train.extend_from_slice(f);
+                    traj.loss_train.push(loss);
+                    if let Some(xt) = x_test {
+                        let ft = self.forward(&view, xt, false, par, ctl)?;
+                        let ft = &ft.h[last];
+                        if let (Some(lt), Some(yt)) = (traj.loss_test.as_mut(), y_test) {
+                            lt.push(half_mse(ft, yt));
+                        }
+                        if let Some(v) = traj.f_test.as_mut() {
+                            v.extend_from_slice(ft);
+                        }
+                    }
+                    if let Some(v) = traj.ntk_train.as_mut() {
+                        let e = self.empirical_in_pool(
+                            &view,
+                            x,
+                            None,
+                            &EmpiricalOptions {
+                                get: Get::NTK,
+                                trace: true,
+                                per_layer: false,
+                            },
+                            par,
+                            &Control::new(),
+                        )?;
+                        v.extend_from_slice(&e.ntk.unwrap_or_default());
+                    }
+                }
+                if step == opts.steps {
+                    break;
+                }
+                drop(view);
+                // back-propagate g = ∂loss/∂z, column-major n_l × N, and step every layer
+                let mut g: Vec<T> = f
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &v)| T::from_f64((v.to_f64() - y[(k / o, k % o)].to_f64()) * inv_size))
+                    .collect();
+                if let Some(d) = &fwd.d[last] {
+                    g.par_iter_mut().zip(d.par_iter()).for_each(|(g, d)| *g *= *d);
+                }
+                for l in (0..=last).rev() {
+                    let (n_in, n_out) = (p[l].n_in, p[l].n_out);
+                    let (s, beta) = scales(&self.blocks[l], n_in);
+                    // the signal for the layer below, with this layer's weights before the step
+                    let below = (l > 0).then(|| {
+                        let mut gb = vec![T::ZERO; n_in * n];
+                        matmul(
+                            MatMut::from_column_major_slice_mut(&mut gb, n_in, n),
+                            Accum::Replace,
+                            p[l].view().w,
+                            cm(&g, n_out, n),
+                            T::from_f64(s),
+                            par,
+                        );
+                        if let Some(d) = &fwd.d[l - 1] {
+                            gb.par_iter_mut().zip(d.par_iter()).for_each(|(g, d)| *g *= *d);
+                        }
+                        gb
+                    });
+                    // W ← W − η·s·h_{l−1}ᵀ g (W row-major n_in × n_out is column-major n_out × n_in)
+                    let h: MatRef<'_, T> = if l == 0 { x } else { cm(&fwd.h[l - 1], n_in, n).transpose() };
+                    matmul(
+                        MatMut::from_column_major_slice_mut(&mut p[l].w, n_out, n_in),
+                        Accum::Add,
+                        cm(&g, n_out, n),
+                        h,
+                        T::from_f64(-eta * s),
+                        par,
+                    );
+                    if let Some(b) = p[l].b.as_mut() {
+                        let mut sums = vec![0.0f64; n_out];
+                        for col in g.chunks(n_out) {
+                            for (acc, &v) in sums.iter_mut().zip(col) {
+                                *acc += v.to_f64();
+                            }
+                        }
+                        for (bj, sj) in b.iter_mut().zip(&sums) {
+                            *bj = T::from_f64(bj.to_f64() - eta * beta * sj);
+                        }
+                    }
+                    if let Some(gb) = below {
+                        g = gb;
+                    }
+                }
+                ctl.advance(1);
+            }
+            Ok(())
+        })?;
+        ctl.advance(1);
+        traj.params = p;
+        Ok(traj)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -893,6 +1153,50 @@ mod tests {
         let scale = r.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (a, b) in s.iter().zip(&r) {
             assert!((a - b).abs() <= 1e-12 * scale);
+        }
+    }
+
+    #[test]
+    fn a_training_step_follows_the_finite_difference_gradient() {
+        let nw = net(&[5, 4, 2], Activation::Gelu, Some(0.3), Parameterization::Ntk);
+        let p0 = nw.init::<f64>(3, 2, 0).unwrap();
+        let view: Vec<_> = p0.iter().map(|q| q.view()).collect();
+        let xs = x(6, 3);
+        let ys = faer::Mat::<f64>::from_fn(6, 2, |i, j| ((i + j) % 3) as f64 - 1.0);
+        let eta = 1e-3;
+        let opts = TrainOptions {
+            learning_rate: eta,
+            steps: 1,
+            record_every: 1,
+            record_ntk: false,
+        };
+        let t = nw
+            .train(&view, xs.as_ref(), ys.as_ref(), None, None, &opts, &Control::new())
+            .unwrap();
+        let loss = |p: &[DenseOwned<f64>]| {
+            let v: Vec<_> = p.iter().map(|q| q.view()).collect();
+            half_mse(&nw.apply(&v, xs.as_ref(), &Control::new()).unwrap(), ys.as_ref())
+        };
+        assert!((t.loss_train[0] - loss(&p0)).abs() < 1e-15);
+        let h = 1e-6;
+        for l in 0..p0.len() {
+            for k in 0..p0[l].w.len() {
+                let (mut pp, mut pm) = (p0.clone(), p0.clone());
+                pp[l].w[k] += h;
+                pm[l].w[k] -= h;
+                let fd = (loss(&pp) - loss(&pm)) / (2.0 * h);
+                let step = (p0[l].w[k] - t.params[l].w[k]) / eta;
+                assert!((fd - step).abs() < 1e-7 * (1.0 + fd.abs()), "W{l}[{k}]: {fd} vs {step}");
+            }
+            let b0 = p0[l].b.as_ref().unwrap();
+            for k in 0..b0.len() {
+                let (mut pp, mut pm) = (p0.clone(), p0.clone());
+                pp[l].b.as_mut().unwrap()[k] += h;
+                pm[l].b.as_mut().unwrap()[k] -= h;
+                let fd = (loss(&pp) - loss(&pm)) / (2.0 * h);
+                let step = (b0[k] - t.params[l].b.as_ref().unwrap()[k]) / eta;
+                assert!((fd - step).abs() < 1e-7 * (1.0 + fd.abs()), "b{l}[{k}]: {fd} vs {step}");
+            }
         }
     }
 

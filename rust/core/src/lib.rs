@@ -33,7 +33,7 @@ pub mod vmath;
 pub use activation::Activation;
 pub use analytic::{available_memory, Element, Get, KernelOptions, Kernels};
 pub use control::Control;
-pub use empirical::{DenseOwned, DenseParams, Empirical, EmpiricalOptions};
+pub use empirical::{DenseOwned, DenseParams, Empirical, EmpiricalOptions, TrainOptions, Trajectory};
 pub use error::{Error, Result};
 pub use layer::{Dense, Layer, Network, Parameterization};
 pub use pool::{num_threads, set_num_threads, simd_level};

@@ -12,7 +12,7 @@ use ntkrs_core::{self as core, Activation as CoreAct, BatchFn, Control, Error, G
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList};
 
 /// A core error on its way to Python.
 struct PyErrWrap(Error);
@@ -583,6 +583,83 @@ impl PyNetwork {
             _ => Err(PyTypeError::new_err("x2: must have the same dtype as x1")),
         }
     }
+
+    /// train(params, x, y, x_test, y_test, learning_rate, steps, record_every, record_ntk, progress) -> dict
+    #[pyo3(signature = (params, x, y, x_test=None, y_test=None, learning_rate=1.0, steps=100, record_every=1, record_ntk=false, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn train<'py>(
+        &self,
+        py: Python<'py>,
+        params: Vec<ParamPair<'py>>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        x_test: Option<&Bound<'py, PyAny>>,
+        y_test: Option<&Bound<'py, PyAny>>,
+        learning_rate: f64,
+        steps: usize,
+        record_every: usize,
+        record_ntk: bool,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let opts = core::TrainOptions {
+            learning_rate,
+            steps,
+            record_every,
+            record_ntk,
+        };
+        match input(x, "x")? {
+            Input::F64(_) => typed_train::<f64>(py, &self.inner, &params, x, y, x_test, y_test, &opts, progress),
+            Input::F32(_) => typed_train::<f32>(py, &self.inner, &params, x, y, x_test, y_test, &opts, progress),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn typed_train<'py, T: ntkrs_core::Element + numpy::Element>(
+    py: Python<'py>,
+    net: &core::Network,
+    params: &[ParamPair<'py>],
+    x: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    x_test: Option<&Bound<'py, PyAny>>,
+    y_test: Option<&Bound<'py, PyAny>>,
+    opts: &core::TrainOptions,
+    progress: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let arr = |a: &Bound<'py, PyAny>, name: &str| -> PyResult<PyReadonlyArray2<'py, T>> {
+        a.extract().map_err(|_| {
+            PyTypeError::new_err(format!("{name}: expected a 2-D {} array", std::any::type_name::<T>()))
+        })
+    };
+    let p = typed_params::<T>(params)?;
+    let v = views(&p)?;
+    let (xa, ya) = (arr(x, "x")?, arr(y, "y")?);
+    let xt = x_test.map(|a| arr(a, "x_test")).transpose()?;
+    let yt = y_test.map(|a| arr(a, "y_test")).transpose()?;
+    let (mx, my) = (mat(&xa), mat(&ya));
+    let (mxt, myt) = (xt.as_ref().map(mat), yt.as_ref().map(mat));
+    let t = run_long(py, progress, |ctl| net.train(&v, mx, my, mxt, myt, opts, ctl))?;
+    let (r, n, o) = (t.steps.len(), mx.nrows(), net.out_dim());
+    let out = PyDict::new(py);
+    out.set_item("steps", PyArray1::from_vec(py, t.steps.iter().map(|&s| s as u64).collect()))?;
+    out.set_item("f_train", PyArray1::from_vec(py, t.f_train).reshape([r, n, o])?)?;
+    if let (Some(f), Some(m)) = (t.f_test, mxt) {
+        out.set_item("f_test", PyArray1::from_vec(py, f).reshape([r, m.nrows(), o])?)?;
+    }
+    out.set_item("loss_train", PyArray1::from_vec(py, t.loss_train))?;
+    if let Some(l) = t.loss_test {
+        out.set_item("loss_test", PyArray1::from_vec(py, l))?;
+    }
+    if let Some(k) = t.ntk_train {
+        out.set_item("ntk_train", PyArray1::from_vec(py, k).reshape([r, n, n])?)?;
+    }
+    let plist = PyList::empty(py);
+    for l in t.params {
+        let w = PyArray1::from_vec(py, l.w).reshape([l.n_in, l.n_out])?;
+        plist.append((w, l.b.map(|b| PyArray1::from_vec(py, b))))?;
+    }
+    out.set_item("params", plist)?;
+    Ok(out)
 }
 
 /// One Dense layer's `(W, b)` as passed from Python.
