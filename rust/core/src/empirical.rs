@@ -869,7 +869,12 @@ impl Network {
             if yt.nrows() != xt.nrows() || yt.ncols() != o {
                 return Err(Error::arg(
                     "y_test",
-                    format!("has shape ({}, {}), expected ({}, {o})", yt.nrows(), yt.ncols(), xt.nrows()),
+                    format!(
+                        "has shape ({}, {}), expected ({}, {o})",
+                        yt.nrows(),
+                        yt.ncols(),
+                        xt.nrows()
+                    ),
                 ));
             }
         }
@@ -928,15 +933,21 @@ impl Network {
             for step in 0..=opts.steps {
                 ctl.check()?;
                 let view: Vec<DenseParams<'_, T>> = p.iter().map(|q| q.view()).collect();
-                let fwd = self.forward(&view, x, true, par, ctl)?;
+                let diverged = |what: String| {
+                    Error::NonFinite(format!(
+                        "training diverged at step {step} ({what}): the learning rate {eta} is too large; \
+                         ntkrs.predict.max_learning_rate gives the largest stable one"
+                    ))
+                };
+                let fwd = match self.forward(&view, x, true, par, ctl) {
+                    Err(Error::NonFinite(m)) if step > 0 => return Err(diverged(m)),
+                    other => other?,
+                };
                 let last = self.blocks.len() - 1;
                 let f = &fwd.h[last];
                 let loss = half_mse(f, y);
                 if !loss.is_finite() {
-                    return Err(Error::NonFinite(format!(
-                        "training diverged at step {step} (the loss is {loss}): the learning rate {eta} is too \
-                         large; ntkrs.predict.max_learning_rate gives the largest stable one"
-                    )));
+                    return Err(diverged(format!("the loss is {loss}")));
                 }
                 if recorded.binary_search(&step).is_ok() {
                     traj.f_train.extend_from_slice(f);
@@ -1000,7 +1011,11 @@ impl Network {
                         gb
                     });
                     // W ← W − η·s·h_{l−1}ᵀ g (W row-major n_in × n_out is column-major n_out × n_in)
-                    let h: MatRef<'_, T> = if l == 0 { x } else { cm(&fwd.h[l - 1], n_in, n).transpose() };
+                    let h: MatRef<'_, T> = if l == 0 {
+                        x
+                    } else {
+                        cm(&fwd.h[l - 1], n_in, n).transpose()
+                    };
                     matmul(
                         MatMut::from_column_major_slice_mut(&mut p[l].w, n_out, n_in),
                         Accum::Add,

@@ -627,9 +627,8 @@ fn typed_train<'py, T: ntkrs_core::Element + numpy::Element>(
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let arr = |a: &Bound<'py, PyAny>, name: &str| -> PyResult<PyReadonlyArray2<'py, T>> {
-        a.extract().map_err(|_| {
-            PyTypeError::new_err(format!("{name}: expected a 2-D {} array", std::any::type_name::<T>()))
-        })
+        a.extract()
+            .map_err(|_| PyTypeError::new_err(format!("{name}: expected a 2-D {} array", std::any::type_name::<T>())))
     };
     let p = typed_params::<T>(params)?;
     let v = views(&p)?;
@@ -641,7 +640,10 @@ fn typed_train<'py, T: ntkrs_core::Element + numpy::Element>(
     let t = run_long(py, progress, |ctl| net.train(&v, mx, my, mxt, myt, opts, ctl))?;
     let (r, n, o) = (t.steps.len(), mx.nrows(), net.out_dim());
     let out = PyDict::new(py);
-    out.set_item("steps", PyArray1::from_vec(py, t.steps.iter().map(|&s| s as u64).collect()))?;
+    out.set_item(
+        "steps",
+        PyArray1::from_vec(py, t.steps.iter().map(|&s| s as u64).collect()),
+    )?;
     out.set_item("f_train", PyArray1::from_vec(py, t.f_train).reshape([r, n, o])?)?;
     if let (Some(f), Some(m)) = (t.f_test, mxt) {
         out.set_item("f_test", PyArray1::from_vec(py, f).reshape([r, m.nrows(), o])?)?;
