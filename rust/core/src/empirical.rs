@@ -16,6 +16,7 @@
 //! block: about `N²·Σ_l (n_{l−1} + O·n_l)`.
 
 use faer::linalg::matmul::matmul;
+use faer::reborrow::ReborrowMut;
 use faer::{Accum, MatMut, MatRef, Par};
 use rand_core::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -365,8 +366,11 @@ impl Network {
             let mut d2 = (!sym).then(|| top_signals(fb, o, last));
             for l in (0..=last).rev() {
                 if l < last {
-                    d1 = self.signals_down(params, l, &d1, &f1, o, par);
-                    d2 = d2.map(|d| self.signals_down(params, l, &d, fb, o, par));
+                    d1 = self.signals_down(params, l, &d1, &f1, o, par, ctl)?;
+                    d2 = match d2 {
+                        Some(d) => Some(self.signals_down(params, l, &d, fb, o, par, ctl)?),
+                        None => None,
+                    };
                 }
                 ctl.advance(1);
                 ctl.check()?;
@@ -452,7 +456,7 @@ impl Network {
                     cm(&fwd.h[l - 1], n_in, n)
                 };
                 let dst = MatMut::from_column_major_slice_mut(&mut z, n_out, n);
-                matmul(dst, Accum::Replace, p.w.transpose(), prev, T::from_f64(s), par);
+                gemm_cols(dst, p.w.transpose(), prev, T::from_f64(s), par, ctl)?;
             }
             if let Some(b) = p.b {
                 let beta = T::from_f64(beta);
@@ -507,20 +511,21 @@ impl Network {
         fwd: &Forward<T>,
         o: usize,
         par: Par,
-    ) -> Vec<T> {
+        ctl: &Control,
+    ) -> Result<Vec<T>> {
         let p = &params[l + 1];
         let (n_l, n_up) = (p.w.nrows(), p.w.ncols());
         let cols = above.len() / n_up;
         let (s, _) = scales(&self.blocks[l + 1], n_l);
         let mut out = vec![T::ZERO; n_l * cols];
-        matmul(
+        gemm_cols(
             MatMut::from_column_major_slice_mut(&mut out, n_l, cols),
-            Accum::Replace,
             p.w,
             cm(above, n_up, cols),
             T::from_f64(s),
             par,
-        );
+            ctl,
+        )?;
         if let Some(d) = &fwd.d[l] {
             // column (a, o) is scaled by sample a's φ'(z_l)
             out.par_chunks_mut(n_l * o)
@@ -533,7 +538,7 @@ impl Network {
                     }
                 });
         }
-        out
+        Ok(out)
     }
 }
 
@@ -581,7 +586,35 @@ fn check_x<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<()> {
     Ok(())
 }
 
-/// Columns per panel of [`gram`]: the unit of parallel work, progress and cancellation.
+/// `dst = alpha·lhs·rhs`, in column panels of about 2^28 multiply-adds each, checking for
+/// cancellation between panels (so that Ctrl-C is honoured within a fraction of a second).
+fn gemm_cols<T: Element>(
+    mut dst: MatMut<'_, T>,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    alpha: T,
+    par: Par,
+    ctl: &Control,
+) -> Result<()> {
+    let n = rhs.ncols();
+    let per_col = (lhs.nrows() * lhs.ncols()).max(1);
+    let step = ((1usize << 28) / per_col).clamp(64, n.max(64));
+    for c0 in (0..n).step_by(step) {
+        ctl.check()?;
+        let w = step.min(n - c0);
+        matmul(
+            dst.rb_mut().subcols_mut(c0, w),
+            Accum::Replace,
+            lhs,
+            rhs.subcols(c0, w),
+            alpha,
+            par,
+        );
+    }
+    Ok(())
+}
+
+/// Most columns per panel of [`gram`]: the unit of parallel work and cancellation.
 const PANEL: usize = 256;
 
 /// `alpha·aᵀb` as a row-major `n1 × n2` matrix, where `a` is `k × n1` and `b` is `k × n2`
@@ -593,9 +626,11 @@ fn gram<T: Element>(a: MatRef<'_, T>, b: Option<MatRef<'_, T>>, alpha: T, par: P
     let mut out = vec![T::ZERO; n1 * n2];
     // row-major n1 × n2 is column-major n2 × n1: out_cm = bᵀ a
     let bb = b.unwrap_or(a);
-    for c0 in (0..n1).step_by(PANEL) {
+    // about 2^31 multiply-adds per panel, at most PANEL columns
+    let panel = ((1usize << 31) / (a.nrows() * n2).max(1)).clamp(32, PANEL);
+    for c0 in (0..n1).step_by(panel) {
         ctl.check()?;
-        let c1 = (c0 + PANEL).min(n1);
+        let c1 = (c0 + panel).min(n1);
         let r0 = if b.is_none() { c0 } else { 0 };
         let dst = MatMut::from_column_major_slice_mut(&mut out, n2, n1).submatrix_mut(r0, c0, n2 - r0, c1 - c0);
         matmul(
