@@ -46,6 +46,49 @@ class Network:
         """(nngp, ntk) of shape (N1, N2), or (N1,) with diagonal=True; None where not asked.
         x1 and x2 are 2-D float arrays of one dtype (any strides)."""
     def __len__(self) -> int: ...
+    def init(
+        self, in_dim: int, seed: int = 0, sample: int = 0, float32: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """One (W (in, out), b (out,) | None) per Dense; draw number `sample` of `seed`."""
+    def apply(self, params: Sequence[tuple[np.ndarray, np.ndarray | None]], x: np.ndarray) -> np.ndarray:
+        """f(x) of shape (N, O); params and x of one float dtype."""
+    def empirical(
+        self,
+        params: Sequence[tuple[np.ndarray, np.ndarray | None]],
+        x1: np.ndarray,
+        x2: np.ndarray | None = None,
+        nngp: bool = True,
+        ntk: bool = True,
+        trace: bool = True,
+        per_layer: bool = False,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> tuple[np.ndarray | None, np.ndarray | None, list[np.ndarray]]:
+        """(nngp, ntk, ntk per Dense): (N1, N2) traced or (N1, N2, O, O)."""
+    def monte_carlo(
+        self,
+        x1: np.ndarray,
+        x2: np.ndarray | None = None,
+        n_samples: int = 64,
+        seed: int = 0,
+        nngp: bool = True,
+        ntk: bool = True,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Mean traced empirical (nngp, ntk) over n_samples initialisations."""
+    def train(
+        self,
+        params: Sequence[tuple[np.ndarray, np.ndarray | None]],
+        x: np.ndarray,
+        y: np.ndarray,
+        x_test: np.ndarray | None = None,
+        y_test: np.ndarray | None = None,
+        learning_rate: float = 1.0,
+        steps: int = 100,
+        record_every: int = 1,
+        record_ntk: bool = False,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> dict[str, object]:
+        """Full-batch gradient descent; keys steps, f_train, f_test, loss_train, loss_test, ntk_train, params."""
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
