@@ -103,8 +103,10 @@ class Dashboard(W.VBox):
 
     def _assign(self, name: str, value: Any) -> None:
         control = self.controls[name]
-        if isinstance(control, W.Dropdown | W.ToggleButtons) and value not in control.options:
-            raise ValueError(f"{name}: {value!r} is not one of {list(control.options)}")
+        if isinstance(control, W.Dropdown | W.ToggleButtons):
+            allowed = [o[1] if isinstance(o, tuple) else o for o in control.options]
+            if value not in allowed:
+                raise ValueError(f"{name}: {value!r} is not one of {allowed}")
         if hasattr(control, "min") and hasattr(control, "max") and not control.min <= value <= control.max:
             raise ValueError(f"{name}: {value!r} is outside [{control.min}, {control.max}]")
         control.value = value
@@ -113,7 +115,7 @@ class Dashboard(W.VBox):
     @property
     def png(self) -> bytes:
         """The PNG bytes of the figure as last shown."""
-        return self.image.value
+        return bytes(self.image.value)
 
     def pixels(self) -> np.ndarray:
         """The figure as last shown, an ``(H, W, 4)`` uint8 RGBA array."""

@@ -35,7 +35,7 @@ def _configure_param(slider: W.FloatSlider, name: str, value: float | None) -> N
     slider.min, slider.max, slider.step = lo, hi, step
     slider.value = default if value is None else value
     slider.description = label.split(" ")[0]
-    slider.description_tooltip = label
+    slider.tooltip = label
     slider.layout.visibility = "visible"
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import ipywidgets as W
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.colors import LogNorm, Normalize
 
 from . import meanfield as mf
@@ -126,7 +127,8 @@ class PhaseDiagram(Dashboard):
         self._title = fig.suptitle("", fontsize=10)
         self.ax_p, self.ax_c, self.ax_l = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.25, 1, 1]})
         fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.84, wspace=0.38)
-        self._image = self.ax_p.imshow(np.zeros((2, 2)), origin="lower", aspect="auto", cmap="viridis",
+        self._image = self.ax_p.imshow(np.zeros((2, 2)), origin="lower", aspect="auto",
+                                       cmap=colormaps["viridis"].with_extremes(bad="0.75"),
                                        extent=(*self.sw2_range, *self.sb2_range), interpolation="nearest")
         self._cbar = fig.colorbar(self._image, ax=self.ax_p, pad=0.02)
         self._contour = None
@@ -182,7 +184,6 @@ class PhaseDiagram(Dashboard):
             norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0)
         self._image.set_data(masked)
         self._image.set_norm(norm)
-        self._image.cmap.set_bad("0.75")
         self._cbar.update_normal(self._image)
         self._cbar.set_label(QUANTITIES[s["show"]])
         self.ax_p.set_title(f"{self.activation!r}: order (left) / chaos (right)", fontsize=10)
