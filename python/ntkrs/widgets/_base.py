@@ -16,7 +16,7 @@ import PIL.Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["Dashboard", "single_threaded_blas"]
+__all__ = ["Dashboard", "single_threaded_blas", "sticky_limits"]
 
 
 def single_threaded_blas() -> Any:
@@ -29,6 +29,23 @@ def single_threaded_blas() -> Any:
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         return nullcontext()
     return threadpool_limits(1)
+
+
+def sticky_limits(current: tuple[float, float] | None, lo: float, hi: float, log: bool = False,
+                  pad: float = 0.06) -> tuple[float, float]:
+    """Axis limits for data in ``[lo, hi]`` that stay put while the data fit them and fill at least half
+    of them (so a slider can move curves without re-laying out the axes); ``log`` works in decades."""
+    if log:
+        lo, hi = np.log10(max(lo, 1e-300)), np.log10(max(hi, 1e-300))
+        cur = None if current is None else (np.log10(current[0]), np.log10(current[1]))
+    else:
+        cur = current
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return current if current is not None else (0.0, 1.0)
+    span = max(hi - lo, 1e-12 * max(abs(lo), abs(hi), 1e-300))
+    if cur is None or lo < cur[0] or hi > cur[1] or span < 0.5 * (cur[1] - cur[0]):
+        cur = (lo - pad * span, hi + pad * span)
+    return (10.0 ** cur[0], 10.0 ** cur[1]) if log else (float(cur[0]), float(cur[1]))
 
 
 class Dashboard(W.VBox):
@@ -147,8 +164,12 @@ class Dashboard(W.VBox):
             self._hold = False
         self.update()
 
-    def update(self, raise_errors: bool = False) -> None:
-        """Recompute, redraw and show the figure (the progress bar appears after ``busy_after`` s)."""
+    def update(self, raise_errors: bool = False, full: bool = False) -> None:
+        """Recompute, redraw and show the figure (the progress bar appears after ``busy_after`` s).
+
+        ``full=True`` redraws the whole figure instead of blitting the dynamic artists."""
+        if full:
+            self._background = None
         start = time.perf_counter()
         try:
             with self._busy() as report:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import stax
 from . import datasets
-from ._base import Dashboard, single_threaded_blas
+from ._base import Dashboard, single_threaded_blas, sticky_limits
 from .activations import ACTIVATIONS, make_activation
 
 __all__ = ["KernelExplorer"]
@@ -123,21 +123,28 @@ class KernelExplorer(Dashboard):
         if key != self._dataset_key:
             self.data["x"] = datasets.load(s["dataset"], s["n_points"], self.sphere_dim)
             self._dataset_key = key
+        x = self.data["x"]
+        d = x.shape[1]
+        # The angle points √d·(cos θ, sin θ, 0, …) share the dataset's sphere x·x/d = 1, so one kernel call
+        # covers both (for numerical activations the core then tabulates each layer once).
         theta = np.linspace(0.0, np.pi, self.n_angles)
-        pts = np.sqrt(2.0) * np.stack([np.cos(theta), np.sin(theta)], axis=1)
-        k = net.kernel(pts[:1], pts)
-        report(0.2)
-        gram = net.kernel(self.data["x"], progress=lambda done, total: report(0.2 + 0.5 * done / max(total, 1)))
+        pts = np.zeros((theta.size, d))
+        pts[:, 0], pts[:, 1] = np.sqrt(d) * np.cos(theta), np.sqrt(d) * np.sin(theta)
+        k = net.kernel(np.concatenate([pts, x]), progress=lambda done, total: report(0.7 * done / max(total, 1)))
+        n = theta.size
+        gram = (k.nngp[n:, n:], k.ntk[n:, n:])
         with single_threaded_blas():  # OpenBLAS threads fight the core's threads on small matrices
             eig = [np.linalg.eigvalsh(g)[::-1] for g in gram]
         report(1.0)
-        nngp, ntk = k.nngp[0], k.ntk[0]
+        nngp, ntk = k.nngp[0, :n].copy(), k.ntk[0, :n].copy()
         with np.errstate(divide="ignore", invalid="ignore"):
             self.data.update(theta=theta, nngp=nngp, ntk=ntk, nngp_normalised=nngp / nngp[0],
                              ntk_normalised=ntk / ntk[0], eig_nngp=eig[0], eig_ntk=eig[1], network=net)
 
     def _setup_axes(self) -> None:
         fig = self.figure
+        self._limits: dict[str, tuple[float, float]] = {}
+        self._title = fig.suptitle("", fontsize=10)
         self.ax_k, self.ax_n, self.ax_e = fig.subplots(1, 3)
         fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.85, wspace=0.25)
         deg = r"angle $\theta$ (degrees)"
@@ -168,14 +175,30 @@ class KernelExplorer(Dashboard):
             idx = np.arange(1, e.size + 1)
             keep = e > 1e-14 * max(abs(e[0]), 1e-300)
             self._lines[key].set_data(idx[keep], e[keep])
-        for ax in (self.ax_k, self.ax_n, self.ax_e):
-            ax.relim()
-            ax.autoscale_view()
+
+        def span(*arrays: np.ndarray) -> tuple[float, float]:
+            v = np.concatenate([a[np.isfinite(a)] for a in arrays] + [np.zeros(0)])
+            return (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+
+        self._limits["k"] = sticky_limits(self._limits.get("k"), *span(d["nngp"], d["ntk"]))
+        self._limits["n"] = sticky_limits(self._limits.get("n"), *span(d["nngp_normalised"], d["ntk_normalised"]))
+        pos = [e[e > 1e-14 * max(abs(e[0]), 1e-300)] for e in (d["eig_nngp"], d["eig_ntk"])]
+        self._limits["e"] = sticky_limits(self._limits.get("e"), *span(*pos), log=True, pad=0.1)
+        self.ax_k.set_ylim(self._limits["k"])
+        self.ax_n.set_ylim(self._limits["n"])
+        self.ax_e.set_ylim(self._limits["e"])
+        self.ax_e.set_xlim(0.8, 1.25 * len(d["x"]))
         s = self.state
         self.ax_e.set_title(f"Gram eigenvalues: {s['dataset']}, N={len(d['x'])}")
         act = repr(d["network"].layers[1]) if s["depth"] else "linear"
-        self.figure.suptitle(f"{act}, depth {s['depth']}, W_std={s['W_std']:.2f}, b_std={s['b_std']:.2f}, "
-                             f"{s['parameterization']} parameterization", fontsize=10)
+        self._title.set_text(f"{act}, depth {s['depth']}, W_std={s['W_std']:.2f}, b_std={s['b_std']:.2f}, "
+                             f"{s['parameterization']} parameterization")
+
+    def static_key(self) -> tuple:
+        return (tuple(self._limits.values()), self.ax_e.get_title(), len(self.data["x"]))
+
+    def dynamic_artists(self) -> list:
+        return [*self._lines.values(), self._title]
 
     def describe(self) -> str:
         d = self.data

@@ -159,7 +159,7 @@ class PhaseDiagram(Dashboard):
         for line, t in zip(self._tlines, d["trajectories"], strict=True):
             line.set_data(d["layers"], t)
         self._cstar_line.set_data([0, d["layers"][-1]], [p.c_star, p.c_star])
-        self.ax_l.set_xlim(0, max(1, d["layers"][-1]))
+        self.ax_l.set_xlim(0, self._depth_axis())
         if not np.isfinite(p.q_star):
             self.ax_l.set_title("no fixed point: $q^l$ grows without bound", fontsize=10)
         else:
@@ -194,8 +194,14 @@ class PhaseDiagram(Dashboard):
         if np.nanmin(chi) < 1.0 < np.nanmax(chi):
             self._contour = self.ax_p.contour(d["sw2"], d["sb2"], chi, levels=[1.0], colors="white", linewidths=1.5)
 
+    def _depth_axis(self) -> int:
+        """The layer axis' end: the next of 10, 20, 30, 50, 100, 150, 200, 300, … at or above ``depth``
+        (so that moving the depth slider rarely re-lays out the axes)."""
+        depth = self.state["depth"]
+        return next(n for n in (10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 10**9) if n >= depth)
+
     def static_key(self) -> tuple:
-        return (self._drawn_key, self.state["depth"])
+        return (self._drawn_key, self._depth_axis())
 
     def dynamic_artists(self) -> list:
         return [self._marker, self._fline, self._cstar, *self._tlines, self._cstar_line, self.ax_l.title,
