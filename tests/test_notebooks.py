@@ -6,6 +6,7 @@ the ``ntkrs`` under test (installed in CI; through ``PYTHONPATH`` in a developme
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -42,9 +43,17 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    if os.environ.get("PYTHONPATH"):  # the kernel runs in a temporary directory: make entries absolute
+        entries = os.environ["PYTHONPATH"].split(os.pathsep)
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(str(Path(p).resolve()) for p in entries if p))
     assert "ntkrs-test" in KernelSpecManager().find_kernel_specs()
 
     nb = nbformat.read(path, as_version=4)
+    import ntkrs
+
+    # First, check that the kernel imports the ntkrs under test (not another installed copy).
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        f"import ntkrs, os\nassert os.path.samefile(ntkrs.__file__, {ntkrs.__file__!r}), ntkrs.__file__"))
     client = nbclient.NotebookClient(nb, kernel_name="ntkrs-test", timeout=600, allow_errors=False,
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError on the first failing cell
