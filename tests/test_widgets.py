@@ -227,6 +227,13 @@ def test_kernel_explorer_activation_parameter_slider(explorer):
     explorer.set(activation="relu")
 
 
+def test_controls_have_their_own_layouts(explorer, phase):
+    """A Layout shared between widgets hides them all when one (the parameter slider) is hidden."""
+    for dash in (explorer, phase):
+        layouts = [id(c.layout) for c in dash.controls.values()]
+        assert len(set(layouts)) == len(layouts)
+
+
 def test_every_named_activation_is_offered():
     from ntkrs.stax import _BY_NAME
 

@@ -15,11 +15,17 @@ from .activations import ACTIVATIONS, make_activation
 
 __all__ = ["KernelExplorer"]
 
-_SLIDER = {"continuous_update": True, "style": {"description_width": "70px"}, "layout": W.Layout(width="300px")}
+_STYLE = {"description_width": "70px"}
+
+
+def _slider(cls: type, **kwargs: object) -> W.ValueWidget:
+    """A slider that follows the mouse (``continuous_update``), with its own ``Layout`` (a layout shared
+    between widgets would hide them all when one is hidden)."""
+    return cls(continuous_update=True, style=dict(_STYLE), layout=W.Layout(width="300px"), **kwargs)
 
 
 def _param_slider(name: str) -> W.FloatSlider:
-    slider = W.FloatSlider(description="param", **_SLIDER)
+    slider = _slider(W.FloatSlider, description="param")
     _configure_param(slider, name, None)
     return slider
 
@@ -83,19 +89,19 @@ class KernelExplorer(Dashboard):
             _configure_param(param_slider, activation, param)
         controls: dict[str, W.ValueWidget] = {
             "activation": W.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation",
-                                     style=_SLIDER["style"], layout=W.Layout(width="220px")),
+                                     style=dict(_STYLE), layout=W.Layout(width="220px")),
             "param": param_slider,
-            "depth": W.IntSlider(value=depth, min=1, max=30, description="depth", **_SLIDER),
-            "W_std": W.FloatSlider(value=W_std, min=0.05, max=4.0, step=0.05, description="W_std", **_SLIDER),
-            "b_std": W.FloatSlider(value=b_std, min=0.0, max=2.0, step=0.01, description="b_std", **_SLIDER),
+            "depth": _slider(W.IntSlider, value=depth, min=1, max=30, description="depth"),
+            "W_std": _slider(W.FloatSlider, value=W_std, min=0.05, max=4.0, step=0.05, description="W_std"),
+            "b_std": _slider(W.FloatSlider, value=b_std, min=0.0, max=2.0, step=0.01, description="b_std"),
             "parameterization": W.ToggleButtons(options=["ntk", "standard"], value=parameterization,
                                                 style={"button_width": "70px"}),
             "width": W.BoundedIntText(value=width, min=1, max=1_000_000, description="width",
-                                      style=_SLIDER["style"], layout=W.Layout(width="180px")),
+                                      style=dict(_STYLE), layout=W.Layout(width="180px")),
             "dataset": W.Dropdown(options=list(datasets.DATASETS), value=dataset, description="dataset",
-                                  style=_SLIDER["style"], layout=W.Layout(width="200px")),
+                                  style=dict(_STYLE), layout=W.Layout(width="200px")),
             "n_points": W.IntSlider(value=n_points, min=8, max=1797, step=1, description="points",
-                                    continuous_update=False, style=_SLIDER["style"], layout=W.Layout(width="300px")),
+                                    continuous_update=False, style=dict(_STYLE), layout=W.Layout(width="300px")),
         }
         rows = [["activation", "param", "depth"], ["W_std", "b_std", "parameterization", "width"],
                 ["dataset", "n_points"]]

@@ -12,7 +12,7 @@ from matplotlib.colors import LogNorm, Normalize
 from . import meanfield as mf
 from ._base import Dashboard
 from .activations import ACTIVATIONS, make_activation
-from .kernel_explorer import _SLIDER, _configure_param, _param_slider
+from .kernel_explorer import _STYLE, _configure_param, _param_slider, _slider
 
 __all__ = ["PhaseDiagram"]
 
@@ -68,15 +68,15 @@ class PhaseDiagram(Dashboard):
         sb_lo, sb_hi = self.sb2_range
         controls: dict[str, W.ValueWidget] = {
             "activation": W.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation",
-                                     style=_SLIDER["style"], layout=W.Layout(width="220px")),
+                                     style=dict(_STYLE), layout=W.Layout(width="220px")),
             "param": param_slider,
             "show": W.Dropdown(options=[(k.replace("_", " "), k) for k in QUANTITIES], value=show,
-                               description="show", style=_SLIDER["style"], layout=W.Layout(width="180px")),
-            "sigma_w2": W.FloatSlider(value=sigma_w2, min=sw_lo, max=sw_hi, step=(sw_hi - sw_lo) / 400,
-                                      description="σ_w²", readout_format=".3f", **_SLIDER),
-            "sigma_b2": W.FloatSlider(value=sigma_b2, min=sb_lo, max=sb_hi, step=(sb_hi - sb_lo) / 400,
-                                      description="σ_b²", readout_format=".4f", **_SLIDER),
-            "depth": W.IntSlider(value=depth, min=1, max=200, description="depth", **_SLIDER),
+                               description="show", style=dict(_STYLE), layout=W.Layout(width="180px")),
+            "sigma_w2": _slider(W.FloatSlider, value=sigma_w2, min=sw_lo, max=sw_hi, step=(sw_hi - sw_lo) / 400,
+                                description="σ_w²", readout_format=".3f"),
+            "sigma_b2": _slider(W.FloatSlider, value=sigma_b2, min=sb_lo, max=sb_hi, step=(sb_hi - sb_lo) / 400,
+                                description="σ_b²", readout_format=".4f"),
+            "depth": _slider(W.IntSlider, value=depth, min=1, max=200, description="depth"),
         }
         super().__init__(controls, [["activation", "param", "show"], ["sigma_w2", "sigma_b2", "depth"]], figsize, dpi)
         self._grid_key: tuple | None = None
