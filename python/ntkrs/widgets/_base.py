@@ -32,9 +32,11 @@ def single_threaded_blas() -> Any:
 
 
 def sticky_limits(current: tuple[float, float] | None, lo: float, hi: float, log: bool = False,
-                  pad: float = 0.06) -> tuple[float, float]:
-    """Axis limits for data in ``[lo, hi]`` that stay put while the data fit them and fill at least half
-    of them (so a slider can move curves without re-laying out the axes); ``log`` works in decades."""
+                  pad: float = 0.06, headroom: float = 0.0, fill: float = 0.5) -> tuple[float, float]:
+    """Axis limits for data in ``[lo, hi]`` that stay put while the data fit them and fill at least
+    ``fill`` of them, so a slider can move curves without re-laying out the axes (``log``: in decades).
+    A new layout pads both ends by ``pad`` (a fraction of the span), and the top by ``headroom`` more when
+    the data outgrew the old limits (they are likely to keep growing as the slider moves on)."""
     if log:
         lo, hi = np.log10(max(lo, 1e-300)), np.log10(max(hi, 1e-300))
         cur = None if current is None else (np.log10(current[0]), np.log10(current[1]))
@@ -43,8 +45,9 @@ def sticky_limits(current: tuple[float, float] | None, lo: float, hi: float, log
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return current if current is not None else (0.0, 1.0)
     span = max(hi - lo, 1e-12 * max(abs(lo), abs(hi), 1e-300))
-    if cur is None or lo < cur[0] or hi > cur[1] or span < 0.5 * (cur[1] - cur[0]):
-        cur = (lo - pad * span, hi + pad * span)
+    if cur is None or lo < cur[0] or hi > cur[1] or span < fill * (cur[1] - cur[0]):
+        grew = cur is not None and hi > cur[1]
+        cur = (lo - pad * span, hi + (pad + (headroom if grew else 0.0)) * span)
     return (10.0 ** cur[0], 10.0 ** cur[1]) if log else (float(cur[0]), float(cur[1]))
 
 

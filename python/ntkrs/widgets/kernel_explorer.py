@@ -186,10 +186,13 @@ class KernelExplorer(Dashboard):
             v = np.concatenate([a[np.isfinite(a)] for a in arrays] + [np.zeros(0)])
             return (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
 
-        self._limits["k"] = sticky_limits(self._limits.get("k"), *span(d["nngp"], d["ntk"]))
+        # Kernels grow like W_std^(2·depth): leave headroom so that sliding re-lays out the axes rarely.
+        lo, hi = span(d["nngp"], d["ntk"])
+        self._limits["k"] = sticky_limits(self._limits.get("k"), min(lo, 0.0), hi, headroom=0.6, fill=0.3)
         self._limits["n"] = sticky_limits(self._limits.get("n"), *span(d["nngp_normalised"], d["ntk_normalised"]))
         pos = [e[e > 1e-14 * max(abs(e[0]), 1e-300)] for e in (d["eig_nngp"], d["eig_ntk"])]
-        self._limits["e"] = sticky_limits(self._limits.get("e"), *span(*pos), log=True, pad=0.1)
+        self._limits["e"] = sticky_limits(self._limits.get("e"), *span(*pos), log=True, pad=0.1, headroom=0.1,
+                                          fill=0.6)
         self.ax_k.set_ylim(self._limits["k"])
         self.ax_n.set_ylim(self._limits["n"])
         self.ax_e.set_ylim(self._limits["e"])
