@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import LogNorm, Normalize
 
+from ..stax import Activation
 from . import meanfield as mf
 from ._base import Dashboard
 from .activations import ACTIVATIONS, make_activation
@@ -89,7 +90,7 @@ class PhaseDiagram(Dashboard):
             _configure_param(self.controls["param"], self.controls["activation"].value, None)
 
     @property
-    def activation(self):  # -> stax.Activation
+    def activation(self) -> Activation:
         """The activation the controls describe."""
         s = self.state
         return make_activation(s["activation"], s["param"] if ACTIVATIONS[s["activation"]].param else None)
