@@ -355,3 +355,21 @@ def test_phase_diagram_numerical_activation_uses_the_coarse_grid():
     pd = PhaseDiagram(activation="tanh", grid_numerical=(5, 3), depth=3)
     assert pd.data["grid"].q_star.shape == (3, 5)
     assert pd.data["point"].chi1 == pytest.approx(float(mf.mean_field(nk.Tanh(), 1.5, 0.05).chi1), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", [n for n, c in ACTIVATIONS.items() if not c.numerical])
+def test_every_closed_form_activation_runs_in_both_dashboards(explorer, phase, name):
+    explorer.set(activation=name, W_std=1.5, b_std=0.05, depth=3)
+    assert explorer.error is None and np.isfinite(explorer.data["ntk"]).all()
+    phase.set(activation=name, sigma_w2=1.5, sigma_b2=0.05)
+    assert phase.error is None
+    g = phase.data["grid"]
+    assert g.q_star.shape == (25, 40) and not np.isnan(g.q_star).any()  # finite, or inf where unbounded
+    explorer.set(activation="relu")
+    phase.set(activation="erf")
+
+
+def test_mean_field_marks_overflowing_expectations_as_unbounded():
+    """Exp's second moment overflows at large variance (the core raises there): q* = inf, no error."""
+    m = mf.mean_field(nk.Exp(b=0.5), np.array([0.2, 3.0]), 0.05)
+    assert np.isfinite(m.q_star[0]) and np.isinf(m.q_star[1]) and np.isnan(m.xi_c[1])

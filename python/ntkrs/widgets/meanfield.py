@@ -52,17 +52,33 @@ class MeanField(NamedTuple):
     xi_c: np.ndarray
 
 
+def _maps(act: Activation, var1: np.ndarray, var2: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``act.maps`` that returns ``inf`` where the expectation does not exist or overflows (the core raises
+    ``ValueError`` there, e.g. ``Exp`` at a large variance) instead of failing the whole batch."""
+    try:
+        return act.maps(var1, var2, cov)
+    except ValueError:
+        a, b, c = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (var1, var2, cov)))
+        e, d = np.full(a.shape, np.inf), np.full(a.shape, np.inf)
+        for i in np.ndindex(a.shape):
+            try:
+                e[i], d[i] = (float(v) for v in act.maps(a[i], b[i], c[i]))
+            except ValueError:
+                pass
+        return e, d
+
+
 def length_map(act: Activation, sw2: np.ndarray | float, sb2: np.ndarray | float,
                q: np.ndarray | float) -> np.ndarray:
     """One step of the length map ``σ_w² E[φ(u)²] + σ_b²`` with ``u ~ N(0, q)`` (broadcast)."""
     q = np.maximum(np.asarray(q, dtype=np.float64), Q_FLOOR)
-    return np.asarray(sw2) * act.maps(q, q, q)[0] + np.asarray(sb2)
+    return np.asarray(sw2) * _maps(act, q, q, q)[0] + np.asarray(sb2)
 
 
 def chi1(act: Activation, sw2: np.ndarray | float, q: np.ndarray | float) -> np.ndarray:
     """``χ₁ = σ_w² E[φ'(u)²]``, ``u ~ N(0, q)``: the slope of the correlation map at ``c = 1``."""
     q = np.maximum(np.asarray(q, dtype=np.float64), Q_FLOOR)
-    return np.asarray(sw2) * act.maps(q, q, q)[1]
+    return np.asarray(sw2) * _maps(act, q, q, q)[1]
 
 
 def correlation_map(act: Activation, sw2: np.ndarray | float, sb2: np.ndarray | float, q: np.ndarray | float,
@@ -71,7 +87,7 @@ def correlation_map(act: Activation, sw2: np.ndarray | float, sb2: np.ndarray | 
     ``f(c) = (σ_w² E[φ(u)φ(v)] + σ_b²)/q`` and ``f'(c) = σ_w² E[φ'(u)φ'(v)]`` (broadcast)."""
     q = np.maximum(np.asarray(q, dtype=np.float64), Q_FLOOR)
     c = np.asarray(c, dtype=np.float64)
-    e, de = act.maps(q, q, c * q)
+    e, de = _maps(act, q, q, c * q)
     return (np.asarray(sw2) * e + np.asarray(sb2)) / q, np.asarray(sw2) * de
 
 
@@ -84,7 +100,14 @@ def q_star(act: Activation, sw2: np.ndarray | float, sb2: np.ndarray | float, *,
     can also converge to an *unstable* fixed point (e.g. ``q = 0`` of ReLU with ``σ_b = 0``,
     ``σ_w² > 2``); where the length map's slope there exceeds 1, or where it did not converge, plain
     iteration (up to ``max_plain`` steps) decides. Points whose iterates exceed ``Q_DIVERGED`` (or keep
-    growing) get ``inf``."""
+    growing, or whose expectation does not exist) get ``inf``."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # inf marks divergence
+        return _q_star(act, sw2, sb2, q0=q0, tol=tol, max_iter=max_iter, plain_steps=plain_steps,
+                       max_plain=max_plain)
+
+
+def _q_star(act: Activation, sw2: np.ndarray | float, sb2: np.ndarray | float, *, q0: float, tol: float,
+            max_iter: int, plain_steps: int, max_plain: int) -> np.ndarray:
     sw2, sb2 = np.broadcast_arrays(np.asarray(sw2, dtype=np.float64), np.asarray(sb2, dtype=np.float64))
     shape = sw2.shape
     w, b = sw2.ravel(), sb2.ravel()
@@ -147,6 +170,12 @@ def c_star(act: Activation, sw2: np.ndarray | float, sb2: np.ndarray | float, q:
     ``[0, 1]`` is convex (``f`` is a power series in ``c`` with non-negative coefficients), so the
     iterates rise monotonically to ``c*``; a step that would leave ``[c, 1)`` is replaced by a plain
     step ``c ← f(c)``."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return _c_star(act, sw2, sb2, q, tol=tol, max_iter=max_iter)
+
+
+def _c_star(act: Activation, sw2: np.ndarray | float, sb2: np.ndarray | float, q: np.ndarray | float, *,
+            tol: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
     sw2, sb2, q = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (sw2, sb2, q)))
     shape = sw2.shape
     w, b, qq = sw2.ravel(), sb2.ravel(), q.ravel()
