@@ -357,6 +357,25 @@ def test_phase_diagram_numerical_activation_uses_the_coarse_grid():
     assert pd.data["point"].chi1 == pytest.approx(float(mf.mean_field(nk.Tanh(), 1.5, 0.05).chi1), rel=1e-12)
 
 
+def test_phase_diagram_follows_a_kernel_explorer():
+    ke, pd = KernelExplorer(n_points=32), PhaseDiagram(grid=(20, 12))
+    ke.set(activation="gelu", W_std=1.3, b_std=0.2, depth=5)
+    links = pd.follow(ke)
+    assert pd.state["activation"] == "gelu" and pd.state["depth"] == 5
+    assert pd.state["sigma_w2"] == pytest.approx(1.69) and pd.state["sigma_b2"] == pytest.approx(0.04)
+    pixels = pd.pixels()
+    ke.set(W_std=1.6, b_std=0.1, depth=9)
+    assert pd.state["sigma_w2"] == pytest.approx(2.56) and pd.state["sigma_b2"] == pytest.approx(0.01)
+    assert pd.data["point"].chi1 == pytest.approx(float(mf.mean_field(nk.Gelu(), 2.56, 0.01).chi1), rel=1e-12)
+    assert pd.data["trajectories"].shape == (3, 10) and (pd.pixels() != pixels).any()
+    ke.set(activation="leaky_relu", param=0.3)
+    assert repr(pd.activation) == "LeakyRelu(alpha=0.3)"
+    for link in links:
+        link.unlink()
+    ke.set(W_std=1.0)
+    assert pd.state["sigma_w2"] == pytest.approx(2.56)
+
+
 @pytest.mark.parametrize("name", [n for n, c in ACTIVATIONS.items() if not c.numerical])
 def test_every_closed_form_activation_runs_in_both_dashboards(explorer, phase, name):
     explorer.set(activation=name, W_std=1.5, b_std=0.05, depth=3)

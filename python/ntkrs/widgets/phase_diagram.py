@@ -85,6 +85,24 @@ class PhaseDiagram(Dashboard):
         self._setup_axes()
         self.update(raise_errors=True)
 
+    def follow(self, explorer: Dashboard) -> list[W.dlink]:
+        """Put the marker on another dashboard's network and keep it there: its ``activation``,
+        ``param`` and ``depth`` are copied, ``σ_w² = W_std²`` and ``σ_b² = b_std²`` (clamped to this
+        diagram's axes), on every change of its controls. Returns the ``ipywidgets.dlink`` objects
+        (call ``.unlink()`` on them to stop following)."""
+        mine, theirs = self.controls, explorer.controls
+        act = theirs["activation"].value
+        self.set(activation=act, depth=theirs["depth"].value,
+                 sigma_w2=min(max(theirs["W_std"].value ** 2, self.sw2_range[0]), self.sw2_range[1]),
+                 sigma_b2=min(max(theirs["b_std"].value ** 2, self.sb2_range[0]), self.sb2_range[1]),
+                 **({"param": theirs["param"].value} if ACTIVATIONS[act].param else {}))
+        links = [W.dlink((theirs["activation"], "value"), (mine["activation"], "value")),
+                 W.dlink((theirs["param"], "value"), (mine["param"], "value")),
+                 W.dlink((theirs["depth"], "value"), (mine["depth"], "value")),
+                 W.dlink((theirs["W_std"], "value"), (mine["sigma_w2"], "value"), lambda s: s * s),
+                 W.dlink((theirs["b_std"], "value"), (mine["sigma_b2"], "value"), lambda s: s * s)]
+        return links
+
     def on_control(self, name: str) -> None:
         if name == "activation":
             _configure_param(self.controls["param"], self.controls["activation"].value, None)
