@@ -92,7 +92,7 @@ def correlation_map(act: Activation, sw2: np.ndarray | float, sb2: np.ndarray | 
 
 
 def q_star(act: Activation, sw2: np.ndarray | float, sb2: np.ndarray | float, *, q0: float = 1.0,
-           tol: float = 1e-13, max_iter: int = 200, plain_steps: int = 8, max_plain: int = 3000) -> np.ndarray:
+           tol: float = 1e-13, max_iter: int = 200, plain_steps: int = 3, max_plain: int = 3000) -> np.ndarray:
     """The stable fixed point of the length map, vectorised over ``(σ_w², σ_b²)``.
 
     ``plain_steps`` plain iterations from ``q0`` (to enter the basin of the stable fixed point), then
@@ -138,7 +138,7 @@ def _q_star(act: Activation, sw2: np.ndarray | float, sb2: np.ndarray | float, *
     if check.size:
         qc = q[check]
         h = np.maximum(1e-6 * qc, 1e-9)
-        slope = (length_map(act, w[check], b[check], qc + h) - length_map(act, w[check], b[check], qc)) / h
+        slope = (length_map(act, w[check], b[check], qc + h) - qc) / h  # F(q*) = q* to within tol
         redo = check[slope > 1.0 + 1e-9]
     else:
         redo = check
