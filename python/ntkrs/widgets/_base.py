@@ -57,7 +57,9 @@ class Dashboard(W.VBox):
 
     Subclasses build their controls and figure, then implement :meth:`compute` (fill ``self.data``;
     call ``report(fraction)`` during long work) and :meth:`draw` (update the figure from
-    ``self.data``). Every change of a control recomputes and redraws once.
+    ``self.data``). Every change of a control recomputes and redraws once. Optionally, :meth:`on_control`
+    reconfigures controls when one changes, and :meth:`static_key` with :meth:`dynamic_artists` lets an
+    update redraw only the artists that changed over a cached background (blitting).
 
     Without a frontend, drive it from Python: ``d.set(W_std=2.0)``, ``d.state``, ``d.data``,
     ``d.figure.savefig("k.png")``, ``d.png`` (the bytes shown in the notebook).
