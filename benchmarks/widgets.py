@@ -1,0 +1,86 @@
+"""Redraw times of the Jupyter dashboards at their default sizes (issue 5: each redraw < 200 ms).
+
+A redraw is one control change from Python (``set``): the kernel or mean-field computation in the
+Rust core, the matplotlib drawing and the PNG encoding that the ``Image`` widget shows. Prints, per
+control, the median over ``--repeats`` changes of the wall time and of the process CPU time (all
+threads). On a shared, loaded machine the wall time is inflated by waiting for a core; the CPU time
+is not, and bounds the wall time of an unloaded machine from above wherever nothing waits on I/O.
+
+    python benchmarks/widgets.py [--repeats 15] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import ntkrs as nk
+import numpy as np
+from ntkrs.widgets import KernelExplorer, PhaseDiagram
+
+
+def sweep(dash, name: str, values: list) -> list[tuple[float, float]]:
+    """(wall, cpu) seconds of each ``set``."""
+    times = []
+    for v in values:
+        t, c = time.perf_counter(), time.process_time()
+        dash.set(**{name: v})
+        times.append((time.perf_counter() - t, time.process_time() - c))
+    return times
+
+
+def timed(make):
+    t, c = time.perf_counter(), time.process_time()
+    out = make()
+    return out, [(time.perf_counter() - t, time.process_time() - c)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=0, help="ntkrs threads (0: one per CPU)")
+    args = ap.parse_args()
+    nk.set_num_threads(args.threads)
+    r = args.repeats
+    print(f"ntkrs {nk.__version__}, {nk.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    rows = []
+
+    ke, ts = timed(KernelExplorer)
+    rows.append(("KernelExplorer()", "construction (first draw)", ts))
+    rows.append(("KernelExplorer()", "W_std slider", sweep(ke, "W_std", list(np.linspace(1.0, 2.0, r)))))
+    rows.append(("KernelExplorer()", "b_std slider", sweep(ke, "b_std", list(np.linspace(0.0, 0.5, r)))))
+    rows.append(("KernelExplorer()", "depth slider", sweep(ke, "depth", [2 + i % 8 for i in range(r)])))
+    rows.append(("KernelExplorer()", "activation (closed forms)",
+                 sweep(ke, "activation", (["erf", "gelu", "relu", "leaky_relu", "abs"] * r)[:r])))
+    ke.set(activation="relu")
+    rows.append(("KernelExplorer(dataset='digits', n_points=1797)", "W_std slider",
+                 (ke.set(dataset="digits", n_points=1797), sweep(ke, "W_std", list(np.linspace(1.0, 2.0, 5))))[1]))
+    ke.set(dataset="circle", n_points=256, activation="tanh")
+    rows.append(("KernelExplorer(activation='tanh')", "W_std slider (numerical activation)",
+                 sweep(ke, "W_std", [1.2, 1.4, 1.6])))
+
+    pd, ts = timed(PhaseDiagram)
+    rows.append(("PhaseDiagram()", "construction (80×49 grid, erf)", ts))
+    rows.append(("PhaseDiagram()", "σ_w² slider", sweep(pd, "sigma_w2", list(np.linspace(0.5, 3.0, r)))))
+    rows.append(("PhaseDiagram()", "σ_b² slider", sweep(pd, "sigma_b2", list(np.linspace(0.0, 0.3, r)))))
+    rows.append(("PhaseDiagram()", "depth slider", sweep(pd, "depth", [10 + 5 * i for i in range(r)])))
+    rows.append(("PhaseDiagram()", "activation (new grid, closed forms)",
+                 sweep(pd, "activation", (["relu", "erf", "gelu"] * r)[:min(r, 6)])))
+    rows.append(("PhaseDiagram(activation='tanh')", "new grid (16×10, numerical)", sweep(pd, "activation", ["tanh"])))
+    rows.append(("PhaseDiagram(activation='tanh')", "σ_w² slider (numerical)", sweep(pd, "sigma_w2", [1.2, 1.5, 2.0])))
+
+    print("\n| dashboard | change | median wall (ms) | wall min–max (ms) | median CPU (ms) | n |")
+    print("|---|---|---|---|---|---|")
+    for dash, change, ts in rows:
+        wall = [1e3 * w for w, _ in ts]
+        cpu = [1e3 * c for _, c in ts]
+        print(f"| `{dash}` | {change} | {statistics.median(wall):.0f} | {min(wall):.0f}–{max(wall):.0f} | "
+              f"{statistics.median(cpu):.0f} | {len(ts)} |")
+    print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+
+
+if __name__ == "__main__":
+    main()

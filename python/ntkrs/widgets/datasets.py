@@ -1,0 +1,61 @@
+"""Small datasets for the dashboards, every point scaled to input variance ``x·x/d = 1``.
+
+On that sphere every sample has the same variance through every layer, so kernels depend only on the
+angle between inputs (and the core's fast path for numerical activations applies)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+__all__ = ["DATASETS", "circle", "digits", "load", "sphere", "to_sphere"]
+
+DATASETS = ("circle", "sphere", "digits")
+
+
+def to_sphere(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` rescaled to ``x·x/d = 1`` (zero rows are left at 0)."""
+    x = np.asarray(x, dtype=np.float64)
+    norm = np.linalg.norm(x, axis=1, keepdims=True) / np.sqrt(x.shape[1])
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+
+
+def circle(n: int) -> np.ndarray:
+    """``n`` equally spaced points on the circle (d = 2): their Gram matrices are circulant."""
+    t = 2.0 * np.pi * np.arange(n) / n
+    return to_sphere(np.stack([np.cos(t), np.sin(t)], axis=1))
+
+
+def sphere(n: int, dim: int = 3, seed: int = 0) -> np.ndarray:
+    """``n`` points drawn uniformly on the sphere in ``dim`` dimensions."""
+    return to_sphere(np.random.default_rng(seed).standard_normal((n, dim)))
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    x = load_digits().data.astype(np.float64)
+    x = x - x.mean(axis=0)
+    return x[np.random.default_rng(0).permutation(len(x))]
+
+
+def digits(n: int) -> np.ndarray:
+    """``n`` (≤ 1797) of scikit-learn's bundled 8×8 digits (no download): centred, shuffled with a
+    fixed seed, on the sphere."""
+    x = _digits()
+    if not 1 <= n <= len(x):
+        raise ValueError(f"n_points: digits has {len(x)} images; ask for 1 to {len(x)}, got {n}")
+    return to_sphere(x[:n])
+
+
+def load(name: str, n: int, sphere_dim: int = 3) -> np.ndarray:
+    """The dataset called ``name`` (one of :data:`DATASETS`) with ``n`` points."""
+    if name == "circle":
+        return circle(n)
+    if name == "sphere":
+        return sphere(n, sphere_dim)
+    if name == "digits":
+        return digits(n)
+    raise ValueError(f"dataset: unknown name {name!r}; use one of {DATASETS}")
