@@ -391,6 +391,58 @@ fn powi<T: Real>(x: T, n: i32) -> T {
     r
 }
 
+impl Activation {
+    /// [`Activation::maps`] at many points, `(var1[k], var2[k], cov[k])`, with one plan for all
+    /// of them (numerical activations build their tables once). `cancelled` is polled every 1024
+    /// entries.
+    pub fn maps_many(
+        &self,
+        q1: &[f64],
+        q2: &[f64],
+        c: &[f64],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let n = q1.len();
+        if q2.len() != n || c.len() != n {
+            return Err(Error::arg("var1, var2, cov", "must have the same length"));
+        }
+        for (arg, vs) in [("var1", q1), ("var2", q2)] {
+            if let Some(v) = vs.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+                return Err(Error::arg(arg, format!("variances must be finite and ≥ 0, got {v}")));
+            }
+        }
+        if let Some(v) = c.iter().find(|v| !v.is_finite()) {
+            return Err(Error::arg("cov", format!("must be finite, got {v}")));
+        }
+        if n == 0 {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let all: Vec<f64> = q1.iter().chain(q2).copied().collect();
+        let plan = Plan::<f64>::new(self, &all, false)?;
+        let s1 = Samples::new(&plan, q1)?;
+        let s2 = Samples::new(&plan, q2)?;
+        let mut cv = c.to_vec();
+        let mut tv = vec![1.0; n];
+        let mut scratch = Scratch::new(1);
+        for k in 0..n {
+            if k % 1024 == 0 && cancelled() {
+                return Err(Error::Cancelled);
+            }
+            plan.row::<true>(&s1, k, &s2, k, &mut cv[k..k + 1], &mut tv[k..k + 1], &mut scratch);
+            if !(cv[k].is_finite() && tv[k].is_finite()) {
+                return Err(Error::NonFinite(format!(
+                    "{} has no finite kernel at var1={}, var2={}, cov={}",
+                    self.name(),
+                    q1[k],
+                    q2[k],
+                    c[k]
+                )));
+            }
+        }
+        Ok((cv, tv))
+    }
+}
+
 fn check_poly_degree(degree: usize) -> Result<()> {
     if degree > MAX_POLY_DEGREE {
         return Err(Error::arg(

@@ -263,19 +263,7 @@ impl PyActivation {
         }
         let act = &self.inner;
         let (a, b, c): (Vec<f64>, Vec<f64>, Vec<f64>) = (a.to_vec(), b.to_vec(), c.to_vec());
-        let (n, d) = run_long(py, None, |ctl| {
-            let mut n = Vec::with_capacity(a.len());
-            let mut d = Vec::with_capacity(a.len());
-            for k in 0..a.len() {
-                if k % 1024 == 0 && ctl.is_cancelled() {
-                    return Err(Error::Cancelled);
-                }
-                let (x, y) = act.maps(a[k], b[k], c[k])?;
-                n.push(x);
-                d.push(y);
-            }
-            Ok((n, d))
-        })?;
+        let (n, d) = run_long(py, None, |ctl| act.maps_many(&a, &b, &c, &|| ctl.is_cancelled()))?;
         Ok((PyArray1::from_vec(py, n), PyArray1::from_vec(py, d)))
     }
 
