@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .stax import Kernel, Network, as_matrix
+from .stax import Kernel, Network, _parse_get, as_matrix
 
 __all__ = [
     "Gaussian",
@@ -137,26 +137,6 @@ def _regularised(k: np.ndarray, diag_reg: float, absolute: bool) -> np.ndarray:
     out = k.copy()
     out[np.diag_indices_from(out)] += scale
     return out
-
-
-def _parse_get(get: Any, allowed: Sequence[str], default: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
-    """``(names, single)``; ``None`` means ``default``."""
-    if get is None:
-        names, single = default, False
-    elif isinstance(get, str):
-        names, single = (get,), True
-    elif isinstance(get, (tuple, list)) and all(isinstance(g, str) for g in get):
-        names, single = tuple(get), False
-    else:
-        raise TypeError(f"get: expected one of {list(allowed)} or a tuple of them, got {get!r}")
-    if not names:
-        raise ValueError(f"get: ask for at least one of {list(allowed)}")
-    for g in names:
-        if g not in allowed:
-            raise ValueError(f"get: unknown kernel {g!r}; use one of {list(allowed)} or a tuple of them")
-    if len(set(names)) != len(names):
-        raise ValueError(f"get: {names!r} names a kernel twice")
-    return names, single
 
 
 _TUPLES: dict[tuple[str, ...], type] = {}

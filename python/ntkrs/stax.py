@@ -270,19 +270,24 @@ class Elementwise(Activation):
 # --------------------------------------------------------------------------------------------
 
 
-def _parse_get(get: GetSpec) -> tuple[tuple[str, ...], bool]:
-    """``(names, single)`` for a ``get`` argument."""
-    if isinstance(get, str):
+def _parse_get(get: Any, allowed: Sequence[str] = _KERNELS,
+               default: tuple[str, ...] | None = None) -> tuple[tuple[str, ...], bool]:
+    """``(names, single)`` for a ``get`` argument naming some of ``allowed`` (``None`` means
+    ``default`` where there is one)."""
+    choices = ", ".join(map(repr, allowed))
+    if get is None and default is not None:
+        names, single = default, False
+    elif isinstance(get, str):
         names, single = (get,), True
     elif isinstance(get, (tuple, list)) and all(isinstance(g, str) for g in get):
         names, single = tuple(get), False
     else:
-        raise TypeError(f"get: expected 'nngp', 'ntk' or a tuple of them, got {get!r}")
+        raise TypeError(f"get: expected one of {choices} or a tuple of them, got {get!r}")
     if not names:
-        raise ValueError("get: ask for at least one of 'nngp' and 'ntk'")
+        raise ValueError(f"get: ask for at least one of {choices}")
     for g in names:
-        if g not in _KERNELS:
-            raise ValueError(f"get: unknown kernel {g!r}; use 'nngp', 'ntk' or a tuple of them")
+        if g not in allowed:
+            raise ValueError(f"get: unknown kernel {g!r}; use one of {choices} or a tuple of them")
     if len(set(names)) != len(names):
         raise ValueError(f"get: {names!r} names a kernel twice")
     return names, single

@@ -195,6 +195,21 @@ fn check_input<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<f64> {
     Ok(m)
 }
 
+/// `Err` unless `x2` has as many features (columns) as `x1`.
+pub(crate) fn same_features<T>(x1: MatRef<'_, T>, x2: MatRef<'_, T>) -> Result<()> {
+    if x2.ncols() != x1.ncols() {
+        return Err(Error::arg(
+            "x2",
+            format!(
+                "has {} features but x1 has {}; both need the same number of columns",
+                x2.ncols(),
+                x1.ncols()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Bytes of memory the OS reports as available, where it says.
 pub fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -406,16 +421,7 @@ impl Network {
         let mut m = m1;
         if let Some(x2) = x2 {
             m = m.max(check_input("x2", x2)?);
-            if x2.ncols() != x1.ncols() {
-                return Err(Error::arg(
-                    "x2",
-                    format!(
-                        "has {} features but x1 has {}; both need the same number of columns",
-                        x2.ncols(),
-                        x1.ncols()
-                    ),
-                ));
-            }
+            same_features(x1, x2)?;
         }
         let d = x1.ncols();
         let (n1, n2) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()));

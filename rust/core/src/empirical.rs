@@ -264,20 +264,7 @@ impl Network {
         opts: &EmpiricalOptions,
         ctl: &Control,
     ) -> Result<Empirical<T>> {
-        check_x("x1", x1)?;
-        if let Some(x2) = x2 {
-            check_x("x2", x2)?;
-            if x2.ncols() != x1.ncols() {
-                return Err(Error::arg(
-                    "x2",
-                    format!(
-                        "has {} features but x1 has {}; both need the same number of columns",
-                        x2.ncols(),
-                        x1.ncols()
-                    ),
-                ));
-            }
-        }
+        check_pair(x1, x2)?;
         if !(opts.get.nngp || opts.get.ntk) {
             return Err(Error::arg("get", "ask for at least one of 'nngp' and 'ntk'"));
         }
@@ -503,6 +490,7 @@ impl Network {
     }
 
     /// `Δ_l = (s_{l+1}·W_{l+1}·Δ_{l+1}) ⊙ φ_l'(z_l)` for all samples and outputs: `n_l × (N·O)`.
+    #[allow(clippy::too_many_arguments)]
     fn signals_down<T: Element>(
         &self,
         params: &[DenseParams<'_, T>],
@@ -563,6 +551,16 @@ fn top_signals<T: Element>(fwd: &Forward<T>, o: usize, last: usize) -> Vec<T> {
 /// A column-major view of a contiguous buffer.
 fn cm<T: Element>(v: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
     MatRef::from_column_major_slice(&v[..rows * cols], rows, cols)
+}
+
+/// Both input batches finite and non-empty, with the same number of features.
+fn check_pair<T: Element>(x1: MatRef<'_, T>, x2: Option<MatRef<'_, T>>) -> Result<()> {
+    check_x("x1", x1)?;
+    if let Some(x2) = x2 {
+        check_x("x2", x2)?;
+        crate::analytic::same_features(x1, x2)?;
+    }
+    Ok(())
 }
 
 fn check_x<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<()> {
@@ -735,16 +733,7 @@ impl Network {
         if n_samples == 0 {
             return Err(Error::arg("n_samples", "must be at least 1"));
         }
-        check_x("x1", x1)?;
-        if let Some(x2) = x2 {
-            check_x("x2", x2)?;
-            if x2.ncols() != x1.ncols() {
-                return Err(Error::arg(
-                    "x2",
-                    format!("has {} features but x1 has {}", x2.ncols(), x1.ncols()),
-                ));
-            }
-        }
+        check_pair(x1, x2)?;
         if !(get.nngp || get.ntk) {
             return Err(Error::arg("get", "ask for at least one of 'nngp' and 'ntk'"));
         }
@@ -1239,12 +1228,12 @@ mod tests {
                 assert!((fd - step).abs() < 1e-7 * (1.0 + fd.abs()), "W{l}[{k}]: {fd} vs {step}");
             }
             let b0 = p0[l].b.as_ref().unwrap();
-            for k in 0..b0.len() {
+            for (k, &bk) in b0.iter().enumerate() {
                 let (mut pp, mut pm) = (p0.clone(), p0.clone());
                 pp[l].b.as_mut().unwrap()[k] += h;
                 pm[l].b.as_mut().unwrap()[k] -= h;
                 let fd = (loss(&pp) - loss(&pm)) / (2.0 * h);
-                let step = (b0[k] - t.params[l].b.as_ref().unwrap()[k]) / eta;
+                let step = (bk - t.params[l].b.as_ref().unwrap()[k]) / eta;
                 assert!((fd - step).abs() < 1e-7 * (1.0 + fd.abs()), "b{l}[{k}]: {fd} vs {step}");
             }
         }

@@ -543,31 +543,12 @@ impl PyNetwork {
         let net = &self.inner;
         let a = input(x1, "x1")?;
         let b = x2.map(|x| input(x, "x2")).transpose()?;
+        let mc = (n_samples, seed, get);
         match (a, b) {
-            (Input::F64(a), None) => {
-                let ma = mat(&a);
-                let k = run_long(py, progress, |ctl| net.monte_carlo(ma, None, n_samples, seed, get, ctl))?;
-                to_numpy(py, k, false)
-            }
-            (Input::F64(a), Some(Input::F64(b))) => {
-                let (ma, mb) = (mat(&a), mat(&b));
-                let k = run_long(py, progress, |ctl| {
-                    net.monte_carlo(ma, Some(mb), n_samples, seed, get, ctl)
-                })?;
-                to_numpy(py, k, false)
-            }
-            (Input::F32(a), None) => {
-                let ma = mat(&a);
-                let k = run_long(py, progress, |ctl| net.monte_carlo(ma, None, n_samples, seed, get, ctl))?;
-                to_numpy(py, k, false)
-            }
-            (Input::F32(a), Some(Input::F32(b))) => {
-                let (ma, mb) = (mat(&a), mat(&b));
-                let k = run_long(py, progress, |ctl| {
-                    net.monte_carlo(ma, Some(mb), n_samples, seed, get, ctl)
-                })?;
-                to_numpy(py, k, false)
-            }
+            (Input::F64(a), None) => typed_monte_carlo(py, net, &a, None, mc, progress),
+            (Input::F64(a), Some(Input::F64(b))) => typed_monte_carlo(py, net, &a, Some(&b), mc, progress),
+            (Input::F32(a), None) => typed_monte_carlo(py, net, &a, None, mc, progress),
+            (Input::F32(a), Some(Input::F32(b))) => typed_monte_carlo(py, net, &a, Some(&b), mc, progress),
             _ => Err(PyTypeError::new_err("x2: must have the same dtype as x1")),
         }
     }
@@ -698,6 +679,19 @@ fn views<'a, T: ntkrs_core::Element + numpy::Element>(
             Ok(core::DenseParams { w: mat(w), b })
         })
         .collect()
+}
+
+fn typed_monte_carlo<'py, T: ntkrs_core::Element + numpy::Element>(
+    py: Python<'py>,
+    net: &core::Network,
+    a: &PyReadonlyArray2<'py, T>,
+    b: Option<&PyReadonlyArray2<'py, T>>,
+    (n_samples, seed, get): (usize, u64, Get),
+    progress: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Pair<'py>> {
+    let (ma, mb) = (mat(a), b.map(mat));
+    let k = run_long(py, progress, |ctl| net.monte_carlo(ma, mb, n_samples, seed, get, ctl))?;
+    to_numpy(py, k, false)
 }
 
 fn typed_empirical<'py, T: ntkrs_core::Element + numpy::Element>(
