@@ -24,6 +24,7 @@ pub mod analytic;
 pub mod control;
 pub mod error;
 pub mod layer;
+pub mod out;
 pub mod pool;
 pub mod quadrature;
 pub(crate) mod tile;
@@ -34,6 +35,7 @@ pub use analytic::{available_memory, Element, Get, KernelOptions, Kernels};
 pub use control::Control;
 pub use error::{Error, Result};
 pub use layer::{Dense, Layer, Network, Parameterization};
+pub use out::{parse_bytes, MemorySink, NpyFile, OutOptions, Sink, Stats};
 pub use pool::{num_threads, set_num_threads, simd_level};
 pub use quadrature::{gauss_legendre, BatchFn, Pointwise};
 
