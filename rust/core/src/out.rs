@@ -397,11 +397,10 @@ pub(crate) fn plan_layout(
             "memory_limit",
             format!(
                 "{} is too small: one panel of {min_h} rows x {ncols} columns of {nbuf} kernel(s) \
-                 ({}) plus scratch needs {}; raise it to at least {}",
+                 ({}) plus scratch needs at least {} ({need_min} bytes); raise it",
                 human_bytes(limit as u128),
                 human_bytes((row * min_h as u64) as u128),
-                human_bytes(need_min as u128),
-                human_bytes(need_min.div_ceil(1 << 20) as u128 * (1 << 20))
+                human_bytes(need_min.div_ceil(100_000) as u128 * 100_000),
             ),
         ));
     }
