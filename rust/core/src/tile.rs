@@ -33,11 +33,37 @@ impl<T> Shared<T> {
     }
 }
 
-/// Rows per Gram panel: about 1 GFLOP of work (so that Ctrl-C is seen within ~0.1 s), 16 to 256.
-pub(crate) fn panel_height(n2: usize, d: usize) -> usize {
-    (1e9 / (2.0 * n2.max(1) as f64 * d.max(1) as f64))
-        .ceil()
-        .clamp(16.0, 256.0) as usize
+/// Rows per Gram block. Each block of `x2`'s rows is reused by this many rows of `x1`: tall
+/// enough that the product runs at arithmetic speed rather than at memory speed (a 16-row panel
+/// of a 60,000-column Gram streams all of `x2` from memory for every 16 rows).
+pub(crate) const GRAM_ROWS: usize = 256;
+
+/// Rows per Gram panel (the unit out-of-core panels are multiples of).
+pub(crate) fn panel_height(_n2: usize, _d: usize) -> usize {
+    GRAM_ROWS
+}
+
+/// Columns per Gram block: about 1 GFLOP of work per block (so that Ctrl-C is seen within
+/// ~0.1 s), a multiple of 64, at least 64.
+pub(crate) fn gram_cols(d: usize) -> usize {
+    let c = (1e9 / (2.0 * GRAM_ROWS as f64 * d.max(1) as f64)) as usize;
+    (c / 64 * 64).max(64)
+}
+
+/// The Gram blocks `(r0, r1, c0, c1)` of window `win` (columns from each panel's first row on
+/// when `sym`). They depend only on the global row and column ranges, so a window whose first row
+/// is a multiple of [`GRAM_ROWS`] gets exactly the blocks (and so the values) of the whole output.
+fn gram_blocks(win: Window, d: usize, sym: bool) -> Vec<(usize, usize, usize, usize)> {
+    let cb = gram_cols(d);
+    let mut out = Vec::new();
+    for r0 in (win.row0..win.end()).step_by(GRAM_ROWS) {
+        let r1 = (r0 + GRAM_ROWS).min(win.end());
+        let start = if sym { r0 } else { win.col0 };
+        for c0 in (start..win.n2).step_by(cb) {
+            out.push((r0, r1, c0, (c0 + cb).min(win.n2)));
+        }
+    }
+    out
 }
 
 /// The part of an `n1 × n2` output that one buffer holds: rows `row0..row0 + rows`, columns
@@ -101,16 +127,13 @@ fn tile_list(win: Window, sym: bool, tile: usize) -> Vec<(usize, usize, usize, u
 
 /// Work units (Gram panels + tiles) of computing a window, for progress reports.
 pub(crate) fn work_units(win: Window, d: usize, sym: bool, tile: usize) -> u64 {
-    (win.rows.div_ceil(panel_height(win.n2, d)) + tile_list(win, sym, tile).len()) as u64
+    (gram_blocks(win, d, sym).len() + tile_list(win, sym, tile).len()) as u64
 }
 
-/// `out = alpha · a bᵀ` over the rows of window `win` of the `a.nrows() × b.nrows()` output;
-/// panels of [`panel_height`] rows starting at `win.row0`, in parallel on the current rayon pool
-/// when `parallel`, else in order on the calling thread (`b = a` when `None`: then only each
-/// panel's upper part, columns ≥ the panel's first row, is written).
-///
-/// The panels (their first rows and column ranges) are those of the whole output whenever
-/// `win.row0` is a multiple of the panel height: a window then gets bitwise the same values.
+/// `out = alpha · a bᵀ` over the rows of window `win` of the `a.nrows() × b.nrows()` output, by
+/// the blocks of [`gram_blocks`], in parallel on the current rayon pool when `parallel`, else in
+/// order on the calling thread (`b = a` when `None`: then only each panel's upper part, columns ≥
+/// the panel's first row, is written).
 pub(crate) fn gram<T: Element>(
     out: &mut [T],
     win: Window,
@@ -125,28 +148,24 @@ pub(crate) fn gram<T: Element>(
     debug_assert_eq!(n2, win.n2);
     let ld = win.ld();
     assert!(out.len() >= win.rows * ld, "gram: buffer too small for its window");
-    let sym = b.is_none();
-    let panel = panel_height(n2, a.ncols());
-    let starts: Vec<usize> = (win.row0..win.end()).step_by(panel).collect();
+    let blocks = gram_blocks(win, a.ncols(), b.is_none());
     let ptr = Shared(out.as_mut_ptr());
-    let panel_job = |&r0: &usize| -> Result<()> {
+    let block_job = |&(r0, r1, c0, c1): &(usize, usize, usize, usize)| -> Result<()> {
         ctl.check()?;
-        let r1 = (r0 + panel).min(win.end());
-        let c0 = if sym { r0 } else { win.col0 };
-        // SAFETY: panels cover disjoint row ranges of the window, which `out` holds entirely.
+        // SAFETY: blocks cover disjoint parts of the window, which `out` holds entirely.
         let dst = unsafe {
-            MatMut::<T>::from_raw_parts_mut(ptr.get().add(win.idx(r0, c0)), r1 - r0, n2 - c0, ld as isize, 1)
+            MatMut::<T>::from_raw_parts_mut(ptr.get().add(win.idx(r0, c0)), r1 - r0, c1 - c0, ld as isize, 1)
         };
         let lhs = a.subrows(r0, r1 - r0);
-        let rhs = bm.subrows(c0, n2 - c0);
+        let rhs = bm.subrows(c0, c1 - c0);
         faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs.transpose(), alpha, Par::Seq);
         ctl.advance(1);
         Ok(())
     };
     if parallel {
-        starts.par_iter().try_for_each(panel_job)
+        blocks.par_iter().try_for_each(block_job)
     } else {
-        starts.iter().try_for_each(panel_job)
+        blocks.iter().try_for_each(block_job)
     }
 }
 
