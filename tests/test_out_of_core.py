@@ -108,6 +108,15 @@ def test_memory_limit_errors(tmp_path, data, limit, err, match):
     assert not os.listdir(tmp_path)
 
 
+def test_huge_memory_limit_is_a_ceiling(tmp_path, data):
+    """A limit far above the machine's memory plans within what is available instead."""
+    net, x, _ = data
+    stats: dict = {}
+    got = net.kernel(x, get="ntk", out=tmp_path / "k.npy", memory_limit="100TB", stats=stats)
+    assert np.array_equal(got, net.kernel(x, get="ntk"))
+    assert stats["panels"] == 1 and stats["buffer_bytes"] <= 1037 * 1037 * 8
+
+
 def test_memory_limit_units():
     from ntkrs.stax import parse_memory_limit
 

@@ -369,7 +369,8 @@ class Network:
                 complete; an error or Ctrl-C deletes the partial file.
             memory_limit: bytes the out-of-core computation may allocate (panel buffers and
                 scratch; the inputs are not counted), an int or a string such as ``"2GB"``,
-                ``"512MiB"`` (default 1 GiB). Too small for one panel: ``ValueError``.
+                ``"512MiB"`` (default 1 GiB); a ceiling: at most 80% of the memory the OS reports as
+                available is planned for. Too small for one panel: ``ValueError``.
             threads: ``None``/0: the shared pool (:func:`set_num_threads`); 1: this call runs on
                 the calling thread only; ``n ≥ 2``: a pool of ``n`` threads for this call.
             stats: a dict to receive the out-of-core call's timings (``gram_s``, ``layers_s``,

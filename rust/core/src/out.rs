@@ -321,7 +321,8 @@ pub struct OutOptions {
     /// Tile side and threads, as for [`Network::kernel`].
     pub kernel: crate::KernelOptions,
     /// Bytes the computation may allocate: panel buffers, the writer's transpose buffer and a
-    /// fixed reserve ([`RESERVE_BYTES`]) for scratch. The inputs themselves are not counted.
+    /// fixed reserve ([`RESERVE_BYTES`]) for scratch. The inputs themselves are not counted. A
+    /// ceiling: at most 80% of the memory the OS reports as available is planned for.
     pub memory_limit: u64,
 }
 
@@ -554,9 +555,22 @@ impl Network {
         let sym = x2.is_none();
         let elem = std::mem::size_of::<T>();
         let p = panel_height(n2, d);
+        // the limit is a ceiling: never plan for more than 80% of the memory the OS says is
+        // available (unless even one panel needs more; then the limit as given decides)
+        let limit = match crate::analytic::available_memory() {
+            Some(a) if a / 10 * 8 < opts.memory_limit => {
+                let capped = a / 10 * 8;
+                if plan_layout(n1, n2, nbuf, elem, p, sym, capped, 0).is_ok() {
+                    capped
+                } else {
+                    opts.memory_limit
+                }
+            }
+            _ => opts.memory_limit,
+        };
         // fail on a too-small budget before any work (the rescaled copies, if any, are known
         // only after planning and are checked again below)
-        plan_layout(n1, n2, nbuf, elem, p, sym, opts.memory_limit, 0)?;
+        plan_layout(n1, n2, nbuf, elem, p, sym, limit, 0)?;
         let t = Instant::now();
         let prep = self.prepare(x1, x2, m, ctl)?;
         let mut stats = Stats {
