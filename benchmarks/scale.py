@@ -133,7 +133,8 @@ def main() -> None:
               f"({100 * s['gram_s'] / s['total_s']:.0f}%), layers {s['layers_s']:.1f} s "
               f"({100 * s['layers_s'] / s['total_s']:.0f}%), waiting for the writer {s['wait_s']:.1f} s "
               f"({100 * s['wait_s'] / s['total_s']:.0f}%)")
-        print(f"  writer thread (overlapped): mirror/transpose {s['mirror_s']:.1f} s, writes {s['write_s']:.1f} s; "
+        print(f"  writer thread (overlapped): read-back {s.get('read_s', 0):.1f} s, mirror/transpose "
+              f"{s['mirror_s']:.1f} s, writes {s['write_s']:.1f} s; "
               f"{s['panels']} panels of {s['panel_rows']} rows, {s['buffer_sets']} buffer set(s) "
               f"of {s['buffer_bytes'] / 1e6:.0f} MB in all")
         print(f"  spot check (64 rows vs in-memory cross kernel, off-diagonal): max rel err "

@@ -6,8 +6,11 @@
 //! same per-entry arithmetic, so the values are bitwise those of the in-memory kernel), then hands
 //! the panel to a writer thread while it computes the next one (two panel buffers when the budget
 //! allows, one otherwise). When `x2` is `None` only the upper part of each panel (columns from its
-//! first row on) is computed; the writer stores it and writes its transpose below the diagonal, so
-//! the file is the full symmetric matrix and no entry is computed twice.
+//! first row on) is computed; the writer completes the panel's rows with the part left of the
+//! diagonal block, read back (transposed) from the rows earlier panels wrote, so that the file is
+//! the full symmetric matrix, no entry is computed twice, and each region of the file is written
+//! whole, in one go (sinks that cannot be read get each panel's transpose written below it in
+//! strips instead).
 //!
 //! Memory: the panel buffers are sized so that panels + the writer's transpose buffer + a fixed
 //! reserve for scratch (tiles, faer packing) stay within `memory_limit`. [`NpyFile`] writes with
@@ -35,6 +38,19 @@ pub trait Sink<T>: Send {
     /// Store rows `r0..r0 + rows` × columns `c0..c0 + cols` of the kernel, held row-major in
     /// `data` with row stride `ld`.
     fn write(&mut self, r0: usize, c0: usize, rows: usize, cols: usize, data: &[T], ld: usize) -> Result<()>;
+    /// Whether [`Sink::read`] works. A symmetric kernel is then written row panel by row panel,
+    /// each panel's part below the diagonal read back (transposed) from the rows written before:
+    /// every region of a file is completed at once and written back in large sequential requests.
+    /// Otherwise each panel's transpose is written below it in narrow strips.
+    fn supports_read(&self) -> bool {
+        false
+    }
+    /// Read back rows `r0..r0 + rows` × columns `c0..c0 + cols` written before into `data`
+    /// (row stride `ld`).
+    fn read(&mut self, r0: usize, c0: usize, rows: usize, cols: usize, data: &mut [T], ld: usize) -> Result<()> {
+        let _ = (r0, c0, rows, cols, data, ld);
+        Err(Error::Io("this sink cannot be read back".into()))
+    }
     /// Called once, after every entry was written and nothing failed.
     fn finish(&mut self) -> Result<()> {
         Ok(())
@@ -91,7 +107,13 @@ impl<T: Element> NpyFile<T> {
         let partial = PathBuf::from(name);
         let header = npy_header::<T>(rows, cols);
         let bytes = (rows as u128) * (cols as u128) * std::mem::size_of::<T>() as u128 + header.len() as u128;
-        let file = File::create(&partial).map_err(|e| io_error(&partial, "cannot create", e))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&partial)
+            .map_err(|e| io_error(&partial, "cannot create", e))?;
         let mut me = NpyFile {
             file: Some(file),
             path,
@@ -127,6 +149,31 @@ fn write_at(f: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
     f.write_all_at(buf, offset)
 }
 
+#[cfg(unix)]
+fn read_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    f.read_exact_at(buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(f: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_read(buf, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+fn as_bytes_mut<T: Element>(v: &mut [T]) -> &mut [u8] {
+    // SAFETY: f32/f64 have no padding and every byte pattern is a valid f32/f64.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of_val(v)) }
+}
+
 #[cfg(windows)]
 fn write_at(f: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
     use std::os::windows::fs::FileExt;
@@ -160,6 +207,24 @@ impl<T: Element> Sink<T> for NpyFile<T> {
             }
         }
         self.written += rows as u64 * cols as u64 * size;
+        Ok(())
+    }
+
+    fn supports_read(&self) -> bool {
+        true
+    }
+
+    fn read(&mut self, r0: usize, c0: usize, rows: usize, cols: usize, data: &mut [T], ld: usize) -> Result<()> {
+        let f = self
+            .file
+            .as_ref()
+            .ok_or_else(|| Error::Io("the file is closed".into()))?;
+        let size = std::mem::size_of::<T>() as u64;
+        for r in 0..rows {
+            let at = self.offset + ((r0 + r) as u64 * self.cols as u64 + c0 as u64) * size;
+            read_at(f, as_bytes_mut(&mut data[r * ld..r * ld + cols]), at)
+                .map_err(|e| io_error(&self.partial, "read-back failed", e))?;
+        }
         Ok(())
     }
 
@@ -271,6 +336,39 @@ impl<T: Element> Sink<T> for MemorySink<'_, T> {
         }
         Ok(())
     }
+
+    fn supports_read(&self) -> bool {
+        true
+    }
+
+    fn read(&mut self, r0: usize, c0: usize, rows: usize, cols: usize, data: &mut [T], ld: usize) -> Result<()> {
+        assert!(
+            r0 + rows <= self.rows && c0 + cols <= self.cols,
+            "read outside the sink"
+        );
+        // Reading faults the pages of a file mapping back in, and a read fault also maps the
+        // cached pages around it (fault-around, 64 KiB): hand them back every few rows, so that
+        // a read of narrow pieces of many rows does not map the whole region in between.
+        const GROUP: usize = 32;
+        for g in (0..rows).step_by(GROUP) {
+            let g1 = (g + GROUP).min(rows);
+            for r in g..g1 {
+                // SAFETY: the source row segment lies inside the buffer (asserted above).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        self.ptr.add((r0 + r) * self.cols + c0),
+                        data[r * ld..r * ld + cols].as_mut_ptr(),
+                        cols,
+                    );
+                }
+            }
+            // whole pages from the group's first row to past its last entry (fault-around
+            // spills beyond it)
+            let end = ((r0 + g1 - 1) * self.cols + c0 + cols + 16384).min(self.rows * self.cols);
+            self.release((r0 + g) * self.cols, end);
+        }
+        Ok(())
+    }
 }
 
 /// Parse a byte count: an integer number of bytes, or a number with a unit, `B`, `KB`, `MB`,
@@ -342,6 +440,8 @@ pub struct Stats {
     pub layers_s: f64,
     /// Compute thread waiting for the writer to free a panel buffer.
     pub wait_s: f64,
+    /// Writer: reading back the rows left of each panel's diagonal block (symmetric kernels).
+    pub read_s: f64,
     /// Writer: mirroring and transposing panels.
     pub mirror_s: f64,
     /// Writer: time in the sinks' writes.
@@ -383,11 +483,12 @@ pub(crate) fn plan_layout(
 ) -> Result<Layout> {
     let row = (nbuf * ncols * elem) as u64;
     let min_h = p.min(n1);
-    // the writer's transpose buffer (symmetric kernels of more than one panel): up to 16 MiB
+    // the writer's read-back + transpose buffers (symmetric kernels of more than one panel):
+    // up to 16 MiB
     let tmax = (16u64 << 20).min(limit.saturating_sub(RESERVE_BYTES + extra) / 8);
     let tbytes = |h: usize| -> u64 {
         if sym && n1 > h {
-            tmax.max((h * elem) as u64)
+            tmax.max((2 * h * elem) as u64)
         } else {
             0
         }
@@ -422,7 +523,12 @@ pub(crate) fn plan_layout(
         }
     };
     let t = tbytes(h);
-    let chunk_rows = if t == 0 { 0 } else { (t as usize / (h * elem)).max(1) };
+    // two halves: the rows read back and their transpose
+    let chunk_rows = if t == 0 {
+        0
+    } else {
+        (t as usize / (2 * h * elem)).max(1)
+    };
     Ok(Layout {
         h,
         sets,
@@ -439,6 +545,7 @@ struct Panel<T> {
 
 #[derive(Default)]
 struct WriterTimes {
+    read_s: f64,
     mirror_s: f64,
     write_s: f64,
     bytes: u64,
@@ -476,8 +583,43 @@ fn write_panel<T: Element>(
     let (r0, r1) = (panel.r0, panel.r1);
     let rows = r1 - r0;
     let (col0, ld) = if sym { (r0, n2 - r0) } else { (0, n2) };
+    let size = std::mem::size_of::<T>();
     for (buf, sink) in panel.bufs.iter_mut().zip(sinks.iter_mut()) {
         ctl.check()?;
+        if sym && sink.supports_read() {
+            // the part left of the diagonal block, K[r0..r1, 0..r0] = K[0..r0, r0..r1]ᵀ, read back
+            // by blocks of columns from the rows earlier panels wrote; then the panel's own part
+            let (rbuf, wbuf) = {
+                tbuf.resize(2 * chunk_rows.max(1) * rows, T::ZERO);
+                tbuf.split_at_mut(chunk_rows.max(1) * rows)
+            };
+            for c in (0..r0).step_by(chunk_rows.max(1)) {
+                ctl.check()?;
+                let c1 = (c + chunk_rows.max(1)).min(r0);
+                let t = Instant::now();
+                sink.read(c, r0, c1 - c, rows, rbuf, rows)?;
+                times.read_s += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                transpose(rbuf, rows, c1 - c, rows, wbuf);
+                times.mirror_s += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                sink.write(r0, c, rows, c1 - c, wbuf, c1 - c)?;
+                times.write_s += t.elapsed().as_secs_f64();
+                times.bytes += ((c1 - c) * rows * size) as u64;
+            }
+            let t = Instant::now();
+            for i in 0..rows {
+                for j in i + 1..rows {
+                    buf[j * ld + i] = buf[i * ld + j];
+                }
+            }
+            times.mirror_s += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            sink.write(r0, col0, rows, ld, buf, ld)?;
+            times.write_s += t.elapsed().as_secs_f64();
+            times.bytes += (rows * ld * size) as u64;
+            continue;
+        }
         let t = Instant::now();
         if sym {
             for i in 0..rows {
@@ -678,6 +820,7 @@ impl Network {
         for s in sinks.iter_mut() {
             s.finish()?;
         }
+        stats.read_s = times.read_s;
         stats.mirror_s = times.mirror_s;
         stats.write_s = times.write_s;
         stats.bytes_written = times.bytes;
@@ -803,6 +946,38 @@ mod tests {
             .unwrap();
             assert_eq!(&c, want_xy.ntk.as_ref().unwrap());
         }
+    }
+
+    /// A sink that cannot be read back: the panels' transposes go below them in strips.
+    struct WriteOnly<'a>(MemorySink<'a, f64>);
+    impl Sink<f64> for WriteOnly<'_> {
+        fn write(&mut self, r0: usize, c0: usize, rows: usize, cols: usize, data: &[f64], ld: usize) -> Result<()> {
+            self.0.write(r0, c0, rows, cols, data, ld)
+        }
+    }
+
+    #[test]
+    fn write_only_sinks_get_strips_with_the_same_values() {
+        let nw = net();
+        let n = 700;
+        let x = data(n, 5, 9);
+        let want = nw
+            .kernel(x.as_ref(), None, Get::NTK, &KernelOptions::default(), &Control::new())
+            .unwrap();
+        let mut k = vec![0.0; n * n];
+        let mut s = WriteOnly(MemorySink::from_slice(&mut k, n, n).unwrap());
+        let stats = nw
+            .kernel_to(
+                x.as_ref(),
+                None,
+                Get::NTK,
+                &opts(RESERVE_BYTES + 3_000_000, 0),
+                &mut [&mut s],
+                &Control::new(),
+            )
+            .unwrap();
+        assert!(stats.panels > 1 && stats.read_s == 0.0, "{stats:?}");
+        assert_eq!(&k, want.ntk.as_ref().unwrap());
     }
 
     #[test]

@@ -457,6 +457,7 @@ fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("gram_s", s.gram_s)?;
     d.set_item("layers_s", s.layers_s)?;
     d.set_item("wait_s", s.wait_s)?;
+    d.set_item("read_s", s.read_s)?;
     d.set_item("mirror_s", s.mirror_s)?;
     d.set_item("write_s", s.write_s)?;
     d.set_item("total_s", s.total_s)?;
