@@ -484,8 +484,8 @@ pub(crate) fn plan_layout(
     let row = (nbuf * ncols * elem) as u64;
     let min_h = p.min(n1);
     // the writer's read-back + transpose buffers (symmetric kernels of more than one panel):
-    // up to 16 MiB
-    let tmax = (16u64 << 20).min(limit.saturating_sub(RESERVE_BYTES + extra) / 8);
+    // up to 64 MiB (wide blocks: fewer, larger writes)
+    let tmax = (64u64 << 20).min(limit.saturating_sub(RESERVE_BYTES + extra) / 8);
     let tbytes = |h: usize| -> u64 {
         if sym && n1 > h {
             tmax.max((2 * h * elem) as u64)
