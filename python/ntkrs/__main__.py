@@ -1,12 +1,134 @@
-"""Command line: ``ntkrs demo`` (or ``python -m ntkrs demo``) and ``ntkrs info``."""
+"""Command line: ``ntkrs demo``, ``ntkrs info`` and ``ntkrs kernel`` (also ``python -m ntkrs ...``).
+
+``ntkrs kernel X.npy [--y Y.npy] --net SPEC --get ntk --out K.npy`` computes a kernel out of core
+into a ``.npy`` file. ``SPEC`` describes an :func:`ntkrs.mlp`::
+
+    SPEC  := ACTIVATION ":" DEPTH ("," KEY "=" VALUE)*
+    KEY   := W_std | b_std | width | out_dim | parameterization
+
+for example ``relu:3,W_std=1.4,b_std=0.1`` (``DEPTH`` hidden layers of ``width`` units, default 512,
+each a Dense then the activation, then a Dense of ``out_dim`` units, default 1; ``W_std`` default
+1.0, ``b_std`` default none, ``parameterization`` ``ntk`` (default) or ``standard``). Activation
+names are those of :func:`ntkrs.mlp` (relu, erf, gelu, tanh, ...).
+
+Exit status: 0 on success, 2 for a bad command line, spec or input file, 1 when the computation
+fails (an I/O error such as a full disk, or memory), 130 on Ctrl-C. A memory limit too small for one
+panel is a bad argument (2).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
 import numpy as np
+
+_SPEC_KEYS = {"w_std": "W_std", "b_std": "b_std", "width": "width", "out_dim": "out_dim",
+              "parameterization": "parameterization"}
+
+
+class UsageError(Exception):
+    """A bad command line, spec or input: exit status 2."""
+
+
+def parse_net_spec(spec: str) -> dict:
+    """Keyword arguments of :func:`ntkrs.mlp` from ``ACT:DEPTH[,KEY=VALUE...]``."""
+    head, *rest = [p.strip() for p in spec.split(",")]
+    if ":" not in head:
+        raise UsageError(f"--net {spec!r}: expected ACTIVATION:DEPTH first, e.g. 'relu:3,W_std=1.4,b_std=0.1'")
+    act, depth = (p.strip() for p in head.split(":", 1))
+    try:
+        depth_n = int(depth)
+    except ValueError:
+        raise UsageError(f"--net {spec!r}: the depth {depth!r} is not an integer") from None
+    kw: dict = {"activation": act, "depth": depth_n, "width": 512}
+    for item in rest:
+        if "=" not in item:
+            raise UsageError(f"--net {spec!r}: {item!r} is not KEY=VALUE (keys: {', '.join(_SPEC_KEYS.values())})")
+        key, value = (p.strip() for p in item.split("=", 1))
+        name = _SPEC_KEYS.get(key.lower())
+        if name is None:
+            raise UsageError(f"--net {spec!r}: unknown key {key!r}; use {', '.join(_SPEC_KEYS.values())}")
+        try:
+            if name in ("width", "out_dim"):
+                kw[name] = int(value)
+            elif name == "parameterization":
+                kw[name] = value
+            elif name == "b_std" and value.lower() in ("none", ""):
+                kw[name] = None
+            else:
+                kw[name] = float(value)
+        except ValueError:
+            raise UsageError(f"--net {spec!r}: {key}={value!r} is not a number") from None
+    return kw
+
+
+def load_matrix(path: str, key: str | None, name: str) -> np.ndarray:
+    """A 2-D array from ``.npy`` (no pickles), ``.npz`` (its only array or ``key``) or ``.csv``."""
+    if not os.path.exists(path):
+        raise UsageError(f"{name}: no such file {path!r}")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npy":
+            a = np.load(path, allow_pickle=False)
+        elif ext == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                if key is None:
+                    if len(keys) != 1:
+                        raise UsageError(f"{name}: {path} holds {len(keys)} arrays {keys}; choose one with --key")
+                    key = keys[0]
+                if key not in keys:
+                    raise UsageError(f"{name}: {path} has no array {key!r}; it holds {keys}")
+                a = z[key]
+        elif ext in (".csv", ".txt"):
+            a = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+        else:
+            raise UsageError(f"{name}: {path}: unknown extension {ext!r}; use .npy, .npz or .csv")
+    except UsageError:
+        raise
+    except (ValueError, OSError) as e:
+        raise UsageError(f"{name}: cannot read {path}: {e}") from None
+    if a.ndim != 2:
+        raise UsageError(f"{name}: {path} holds an array of shape {a.shape}; expected (n_samples, n_features)")
+    if a.dtype.kind not in "biuf":
+        raise UsageError(f"{name}: {path} holds {a.dtype} values; expected numbers")
+    return a
+
+
+def _kernel(args: argparse.Namespace) -> int:
+    import ntkrs as nk
+
+    if args.threads is not None:
+        if args.threads < 0:
+            raise UsageError(f"--threads must be ≥ 0, got {args.threads}")
+        nk.set_num_threads(args.threads)
+    names = tuple(g.strip() for g in args.get.split(","))
+    if len(names) == 2 and "{get}" not in args.out:
+        raise UsageError(f"--get {args.get} writes two kernels: put {{get}} in --out, e.g. --out 'K_{{get}}.npy'")
+    try:
+        kw = parse_net_spec(args.net)
+        net = nk.mlp(**kw)
+        limit = None if args.memory_limit is None else nk.stax.parse_memory_limit(args.memory_limit)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    x = load_matrix(args.x, args.key, "X")
+    y = None if args.y is None else load_matrix(args.y, args.y_key, "--y")
+    outs = {g: args.out.replace("{get}", g) for g in names}
+    out = outs[names[0]] if len(names) == 1 else outs
+    t0 = time.perf_counter()
+    try:
+        net.kernel(x, y, get=names if len(names) > 1 else names[0], dtype=args.dtype, out=out,
+                   memory_limit=limit, progress=args.progress)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    n2 = x.shape[0] if y is None else y.shape[0]
+    for g, path in outs.items():
+        print(f"{path}: {g} ({x.shape[0]}, {n2}) {args.dtype}")
+    print(f"done in {time.perf_counter() - t0:.2f} s")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -58,11 +180,42 @@ def main(argv: list[str] | None = None) -> int:
     d.set_defaults(func=_demo)
     i = sub.add_parser("info", help="version, SIMD level and threads")
     i.set_defaults(func=_info)
+    k = sub.add_parser(
+        "kernel", help="compute a kernel into a .npy file, out of core",
+        description="Compute the NNGP and/or NTK of an MLP between the rows of X (and Y) into .npy files, "
+                    "row panel by row panel within --memory-limit. The files open with "
+                    "np.load(path, mmap_mode='r').",
+        epilog="SPEC: ACTIVATION:DEPTH[,KEY=VALUE...] with KEY one of W_std, b_std, width, out_dim, "
+               "parameterization; e.g. 'relu:3,W_std=1.4,b_std=0.1'. Inputs: .npy, .npz (--key), .csv. "
+               "Exit status: 0 ok, 2 bad arguments or inputs, 1 computation failed, 130 Ctrl-C.")
+    k.add_argument("x", metavar="X", help="inputs (n, d): .npy, .npz or .csv")
+    k.add_argument("--y", help="second inputs (m, d); default: X itself (symmetric kernel)")
+    k.add_argument("--key", help="array name inside X when it is an .npz with several arrays")
+    k.add_argument("--y-key", help="array name inside --y when it is an .npz with several arrays")
+    k.add_argument("--net", required=True, metavar="SPEC", help="network, e.g. 'relu:3,W_std=1.4,b_std=0.1'")
+    k.add_argument("--get", default="ntk", choices=["ntk", "nngp", "nngp,ntk", "ntk,nngp"],
+                   help="kernel(s) to compute (default ntk)")
+    k.add_argument("--out", required=True, help="output .npy path ({get} is replaced by the kernel's name)")
+    k.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="default float32")
+    k.add_argument("--memory-limit", help="bytes for buffers, e.g. 2GB or 512MiB (default 1GiB)")
+    k.add_argument("--threads", type=int, help="worker threads (default: one per core)")
+    k.add_argument("--progress", action="store_true", help="show a progress bar")
+    k.set_defaults(func=_kernel)
     args = p.parse_args(argv)
     for name in ("n", "d"):
         if getattr(args, name, 1) < 1:
             p.error(f"--{name} must be at least 1")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"ntkrs {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ntkrs {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, MemoryError, ValueError) as e:
+        print(f"ntkrs {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -42,9 +42,30 @@ class Network:
         diagonal: bool = False,
         tile_size: int = 0,
         progress: Callable[[int, int], object] | None = None,
+        threads: int = 0,
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(nngp, ntk) of shape (N1, N2), or (N1,) with diagonal=True; None where not asked.
-        x1 and x2 are 2-D float arrays of one dtype (any strides)."""
+        x1 and x2 are 2-D float arrays of one dtype (any strides). threads: 0 the shared pool,
+        1 the calling thread only, n a pool of n threads for this call."""
+    def kernel_to(
+        self,
+        x1: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+        x2: npt.NDArray[np.float32] | npt.NDArray[np.float64] | None,
+        nngp: bool,
+        ntk: bool,
+        targets: Sequence[str | np.ndarray],
+        release: Sequence[bool],
+        memory_limit: int,
+        tile_size: int = 0,
+        threads: int = 0,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> dict[str, float | int]:
+        """Out of core: the requested kernels (NNGP first) into targets, each a .npy path (written to
+        PATH.partial, renamed when complete) or a writable C-ordered array of shape (N1, N2) and x1's
+        dtype (release: a shared file mapping whose written pages are handed back to the OS), by row
+        panels within memory_limit bytes. Returns timings and sizes (plan_s, gram_s, layers_s,
+        wait_s, mirror_s, write_s, total_s, panels, panel_rows, buffer_sets, buffer_bytes,
+        bytes_written)."""
     def __len__(self) -> int: ...
     def init(
         self, in_dim: int, seed: int = 0, sample: int = 0, float32: bool = False
@@ -93,3 +114,7 @@ class Network:
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def simd_level() -> str: ...
+def parse_bytes(text: str) -> int:
+    """Bytes from "2GB" (powers of 1000), "512MiB" (powers of 1024) or "1000"; ValueError otherwise."""
+def reserve_bytes() -> int:
+    """Bytes of scratch the out-of-core path reserves within its memory limit."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -356,7 +357,8 @@ class Network:
 
     def kernel(self, x1: ArrayLike, x2: ArrayLike | None = None, get: GetSpec = ("nngp", "ntk"), *,
                diagonal: bool = False, dtype: Any = np.float64, progress: bool | Callable[[int, int], Any] = False,
-               tile_size: int | None = None) -> Any:
+               tile_size: int | None = None, out: Any = None, memory_limit: int | str | None = None,
+               threads: int | None = None, stats: dict | None = None) -> Any:
         """Infinite-width kernels between the rows of ``x1`` and ``x2``.
 
         Args:
@@ -369,10 +371,27 @@ class Network:
                 1e-6 relative to the largest entry for ReLU networks; see the README).
             progress: ``True`` for a tqdm progress bar, or a callable ``f(done, total)``.
             tile_size: side of the square tiles (default 256); results do not depend on it.
+            out: compute out of core into ``.npy`` files instead of memory. A path (``str`` or
+                ``os.PathLike``) or a writable ``np.memmap`` (mode ``"r+"``/``"w+"``) / C-ordered
+                array of shape ``(N1, N2)`` and ``dtype``, for one kernel; for two kernels a dict
+                ``{"nngp": ..., "ntk": ...}`` or a tuple in the order of ``get``. The kernel is
+                computed by row panels within ``memory_limit`` (only the upper triangle when
+                ``x2`` is ``None``, mirrored on write) with values identical to the in-memory
+                result. A file is written to ``PATH.partial`` and renamed to ``PATH`` only when
+                complete; an error or Ctrl-C deletes the partial file.
+            memory_limit: bytes the out-of-core computation may allocate (panel buffers and
+                scratch; the inputs are not counted), an int or a string such as ``"2GB"``,
+                ``"512MiB"`` (default 1 GiB); a ceiling: at most 80% of the memory the OS reports as
+                available is planned for. Too small for one panel: ``ValueError``.
+            threads: ``None``/0: the shared pool (:func:`set_num_threads`); 1: this call runs on
+                the calling thread only; ``n ≥ 2``: a pool of ``n`` threads for this call.
+            stats: a dict to receive the out-of-core call's timings (``gram_s``, ``layers_s``,
+                ``write_s``, ``mirror_s``, ``wait_s``, ``total_s``, panel sizes, bytes written).
 
         Returns:
             One array of shape ``(N1, N2)`` when ``get`` is a string, else a namedtuple with one
-            field per requested kernel, in the order asked.
+            field per requested kernel, in the order asked. With ``out``: the written files
+            opened with ``np.load(path, mmap_mode="r")`` (or the arrays passed), in the same form.
 
         Raises:
             ValueError / TypeError: bad inputs or arguments (the message names the argument).
@@ -395,10 +414,41 @@ class Network:
         ts = 0 if tile_size is None else _integer("tile_size", tile_size)
         if ts < 0:
             raise ValueError(f"tile_size: must be ≥ 1 (or None), got {tile_size}")
+        nt = 0 if threads is None else _integer("threads", threads)
+        if nt < 0:
+            raise ValueError(f"threads: must be ≥ 0 (or None), got {threads}")
+        if stats is not None and not isinstance(stats, dict):
+            raise TypeError(f"stats: expected a dict to fill or None, got {type(stats).__name__}")
+        if out is None:
+            if memory_limit is not None:
+                raise ValueError("memory_limit: applies to out-of-core calls only; pass out='K.npy' as well")
+        else:
+            if diagonal:
+                raise ValueError("out: diagonal=True returns a vector; compute it in memory (out=None)")
+            shape = (a.shape[0], (a if b is None else b).shape[0])
+            targets = _out_targets(out, names, shape, dt)
+            limit = _DEFAULT_MEMORY_LIMIT if memory_limit is None else parse_memory_limit(memory_limit)
+            ordered = [targets[n] for n in _KERNELS if n in names]
+            callback, bar = _progress(progress, "ntkrs kernel")
+            try:
+                got_stats = self._core.kernel_to(a, b, "nngp" in names, "ntk" in names,
+                                                 [t for t, _ in ordered], [r for _, r in ordered], limit,
+                                                 tile_size=ts, threads=nt, progress=callback)
+            finally:
+                if bar is not None:
+                    bar.close()
+            if stats is not None:
+                stats.update(got_stats)
+            got = {n: (np.load(t, mmap_mode="r") if isinstance(t, str) else t) for n, (t, _) in targets.items()}
+            if single:
+                return got[names[0]]
+            if names == ("nngp", "ntk"):
+                return Kernel(got["nngp"], got["ntk"])
+            return _kernel_tuple(names)(*(got[n] for n in names))
         callback, bar = _progress(progress, "ntkrs kernel")
         try:
             nngp, ntk = self._core.kernel(a, b, nngp="nngp" in names, ntk="ntk" in names,
-                                          diagonal=bool(diagonal), tile_size=ts, progress=callback)
+                                          diagonal=bool(diagonal), tile_size=ts, progress=callback, threads=nt)
         finally:
             if bar is not None:
                 bar.close()
@@ -737,6 +787,66 @@ Params = Sequence[Any]
 
 
 _TUPLES: dict[tuple[str, ...], type] = {}
+
+_DEFAULT_MEMORY_LIMIT = 1 << 30
+
+
+def parse_memory_limit(value: int | str) -> int:
+    """Bytes from an int or a string such as ``"2GB"`` (powers of 1000), ``"512MiB"`` (powers of
+    1024) or ``"1000"``; ``ValueError``/``TypeError`` otherwise."""
+    if isinstance(value, bool):
+        raise TypeError("memory_limit: expected a number of bytes or a string such as '2GB', got bool")
+    if isinstance(value, numbers.Integral):
+        if value <= 0:
+            raise ValueError(f"memory_limit: must be a positive number of bytes, got {value}")
+        return int(value)
+    if isinstance(value, str):
+        return _core.parse_bytes(value)
+    raise TypeError(f"memory_limit: expected a number of bytes or a string such as '2GB', got {value!r}")
+
+
+def _out_targets(out: Any, names: tuple[str, ...], shape: tuple[int, int],
+                 dt: np.dtype) -> dict[str, tuple[Any, bool]]:
+    """``{kernel name: (path str or array, release pages)}`` for an ``out`` argument."""
+    if isinstance(out, dict):
+        if set(out) != set(names):
+            raise ValueError(f"out: a dict needs exactly the keys {list(names)} of get, got {sorted(map(str, out))}")
+        items = {n: out[n] for n in names}
+    elif isinstance(out, (tuple, list)):
+        if len(out) != len(names):
+            raise ValueError(f"out: {len(out)} targets for {len(names)} kernel(s) {list(names)}")
+        items = dict(zip(names, out, strict=True))
+    elif len(names) == 1:
+        items = {names[0]: out}
+    else:
+        raise ValueError(f"out: get={names!r} computes two kernels; pass one target each, as "
+                         "out={'nngp': 'nngp.npy', 'ntk': 'ntk.npy'} or a tuple in the order of get")
+    targets: dict[str, tuple[Any, bool]] = {}
+    for n, t in items.items():
+        if isinstance(t, (str, os.PathLike)):
+            path = os.fspath(t)
+            if not isinstance(path, str):
+                raise TypeError(f"out: expected a str path, got bytes {path!r}")
+            parent = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(parent):
+                raise FileNotFoundError(f"out: the directory {parent!r} does not exist")
+            targets[n] = (path, False)
+        elif isinstance(t, np.ndarray):
+            mode = getattr(t, "mode", None) if isinstance(t, np.memmap) else None
+            if mode == "r" or not t.flags.writeable:
+                raise ValueError("out: the array is read-only; open the memmap with mode='r+' or 'w+'")
+            if t.shape != shape or t.dtype != dt or not t.flags.c_contiguous:
+                raise ValueError(f"out: the array must be C-contiguous {dt} of shape {shape}, got "
+                                 f"{'C-contiguous' if t.flags.c_contiguous else 'non-contiguous'} {t.dtype} "
+                                 f"of shape {t.shape}")
+            # pages of a shared file mapping can be handed back to the OS once written
+            targets[n] = (t, mode in ("r+", "w+"))
+        else:
+            raise TypeError(f"out: expected a path, an np.memmap or a dict/tuple of them, got {type(t).__name__}")
+    paths = [t for t, _ in targets.values() if isinstance(t, str)]
+    if len({os.path.abspath(p) for p in paths}) != len(paths):
+        raise ValueError("out: the two kernels need two different files")
+    return targets
 
 
 def _kernel_tuple(names: tuple[str, ...]) -> type:

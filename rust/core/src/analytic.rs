@@ -53,6 +53,10 @@ impl Get {
 pub struct KernelOptions {
     /// Side of the square tiles (0: automatic).
     pub tile_size: usize,
+    /// Threads: 0 runs in the shared pool ([`crate::set_num_threads`]), 1 on the calling thread
+    /// only (no pool: for callers that parallelise themselves, such as dask tasks), `n ≥ 2` in a
+    /// pool of `n` threads built for this call.
+    pub threads: usize,
 }
 
 /// Kernel matrices, row-major `rows × cols` (`cols == 1` for diagonals).
@@ -80,6 +84,35 @@ pub(crate) struct LayerPlan<T> {
     pub s1: Samples<T>,
     /// `None` when x2 is x1.
     pub s2: Option<Samples<T>>,
+}
+
+/// Everything a kernel computation needs besides the inputs: the layer plans, the input Gram's
+/// factor and, when the inputs had to be rescaled by a power of two, the rescaled copies.
+pub(crate) struct Prepared<T: Element> {
+    pub layers: Vec<LayerPlan<T>>,
+    pub gscale: T,
+    pub scaled: Option<(faer::Mat<T>, Option<faer::Mat<T>>)>,
+}
+
+impl<T: Element> Prepared<T> {
+    /// The matrices the input Gram is computed from.
+    pub fn inputs<'a>(
+        &'a self,
+        x1: MatRef<'a, T>,
+        x2: Option<MatRef<'a, T>>,
+    ) -> (MatRef<'a, T>, Option<MatRef<'a, T>>) {
+        match &self.scaled {
+            Some((a, b)) => (a.as_ref(), b.as_ref().map(|b| b.as_ref())),
+            None => (x1, x2),
+        }
+    }
+
+    /// Bytes held by the rescaled copies.
+    pub fn scaled_bytes(&self) -> usize {
+        self.scaled.as_ref().map_or(0, |(a, b)| {
+            (a.nrows() * a.ncols() + b.as_ref().map_or(0, |b| b.nrows() * b.ncols())) * std::mem::size_of::<T>()
+        })
+    }
 }
 
 impl<T: Real> LayerPlan<T> {
@@ -392,6 +425,52 @@ impl Network {
         Ok(plans)
     }
 
+    /// Check `get` and the inputs; returns the largest input magnitude.
+    pub(crate) fn check_call<T: Element>(&self, x1: MatRef<'_, T>, x2: Option<MatRef<'_, T>>, get: Get) -> Result<f64> {
+        if !get.nngp && !get.ntk {
+            return Err(Error::arg("get", "ask for at least one of \"nngp\" and \"ntk\""));
+        }
+        let mut m = check_input("x1", x1)?;
+        if let Some(x2) = x2 {
+            m = m.max(check_input("x2", x2)?);
+            same_features(x1, x2)?;
+        }
+        Ok(m)
+    }
+
+    /// Plan the layers and the input Gram's scaling for inputs of largest magnitude `m`.
+    pub(crate) fn prepare<T: Element>(
+        &self,
+        x1: MatRef<'_, T>,
+        x2: Option<MatRef<'_, T>>,
+        m: f64,
+        ctl: &Control,
+    ) -> Result<Prepared<T>> {
+        let d = x1.ncols();
+        let scale = rescale_factor::<T>(m);
+        let q1 = input_variances(x1, scale);
+        let q2 = x2.map(|x| input_variances(x, scale));
+        let layers = self.plan_layers::<T>(d, q1, q2, ctl)?;
+        // Input Gram, scaled: G = (s·x1)(s·x2)ᵀ · 1/(s² d).
+        let gscale = 1.0 / (scale * scale) / d as f64;
+        if !(gscale.is_finite() && T::from_f64(gscale).is_finite()) || T::from_f64(m * m).to_f64().is_infinite() {
+            return Err(Error::NonFinite(format!(
+                "inputs of magnitude {m:.3e} make the kernel overflow {}; use dtype=float64 or rescale the inputs",
+                T::NAME
+            )));
+        }
+        let scaled: Option<(faer::Mat<T>, Option<faer::Mat<T>>)> = (scale != 1.0).then(|| {
+            let s = T::from_f64(scale);
+            let f = |x: MatRef<'_, T>| faer::Mat::<T>::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] * s);
+            (f(x1), x2.map(f))
+        });
+        Ok(Prepared {
+            layers,
+            gscale: T::from_f64(gscale),
+            scaled,
+        })
+    }
+
     /// The NNGP and/or NTK Gram matrices between the rows of `x1` and of `x2` (`x1` itself when
     /// `None`; then only the upper triangle is computed and mirrored).
     ///
@@ -414,15 +493,7 @@ impl Network {
         opts: &KernelOptions,
         ctl: &Control,
     ) -> Result<Kernels<T>> {
-        if !get.nngp && !get.ntk {
-            return Err(Error::arg("get", "ask for at least one of \"nngp\" and \"ntk\""));
-        }
-        let m1 = check_input("x1", x1)?;
-        let mut m = m1;
-        if let Some(x2) = x2 {
-            m = m.max(check_input("x2", x2)?);
-            same_features(x1, x2)?;
-        }
+        let m = self.check_call(x1, x2, get)?;
         let d = x1.ncols();
         let (n1, n2) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()));
         let nout = get.nngp as usize + get.ntk as usize;
@@ -435,42 +506,18 @@ impl Network {
             &vec![count; nout],
             &format!("{nout} {} kernel(s) of shape {n1} x {n2}", T::NAME),
         )?;
-
-        let scale = rescale_factor::<T>(m);
-        let q1 = input_variances(x1, scale);
-        let q2 = x2.map(|x| input_variances(x, scale));
-        let layers = self.plan_layers::<T>(d, q1, q2, ctl)?;
-
-        // Input Gram, scaled: G = (s·x1)(s·x2)ᵀ · 1/(s² d).
-        let gscale = 1.0 / (scale * scale) / d as f64;
-        if !(gscale.is_finite() && T::from_f64(gscale).is_finite()) || T::from_f64(m * m).to_f64().is_infinite() {
-            return Err(Error::NonFinite(format!(
-                "inputs of magnitude {m:.3e} make the kernel overflow {}; use dtype=float64 or rescale the inputs",
-                T::NAME
-            )));
-        }
-        let scaled: Option<(faer::Mat<T>, Option<faer::Mat<T>>)> = (scale != 1.0).then(|| {
-            let s = T::from_f64(scale);
-            let f = |x: MatRef<'_, T>| faer::Mat::<T>::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] * s);
-            (f(x1), x2.map(f))
-        });
-        let (a, b) = match &scaled {
-            Some((a, b)) => (a.as_ref(), b.as_ref().map(|b| b.as_ref())),
-            None => (x1, x2),
-        };
+        let prep = self.prepare(x1, x2, m, ctl)?;
+        let (a, b) = prep.inputs(x1, x2);
         let tile = crate::tile::tile_size(opts.tile_size);
-        ctl.add_total(crate::tile::work_units(n1, n2, d, b.is_none(), tile));
+        let win = crate::tile::Window::whole(n1, n2);
+        let sym = b.is_none();
+        ctl.add_total(crate::tile::work_units(win, d, sym, tile));
         // a single tile has no parallelism to gain: run it here rather than wake a pool thread
-        let parallel = n1 > tile || n2 > tile;
-        let mut run = || -> Result<()> {
-            crate::tile::gram(&mut bufs[0], a, b, T::from_f64(gscale), parallel, ctl)?;
-            crate::tile::layers(&mut bufs, get, n1, n2, b.is_none(), &layers, tile, parallel, ctl)
-        };
-        if parallel {
-            crate::pool::pool().install(run)?;
-        } else {
-            run()?;
-        }
+        let runner = crate::pool::Runner::new(opts.threads, n1 > tile || n2 > tile)?;
+        runner.run(|parallel| -> Result<()> {
+            crate::tile::gram(&mut bufs[0], win, a, b, prep.gscale, parallel, ctl)?;
+            crate::tile::layers(&mut bufs, win, get, sym, true, &prep.layers, tile, parallel, ctl)
+        })?;
         let mut it = bufs.into_iter();
         let nngp = if get.nngp { it.next() } else { None };
         let ntk = if get.ntk { it.next() } else { None };
@@ -554,7 +601,10 @@ mod tests {
             x.as_ref(),
             y.map(|m| m.as_ref()),
             Get::BOTH,
-            &KernelOptions { tile_size: tile },
+            &KernelOptions {
+                tile_size: tile,
+                threads: 0,
+            },
             &Control::new(),
         )
         .unwrap()

@@ -22,6 +22,8 @@ pub enum Error {
     Callback(String),
     /// The computation was cancelled through its [`crate::Control`].
     Cancelled,
+    /// Reading or writing a file failed (the message names the file).
+    Io(String),
 }
 
 impl Error {
@@ -65,6 +67,7 @@ impl fmt::Display for Error {
             Error::NonFinite(m) => write!(f, "{m}"),
             Error::Callback(m) => write!(f, "fn: the activation function failed: {m}"),
             Error::Cancelled => write!(f, "computation cancelled"),
+            Error::Io(m) => write!(f, "{m}"),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod control;
 pub mod empirical;
 pub mod error;
 pub mod layer;
+pub mod out;
 pub mod pool;
 pub mod quadrature;
 pub(crate) mod tile;
@@ -36,6 +37,7 @@ pub use control::Control;
 pub use empirical::{DenseOwned, DenseParams, Empirical, EmpiricalOptions, TrainOptions, Trajectory};
 pub use error::{Error, Result};
 pub use layer::{Dense, Layer, Network, Parameterization};
+pub use out::{parse_bytes, MemorySink, NpyFile, OutOptions, Sink, Stats};
 pub use pool::{num_threads, set_num_threads, simd_level};
 pub use quadrature::{gauss_legendre, BatchFn, Pointwise};
 

@@ -1,8 +1,21 @@
 //! The one named rayon pool every parallel computation of ntkrs runs in, and the SIMD level.
+//!
+//! The pool is fork-safe: it remembers the process id it was built in, and a forked child (where
+//! the parent's worker threads do not exist) builds a fresh pool of the same size on first use
+//! instead of queueing work to threads that will never run it. A call can also bypass the pool:
+//! [`Runner`] runs on the calling thread (`threads = 1`) or on a pool of its own (`threads ≥ 2`).
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-static POOL: OnceLock<RwLock<Arc<rayon::ThreadPool>>> = OnceLock::new();
+struct PoolState {
+    /// The process the pool's threads live in.
+    pid: u32,
+    /// Its number of threads, kept to rebuild it after a fork.
+    n: usize,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+static POOL: OnceLock<RwLock<PoolState>> = OnceLock::new();
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -17,23 +30,47 @@ fn build(n: usize) -> crate::Result<Arc<rayon::ThreadPool>> {
         .map_err(|e| crate::Error::arg("n_threads", format!("could not start {n} threads: {e}")))
 }
 
-fn cell() -> &'static RwLock<Arc<rayon::ThreadPool>> {
-    POOL.get_or_init(|| {
-        let n = default_threads();
-        RwLock::new(build(n).unwrap_or_else(|_| {
-            Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .expect("one thread"),
-            )
-        }))
+fn build_or_one(n: usize) -> Arc<rayon::ThreadPool> {
+    build(n).unwrap_or_else(|_| {
+        Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .expect("one thread"),
+        )
     })
 }
 
-/// The pool the next computation will run in.
+fn cell() -> &'static RwLock<PoolState> {
+    POOL.get_or_init(|| {
+        let n = default_threads();
+        RwLock::new(PoolState {
+            pid: std::process::id(),
+            n,
+            pool: build_or_one(n),
+        })
+    })
+}
+
+/// The pool the next computation will run in (rebuilt first if this process is a fork of the one
+/// that built it).
 pub fn pool() -> Arc<rayon::ThreadPool> {
-    cell().read().unwrap_or_else(|e| e.into_inner()).clone()
+    let pid = std::process::id();
+    {
+        let g = cell().read().unwrap_or_else(|e| e.into_inner());
+        if g.pid == pid {
+            return g.pool.clone();
+        }
+    }
+    let mut g = cell().write().unwrap_or_else(|e| e.into_inner());
+    if g.pid != pid {
+        // A forked child: the parent's worker threads were not copied. Dropping the old pool
+        // would signal threads that do not exist (and locks they may have held), so leak it.
+        let fresh = build_or_one(g.n);
+        std::mem::forget(std::mem::replace(&mut g.pool, fresh));
+        g.pid = pid;
+    }
+    g.pool.clone()
 }
 
 /// Resize the pool: `n` threads (0 means one per logical CPU). Running computations finish
@@ -47,13 +84,54 @@ pub fn set_num_threads(n: usize) -> crate::Result<()> {
         ));
     }
     let p = build(n)?;
-    *cell().write().unwrap_or_else(|e| e.into_inner()) = p;
+    let pid = std::process::id();
+    let mut g = cell().write().unwrap_or_else(|e| e.into_inner());
+    if g.pid != pid {
+        // replacing a pool inherited through fork: leak it rather than drop it (see `pool`)
+        std::mem::forget(std::mem::replace(&mut g.pool, p));
+    } else {
+        g.pool = p;
+    }
+    g.pid = pid;
+    g.n = n;
     Ok(())
 }
 
 /// Number of threads of the pool.
 pub fn num_threads() -> usize {
     pool().current_num_threads()
+}
+
+/// Where one computation runs: `threads = 0` in the shared pool, `1` on the calling thread (no
+/// pool at all: what a task of a task scheduler such as dask wants), `n ≥ 2` in a pool of `n`
+/// threads built for this computation alone.
+pub(crate) enum Runner {
+    Inline,
+    Pool(Arc<rayon::ThreadPool>),
+}
+
+impl Runner {
+    /// `worth`: whether the work is large enough to gain from threads at all.
+    pub(crate) fn new(threads: usize, worth: bool) -> crate::Result<Runner> {
+        if !worth || threads == 1 {
+            return Ok(Runner::Inline);
+        }
+        if threads > 4096 {
+            return Err(crate::Error::arg(
+                "threads",
+                format!("{threads} is too many threads; use at most 4096"),
+            ));
+        }
+        Ok(Runner::Pool(if threads == 0 { pool() } else { build(threads)? }))
+    }
+
+    /// Run `f(parallel)`: `parallel` says whether `f` may use rayon (it then runs inside the pool).
+    pub(crate) fn run<R: Send>(&self, f: impl FnOnce(bool) -> R + Send) -> R {
+        match self {
+            Runner::Inline => f(false),
+            Runner::Pool(p) => p.install(|| f(true)),
+        }
+    }
 }
 
 /// The SIMD instruction set detected once at first use: `"avx512"`, `"avx2+fma"` or `"scalar"`.

@@ -33,94 +33,177 @@ impl<T> Shared<T> {
     }
 }
 
-/// Rows per Gram panel: about 1 GFLOP of work (so that Ctrl-C is seen within ~0.1 s), 16 to 256.
-fn panel_height(n2: usize, d: usize) -> usize {
-    (1e9 / (2.0 * n2.max(1) as f64 * d.max(1) as f64))
-        .ceil()
-        .clamp(16.0, 256.0) as usize
+/// Rows per Gram block. Each block of `x2`'s rows is reused by this many rows of `x1`: tall
+/// enough that the product runs at arithmetic speed rather than at memory speed (a 16-row panel
+/// of a 60,000-column Gram streams all of `x2` from memory for every 16 rows).
+pub(crate) const GRAM_ROWS: usize = 256;
+
+/// Rows per Gram panel (the unit out-of-core panels are multiples of).
+pub(crate) fn panel_height(_n2: usize, _d: usize) -> usize {
+    GRAM_ROWS
 }
 
-/// The tiles of an `n1 × n2` output (upper triangle only when `sym`).
-fn tile_list(n1: usize, n2: usize, sym: bool, tile: usize) -> Vec<(usize, usize)> {
-    let (nb1, nb2) = (n1.div_ceil(tile), n2.div_ceil(tile));
-    (0..nb1)
-        .flat_map(|bi| (if sym { bi } else { 0 }..nb2).map(move |bj| (bi, bj)))
-        .collect()
+/// Columns per Gram block: about 1 GFLOP of work per block (so that Ctrl-C is seen within
+/// ~0.1 s), a multiple of 64, at least 64.
+pub(crate) fn gram_cols(d: usize) -> usize {
+    let c = (1e9 / (2.0 * GRAM_ROWS as f64 * d.max(1) as f64)) as usize;
+    (c / 64 * 64).max(64)
 }
 
-/// Work units (Gram panels + tiles) of a kernel computation, for progress reports.
-pub(crate) fn work_units(n1: usize, n2: usize, d: usize, sym: bool, tile: usize) -> u64 {
-    (n1.div_ceil(panel_height(n2, d)) + tile_list(n1, n2, sym, tile).len()) as u64
+/// The Gram blocks `(r0, r1, c0, c1)` of window `win` (columns from each panel's first row on
+/// when `sym`). They depend only on the global row and column ranges, so a window whose first row
+/// is a multiple of [`GRAM_ROWS`] gets exactly the blocks (and so the values) of the whole output.
+fn gram_blocks(win: Window, d: usize, sym: bool) -> Vec<(usize, usize, usize, usize)> {
+    let cb = gram_cols(d);
+    let mut out = Vec::new();
+    for r0 in (win.row0..win.end()).step_by(GRAM_ROWS) {
+        let r1 = (r0 + GRAM_ROWS).min(win.end());
+        let start = if sym { r0 } else { win.col0 };
+        for c0 in (start..win.n2).step_by(cb) {
+            out.push((r0, r1, c0, (c0 + cb).min(win.n2)));
+        }
+    }
+    out
 }
 
-/// `out = alpha · a bᵀ`; panels in parallel on the current rayon pool when `parallel`, else in
-/// order on the calling thread (`b = a` when `None`: then only the panels' upper part, columns ≥ the
-/// panel's first row, is written). `out` is row-major `a.nrows() × b.nrows()`.
+/// The part of an `n1 × n2` output that one buffer holds: rows `row0..row0 + rows`, columns
+/// `col0..n2`, row-major with row stride `n2 - col0`. The whole output is `{0, n1, 0, n2}`; a row
+/// panel of a symmetric kernel is `{r0, h, r0, n}` (only columns from its first row on).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    pub row0: usize,
+    pub rows: usize,
+    pub col0: usize,
+    pub n2: usize,
+}
+
+impl Window {
+    pub(crate) fn whole(n1: usize, n2: usize) -> Window {
+        Window {
+            row0: 0,
+            rows: n1,
+            col0: 0,
+            n2,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn ld(&self) -> usize {
+        self.n2 - self.col0
+    }
+
+    /// Offset of global entry `(i, j)` in the buffer.
+    #[inline(always)]
+    fn idx(&self, i: usize, j: usize) -> usize {
+        (i - self.row0) * self.ld() + (j - self.col0)
+    }
+
+    fn end(&self) -> usize {
+        self.row0 + self.rows
+    }
+}
+
+/// The tiles `(r0, r1, c0, c1, diag)` of a window (upper triangle only when `sym`; a `diag` tile
+/// sits on the diagonal and holds entries `j ≥ i` only). Every entry's value is independent of the
+/// tile it falls in, so any tiling gives the same result.
+fn tile_list(win: Window, sym: bool, tile: usize) -> Vec<(usize, usize, usize, usize, bool)> {
+    let mut out = Vec::new();
+    for r0 in (win.row0..win.end()).step_by(tile) {
+        let r1 = (r0 + tile).min(win.end());
+        let mut c0 = if sym { r0 } else { 0 };
+        if sym {
+            let c1 = (r0 + tile).min(win.n2);
+            out.push((r0, r1, c0, c1, true));
+            c0 = c1;
+        }
+        while c0 < win.n2 {
+            let c1 = (c0 + tile).min(win.n2);
+            out.push((r0, r1, c0, c1, false));
+            c0 = c1;
+        }
+    }
+    out
+}
+
+/// Work units (Gram panels + tiles) of computing a window, for progress reports.
+pub(crate) fn work_units(win: Window, d: usize, sym: bool, tile: usize) -> u64 {
+    (gram_blocks(win, d, sym).len() + tile_list(win, sym, tile).len()) as u64
+}
+
+/// `out = alpha · a bᵀ` over the rows of window `win` of the `a.nrows() × b.nrows()` output, by
+/// the blocks of [`gram_blocks`], in parallel on the current rayon pool when `parallel`, else in
+/// order on the calling thread (`b = a` when `None`: then only each panel's upper part, columns ≥
+/// the panel's first row, is written).
 pub(crate) fn gram<T: Element>(
     out: &mut [T],
+    win: Window,
     a: MatRef<'_, T>,
     b: Option<MatRef<'_, T>>,
     alpha: T,
     parallel: bool,
     ctl: &Control,
 ) -> Result<()> {
-    let n1 = a.nrows();
     let bm = b.unwrap_or(a);
     let n2 = bm.nrows();
-    let sym = b.is_none();
-    let panel = panel_height(n2, a.ncols());
-    let starts: Vec<usize> = (0..n1).step_by(panel).collect();
+    debug_assert_eq!(n2, win.n2);
+    let ld = win.ld();
+    assert!(out.len() >= win.rows * ld, "gram: buffer too small for its window");
+    let blocks = gram_blocks(win, a.ncols(), b.is_none());
     let ptr = Shared(out.as_mut_ptr());
-    let panel_job = |&r0: &usize| -> Result<()> {
+    let block_job = |&(r0, r1, c0, c1): &(usize, usize, usize, usize)| -> Result<()> {
         ctl.check()?;
-        let r1 = (r0 + panel).min(n1);
-        let c0 = if sym { r0 } else { 0 };
-        // SAFETY: panels cover disjoint row ranges of `out`, which has n1·n2 elements.
-        let dst =
-            unsafe { MatMut::<T>::from_raw_parts_mut(ptr.get().add(r0 * n2 + c0), r1 - r0, n2 - c0, n2 as isize, 1) };
+        // SAFETY: blocks cover disjoint parts of the window, which `out` holds entirely.
+        let dst = unsafe {
+            MatMut::<T>::from_raw_parts_mut(ptr.get().add(win.idx(r0, c0)), r1 - r0, c1 - c0, ld as isize, 1)
+        };
         let lhs = a.subrows(r0, r1 - r0);
-        let rhs = bm.subrows(c0, n2 - c0);
+        let rhs = bm.subrows(c0, c1 - c0);
         faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs.transpose(), alpha, Par::Seq);
         ctl.advance(1);
         Ok(())
     };
     if parallel {
-        starts.par_iter().try_for_each(panel_job)
+        blocks.par_iter().try_for_each(block_job)
     } else {
-        starts.iter().try_for_each(panel_job)
+        blocks.iter().try_for_each(block_job)
     }
 }
 
-/// Run every layer over the Gram stored in `bufs[0]`, writing the requested kernels into `bufs`
-/// (NNGP first, then NTK) and mirroring the upper triangle when `sym`.
+/// Run every layer over the Gram stored in `bufs[0]` (window `win`), writing the requested
+/// kernels into `bufs` (NNGP first, then NTK). With `mirror` (a symmetric kernel held whole), the
+/// upper triangle is mirrored into the lower one tile by tile.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn layers<T: Element>(
     bufs: &mut [Vec<T>],
+    win: Window,
     get: Get,
-    n1: usize,
-    n2: usize,
     sym: bool,
+    mirror: bool,
     plans: &[LayerPlan<T>],
     tile: usize,
     parallel: bool,
     ctl: &Control,
 ) -> Result<()> {
-    let tiles = tile_list(n1, n2, sym, tile);
+    let tiles = tile_list(win, sym, tile);
+    for b in bufs.iter() {
+        assert!(
+            b.len() >= win.rows * win.ld(),
+            "layers: buffer too small for its window"
+        );
+    }
     let ptrs: Vec<Shared<T>> = bufs.iter_mut().map(|b| Shared(b.as_mut_ptr())).collect();
     let nonfinite = std::sync::atomic::AtomicBool::new(false);
     let job = TileJob {
         ctl,
         ptrs: &ptrs,
         get,
-        n1,
-        n2,
-        sym,
+        win,
+        mirror: mirror && sym,
         plans,
-        tile,
     };
-    let tile_job = |scr: &mut Scratch<T>, &(bi, bj): &(usize, usize)| -> Result<()> {
+    let tile_job = |scr: &mut Scratch<T>, &t: &(usize, usize, usize, usize, bool)| -> Result<()> {
         ctl.check()?;
-        let ok = crate::pool::arch().dispatch(RunTile { job: &job, bi, bj, scr });
+        let ok = crate::pool::arch().dispatch(RunTile { job: &job, t, scr });
         if !ok {
             nonfinite.store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -149,17 +232,16 @@ struct TileJob<'a, T> {
     ctl: &'a Control,
     ptrs: &'a [Shared<T>],
     get: Get,
-    n1: usize,
-    n2: usize,
-    sym: bool,
+    win: Window,
+    mirror: bool,
     plans: &'a [LayerPlan<T>],
-    tile: usize,
 }
+
+type Tile = (usize, usize, usize, usize, bool);
 
 struct RunTile<'a, 'b, T> {
     job: &'a TileJob<'a, T>,
-    bi: usize,
-    bj: usize,
+    t: Tile,
     scr: &'b mut Scratch<T>,
 }
 
@@ -168,22 +250,22 @@ impl<T: Element> pulp::WithSimd for RunTile<'_, '_, T> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) -> bool {
         if self.job.get.ntk {
-            run_tile::<T, true>(self.job, self.bi, self.bj, self.scr)
+            run_tile::<T, true>(self.job, self.t, self.scr)
         } else {
-            run_tile::<T, false>(self.job, self.bi, self.bj, self.scr)
+            run_tile::<T, false>(self.job, self.t, self.scr)
         }
     }
 }
 
-/// One tile: rows `bi·tile..`, columns `bj·tile..`; returns whether every entry is finite.
+/// One tile: rows `r0..r1`, columns `c0..c1` (from the diagonal on when `diag`); returns whether
+/// every entry is finite.
 #[inline(always)]
-fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, bi: usize, bj: usize, scr: &mut Scratch<T>) -> bool {
-    let (n1, n2, tile) = (job.n1, job.n2, job.tile);
-    let (r0, r1) = (bi * tile, ((bi + 1) * tile).min(n1));
-    let (c0, c1) = (bj * tile, ((bj + 1) * tile).min(n2));
-    let diag = job.sym && bi == bj;
-    let mut c = vec![T::ZERO; tile];
-    let mut t = vec![T::ZERO; tile];
+fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, t: Tile, scr: &mut Scratch<T>) -> bool {
+    let (r0, r1, c0, c1, diag) = t;
+    let win = job.win;
+    let width = c1 - c0;
+    let mut c = vec![T::ZERO; width];
+    let mut t = vec![T::ZERO; width];
     let mut ok = true;
     let out_n = job.get.nngp.then_some(job.ptrs[0]);
     let out_t = job.get.ntk.then(|| job.ptrs[job.ptrs.len() - 1]);
@@ -196,10 +278,11 @@ fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, bi: usize, bj: us
         let js = if diag { i } else { c0 };
         let len = c1 - js;
         let (c, t) = (&mut c[..len], &mut t[..len]);
+        let at = win.idx(i, js);
         // SAFETY: this tile owns rows r0..r1 × columns c0..c1 of every buffer (and, when
-        // mirroring, the transposed block), and the buffers hold n1·n2 elements.
+        // mirroring, the transposed block), and the buffers hold the whole window.
         unsafe {
-            std::ptr::copy_nonoverlapping(src.get().add(i * n2 + js), c.as_mut_ptr(), len);
+            std::ptr::copy_nonoverlapping(src.get().add(at), c.as_mut_ptr(), len);
         }
         t.iter_mut().for_each(|v| *v = T::ZERO);
         crate::analytic::run_layers::<T, NTK>(job.plans, i, js, diag, c, t, scr);
@@ -215,14 +298,14 @@ fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, bi: usize, bj: us
         ok &= fin;
         unsafe {
             if let Some(p) = out_n {
-                std::ptr::copy_nonoverlapping(c.as_ptr(), p.get().add(i * n2 + js), len);
+                std::ptr::copy_nonoverlapping(c.as_ptr(), p.get().add(at), len);
             }
             if let Some(p) = out_t {
-                std::ptr::copy_nonoverlapping(t.as_ptr(), p.get().add(i * n2 + js), len);
+                std::ptr::copy_nonoverlapping(t.as_ptr(), p.get().add(at), len);
             }
         }
     }
-    if job.sym {
+    if job.mirror {
         // mirror the block (upper → lower) while it is still in cache
         for p in [out_n, out_t].into_iter().flatten() {
             let p = p.get();
@@ -230,7 +313,7 @@ fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, bi: usize, bj: us
                 let js = if diag { i + 1 } else { c0 };
                 for j in js..c1 {
                     unsafe {
-                        *p.add(j * n2 + i) = *p.add(i * n2 + j);
+                        *p.add(win.idx(j, i)) = *p.add(win.idx(i, j));
                     }
                 }
             }

@@ -8,9 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ntkrs_core::out::{MemorySink, NpyFile, OutOptions, Sink, Stats};
 use ntkrs_core::{self as core, Activation as CoreAct, BatchFn, Control, Error, Get, KernelOptions, Pointwise};
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -34,6 +35,10 @@ impl From<PyErrWrap> for PyErr {
             // the activation's own function failed or returned garbage: a bad argument (`fn`)
             Error::Callback(_) => PyValueError::new_err(msg),
             Error::Cancelled => PyKeyboardInterrupt::new_err("computation cancelled"),
+            Error::Io(_) => PyOSError::new_err(msg),
+            // a future variant of the core: still an error, never a panic
+            #[allow(unreachable_patterns)]
+            _ => PyRuntimeError::new_err(msg),
         }
     }
 }
@@ -368,6 +373,90 @@ fn to_numpy<'py, T: numpy::Element>(py: Python<'py>, k: core::Kernels<T>, diagon
     Ok((conv(k.nngp)?, conv(k.ntk)?))
 }
 
+/// Where one kernel of an out-of-core call goes: a `.npy` path, or a writable C-ordered array of
+/// the kernel's shape and dtype (`release`: it is a shared file mapping whose written pages may be
+/// handed back to the OS).
+enum Target<'py, T: numpy::Element> {
+    File(String),
+    Array(PyReadwriteArray2<'py, T>, bool),
+}
+
+/// One out-of-core call in precision `T`, through [`run_long`].
+#[allow(clippy::too_many_arguments)]
+fn typed_kernel_to<'py, T: ntkrs_core::Element + numpy::Element>(
+    py: Python<'py>,
+    net: &core::Network,
+    a: &PyReadonlyArray2<'py, T>,
+    b: Option<&PyReadonlyArray2<'py, T>>,
+    get: Get,
+    opts: &OutOptions,
+    targets: &[Bound<'py, PyAny>],
+    release: &[bool],
+    progress: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Stats> {
+    let (ma, mb) = (mat(a), b.map(mat));
+    let (n1, n2) = (ma.nrows(), mb.map_or(ma.nrows(), |m| m.nrows()));
+    let mut held: Vec<Target<'py, T>> = Vec::with_capacity(targets.len());
+    for (k, t) in targets.iter().enumerate() {
+        if let Ok(path) = t.extract::<String>() {
+            held.push(Target::File(path));
+            continue;
+        }
+        let arr = t.extract::<PyReadwriteArray2<'py, T>>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "out: expected a path or a writable 2-D {} array, got {}",
+                T::NAME,
+                t.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+        })?;
+        if arr.shape() != [n1, n2] || !arr.is_c_contiguous() {
+            return Err(PyValueError::new_err(format!(
+                "out: the array must be C-contiguous of shape ({n1}, {n2}), got shape {:?}",
+                arr.shape()
+            )));
+        }
+        held.push(Target::Array(arr, release.get(k).copied().unwrap_or(false)));
+    }
+    let mut sinks: Vec<Box<dyn Sink<T> + '_>> = Vec::with_capacity(held.len());
+    for t in held.iter_mut() {
+        match t {
+            Target::File(path) => sinks.push(Box::new(
+                NpyFile::<T>::create(path.as_str(), n1, n2).map_err(PyErrWrap)?,
+            )),
+            Target::Array(arr, release) => {
+                let ptr = arr.as_array_mut().as_mut_ptr();
+                // SAFETY: the array is C-contiguous of shape (n1, n2), borrowed mutably (numpy's
+                // borrow checker) until `held` is dropped after the call; `release` only for a
+                // shared file mapping (checked by the Python caller).
+                sinks.push(Box::new(unsafe { MemorySink::from_raw(ptr, n1, n2, *release) }));
+            }
+        }
+    }
+    let mut refs: Vec<&mut dyn Sink<T>> = sinks.iter_mut().map(|b| b.as_mut() as &mut dyn Sink<T>).collect();
+    let out = run_long(py, progress, |ctl| net.kernel_to(ma, mb, get, opts, &mut refs, ctl));
+    drop(refs);
+    drop(sinks); // an unfinished file is deleted here
+    out
+}
+
+fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("plan_s", s.plan_s)?;
+    d.set_item("gram_s", s.gram_s)?;
+    d.set_item("layers_s", s.layers_s)?;
+    d.set_item("wait_s", s.wait_s)?;
+    d.set_item("read_s", s.read_s)?;
+    d.set_item("mirror_s", s.mirror_s)?;
+    d.set_item("write_s", s.write_s)?;
+    d.set_item("total_s", s.total_s)?;
+    d.set_item("panels", s.panels)?;
+    d.set_item("panel_rows", s.panel_rows)?;
+    d.set_item("buffer_sets", s.buffer_sets)?;
+    d.set_item("buffer_bytes", s.buffer_bytes)?;
+    d.set_item("bytes_written", s.bytes_written)?;
+    Ok(d)
+}
+
 #[pymethods]
 impl PyNetwork {
     #[new]
@@ -390,8 +479,44 @@ impl PyNetwork {
         })
     }
 
-    /// kernel(x1, x2, nngp, ntk, diagonal, tile_size, progress) -> (nngp | None, ntk | None)
-    #[pyo3(signature = (x1, x2=None, nngp=true, ntk=true, diagonal=false, tile_size=0, progress=None))]
+    /// kernel_to(x1, x2, nngp, ntk, targets, release, memory_limit, tile_size, threads, progress) -> stats
+    #[pyo3(signature = (x1, x2, nngp, ntk, targets, release, memory_limit, tile_size=0, threads=0, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn kernel_to<'py>(
+        &self,
+        py: Python<'py>,
+        x1: &Bound<'py, PyAny>,
+        x2: Option<&Bound<'py, PyAny>>,
+        nngp: bool,
+        ntk: bool,
+        targets: Vec<Bound<'py, PyAny>>,
+        release: Vec<bool>,
+        memory_limit: u64,
+        tile_size: usize,
+        threads: usize,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let get = Get { nngp, ntk };
+        let opts = OutOptions {
+            kernel: KernelOptions { tile_size, threads },
+            memory_limit,
+        };
+        let net = &self.inner;
+        let a = input(x1, "x1")?;
+        let b = x2.map(|x| input(x, "x2")).transpose()?;
+        let (t, r) = (&targets[..], &release[..]);
+        let stats = match (a, b) {
+            (Input::F64(a), None) => typed_kernel_to(py, net, &a, None, get, &opts, t, r, progress),
+            (Input::F64(a), Some(Input::F64(b))) => typed_kernel_to(py, net, &a, Some(&b), get, &opts, t, r, progress),
+            (Input::F32(a), None) => typed_kernel_to(py, net, &a, None, get, &opts, t, r, progress),
+            (Input::F32(a), Some(Input::F32(b))) => typed_kernel_to(py, net, &a, Some(&b), get, &opts, t, r, progress),
+            _ => Err(PyTypeError::new_err("x2: must have the same dtype as x1")),
+        }?;
+        stats_dict(py, &stats)
+    }
+
+    /// kernel(x1, x2, nngp, ntk, diagonal, tile_size, progress, threads) -> (nngp | None, ntk | None)
+    #[pyo3(signature = (x1, x2=None, nngp=true, ntk=true, diagonal=false, tile_size=0, progress=None, threads=0))]
     #[allow(clippy::too_many_arguments)]
     fn kernel<'py>(
         &self,
@@ -403,9 +528,10 @@ impl PyNetwork {
         diagonal: bool,
         tile_size: usize,
         progress: Option<&Bound<'py, PyAny>>,
+        threads: usize,
     ) -> PyResult<Pair<'py>> {
         let get = Get { nngp, ntk };
-        let opts = KernelOptions { tile_size };
+        let opts = KernelOptions { tile_size, threads };
         let net = &self.inner;
         let a = input(x1, "x1")?;
         let b = x2.map(|x| input(x, "x2")).transpose()?;
@@ -737,6 +863,18 @@ fn get_num_threads() -> usize {
     core::num_threads()
 }
 
+/// Parse a byte count such as "2GB", "512MiB" or "1000" (see `ntkrs_core::parse_bytes`).
+#[pyfunction]
+fn parse_bytes(text: &str) -> PyResult<u64> {
+    core::parse_bytes(text).map_err(|e| PyErrWrap(e).into())
+}
+
+/// Bytes the out-of-core path reserves for scratch within a memory limit.
+#[pyfunction]
+fn reserve_bytes() -> u64 {
+    core::out::RESERVE_BYTES
+}
+
 /// The SIMD level detected at start-up.
 #[pyfunction]
 fn simd_level() -> &'static str {
@@ -751,6 +889,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(reserve_bytes, m)?)?;
     m.add("__version__", core::VERSION)?;
     m.add("DEFAULT_QUAD_DEGREE", core::activation::DEFAULT_QUAD_DEGREE)?;
     Ok(())
