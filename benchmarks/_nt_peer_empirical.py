@@ -30,7 +30,9 @@ Reference mode (``benchmarks/nt_empirical_reference_inputs.py`` writes the input
 [[W, b | null], ...], "x1": [[...]], "x2": [[...]]}}}``. For each network it records, for
 ``(x1, None)`` and ``(x1, x2)``, NT's empirical NTK and NNGP, traced (``trace_axes=(-1,)``) and
 full (``trace_axes=()``), computed with ``JACOBIAN_CONTRACTION`` (the simplest and most reliable
-implementation), plus the largest relative difference of the other two implementations from it.
+implementation), plus the largest relative difference of the other two implementations from it
+(``STRUCTURED_DERIVATIVES`` with ``_compat_shim``; an implementation's error message if it fails).
+Layer names are ``stax``'s, plus ``Tanh``/``Sigmoid``/``Softplus``/``Silu`` (see ``_build``).
 """
 
 from __future__ import annotations
@@ -47,11 +49,25 @@ from _nt_peer import _emit, _error_message, _import_nt, _peak_rss_mb, _versions
 IMPLEMENTATIONS = ("JACOBIAN_CONTRACTION", "NTK_VECTOR_PRODUCTS", "STRUCTURED_DERIVATIVES")
 
 
+# activations NT has no layer for, built as ``stax.Elementwise(fn)`` (finite width only)
+ELEMENTWISE = {"Tanh": "tanh", "Sigmoid": "sigmoid", "Softplus": "softplus", "Silu": "silu"}
+
+
 def _build(stax, layers: list[dict[str, Any]]):
-    """``stax.serial`` of the layers described as {"layer", "args", "kwargs"}: (init, apply)."""
+    """``stax.serial`` of the layers described as {"layer", "args", "kwargs"}: (init, apply).
+
+    ``Tanh``, ``Sigmoid``, ``Softplus`` and ``Silu`` (ntkrs names) become ``stax.Elementwise(fn)``
+    with ``jax.numpy.tanh`` / ``jax.nn.sigmoid`` / ``jax.nn.softplus`` / ``jax.nn.silu``."""
+    import jax
+
     built = []
     for layer in layers:
-        ctor = getattr(stax, layer["layer"])
+        name = layer["layer"]
+        if name in ELEMENTWISE:
+            fn = jax.numpy.tanh if name == "Tanh" else getattr(jax.nn, ELEMENTWISE[name])
+            built.append(stax.Elementwise(fn=fn))
+            continue
+        ctor = getattr(stax, name)
         built.append(ctor(*layer.get("args", []), **layer.get("kwargs", {})))
     init_fn, apply_fn, _ = stax.serial(*built)
     return init_fn, apply_fn
@@ -181,14 +197,17 @@ def _reference_one(jax, nt, stax, np, jnp, net: dict[str, Any], dtype: str) -> d
                 tag = "traced" if trace else "full"
                 nngp = _kernel_fn(nt, apply_fn, "nngp", trace, "")(x1, other, params)
                 res[field][f"nngp_{tag}"] = np.asarray(nngp, dtype=np.float64).tolist()
-                ref = None
-                for impl in IMPLEMENTATIONS:
-                    k = np.asarray(_kernel_fn(nt, apply_fn, "ntk", trace, impl)(x1, other, params), np.float64)
-                    if ref is None:
-                        ref = k
-                        res[field][f"ntk_{tag}"] = k.tolist()
-                    else:
+                ref = np.asarray(_kernel_fn(nt, apply_fn, "ntk", trace, IMPLEMENTATIONS[0])(x1, other, params),
+                                 np.float64)
+                res[field][f"ntk_{tag}"] = ref.tolist()
+                for impl in IMPLEMENTATIONS[1:]:
+                    if isinstance(worst.get(impl), str):
+                        continue
+                    try:
+                        k = np.asarray(_kernel_fn(nt, apply_fn, "ntk", trace, impl)(x1, other, params), np.float64)
                         worst[impl] = max(worst.get(impl, 0.0), _rel(np, k, ref))
+                    except Exception as exc:  # noqa: BLE001 - recorded, the reference stands
+                        worst[impl] = _error_message(exc)
         res["other_implementations_max_rel"] = worst
         return res
     except Exception as exc:  # noqa: BLE001 - any NT failure is data
@@ -203,6 +222,7 @@ def run_reference(path: str) -> dict[str, Any]:
     import jax.numpy as jnp
     import numpy as np
 
+    _compat_shim()  # so that STRUCTURED_DERIVATIVES runs for the comparison (JC is the reference)
     results = {name: _reference_one(jax, nt, stax, np, jnp, net, dtype) for name, net in spec["networks"].items()}
     return {"ok": True, **_versions(jax, nt), "dtype": dtype, "reference_implementation": IMPLEMENTATIONS[0],
             "results": results}
