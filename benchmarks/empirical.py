@@ -11,6 +11,8 @@ inputs of shape (N, 784), parameters ``net.init(784, seed=0, dtype)``; the kerne
   GEMM rate in that dtype, measured on ``(2048 x 2048) @ (2048 x N*O)`` (median of repeats);
 * components of ntkrs: ``apply`` (the forward pass alone) and ``empirical_nngp`` (forward pass
   plus the output Gram), to show where the time goes;
+* with ``--numpy-struct``: the same algorithm written in numpy (``numpy_structured``), timed stage
+  by stage: a measured floor for each stage, and one more cross-check;
 * neural-tangents (``--nt-python``, default ``/tmp/ntkrs-peer-venv/bin/python`` when it exists):
   ``nt.empirical_ntk_fn(f, trace_axes=(-1,) or (), vmap_axes=0, implementation=...)`` jitted, for
   each of ``JACOBIAN_CONTRACTION``, ``NTK_VECTOR_PRODUCTS``, ``STRUCTURED_DERIVATIVES``, each in its
@@ -110,6 +112,69 @@ def flops(n: int, mode: str, w: list[int]) -> dict[str, float]:
     return out
 
 
+def numpy_structured(params, x: np.ndarray, trace: bool) -> tuple[np.ndarray, dict[str, float]]:
+    """The same structured algorithm in numpy (OpenBLAS), k(x, x), timed stage by stage.
+
+    Rows are samples (numpy's natural layout); ``a @ a.T`` is a symmetric rank-k update (numpy
+    calls ``syrk``: half the FLOPs), like ntkrs' triangular Grams. Stages: ``forward`` (products,
+    bias, ReLU and its derivative), ``backward`` (``Δ_l = s·Δ_{l+1}·W_{l+1}ᵀ ⊙ φ'``, rows
+    ``(sample, output)``), ``gram_inputs``, ``gram_signals``, ``combine`` (the factor
+    ``s²·G + β²`` times the signal Gram, reordered to (N, N, O, O) when full, summed over layers).
+    """
+    dt = x.dtype.type
+    n, o = x.shape[0], params[-1][0].shape[1]
+    t: dict[str, float] = dict.fromkeys(("forward", "backward", "gram_inputs", "gram_signals", "combine"), 0.0)
+    t0 = time.perf_counter()
+    hs, ds = [x], []
+    for i, (w, b) in enumerate(params):
+        z = hs[-1] @ w
+        z *= dt(W_STD / np.sqrt(w.shape[0]))
+        z += dt(B_STD) * b
+        if i < len(params) - 1:
+            ds.append(z > 0)
+            hs.append(np.maximum(z, 0, out=z))
+        else:
+            hs.append(z)
+    t["forward"] = time.perf_counter() - t0
+    k = None
+    delta = np.broadcast_to(np.eye(o, dtype=x.dtype), (n, o, o)).reshape(n * o, o)  # rows (a, o)
+    for l in range(len(params) - 1, -1, -1):
+        w = params[l][0]
+        s = W_STD / np.sqrt(w.shape[0])
+        t0 = time.perf_counter()
+        g = hs[l] @ hs[l].T
+        g *= dt(s * s)
+        g += dt(B_STD * B_STD)
+        t1 = time.perf_counter()
+        if trace:
+            dd = delta.reshape(n, -1)
+            sg = dd @ dd.T
+            sg *= dt(1.0 / o)
+        else:
+            sg = delta @ delta.T
+        t2 = time.perf_counter()
+        if trace:
+            term = sg * g
+        else:
+            term = sg.reshape(n, o, n, o).transpose(0, 2, 1, 3) * g[:, :, None, None]
+        if k is None:
+            k = np.ascontiguousarray(term)
+        else:
+            k += term
+        t3 = time.perf_counter()
+        t["gram_inputs"] += t1 - t0
+        t["gram_signals"] += t2 - t1
+        t["combine"] += t3 - t2
+        if l > 0:
+            t0 = time.perf_counter()
+            nd = delta @ w.T
+            nd *= dt(s)
+            nd.reshape(n, o, -1)[...] *= ds[l - 1][:, None, :]
+            delta = nd
+            t["backward"] += time.perf_counter() - t0
+    return k, t
+
+
 def gemm_rate(n: int, dtype: str, repeats: int) -> float:
     """numpy's GEMM rate (FLOP/s) on (2048 x 2048) @ (2048 x N·O), median of ``repeats``."""
     rng = np.random.default_rng(1)
@@ -195,6 +260,14 @@ def run_case(n: int, dtype: str, mode: str, a, tmp: Path, rates: dict, sd_failur
     res["floor_s"] = res["flops"]["total"] / rates[key]
     res["floor_parts_s"] = {k: v / rates[key] for k, v in res["flops"].items() if k != "total"}
 
+    if a.numpy_struct:
+        k_np, stages = numpy_structured(params, x, trace)  # warm-up, and the cross-check
+        res["numpy_rel_err"] = rel_err(k_ours, k_np)
+        del k_np
+        runs = [numpy_structured(params, x, trace)[1] for _ in range(a.repeats)]
+        res["numpy_stages_s"] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        res["numpy_s"] = statistics.median(sum(r.values()) for r in runs)
+
     res["nt"] = {}
     if a.nt_python:
         data = tmp / f"case_{n}_{dtype}.npz"
@@ -252,6 +325,7 @@ def row(r: dict) -> tuple[str, ...]:
     case = f"N={r['n']} {r['dtype'][5:]} {r['mode']}"
     return (case, fmt(r["ntkrs_first_s"]), fmt(r["ntkrs_s"]), fmt(r["floor_s"]),
             fmt(r["ntkrs_s"] / r["floor_s"], "{:.2f}"), fmt(r.get("apply_s")), fmt(r.get("nngp_s")),
+            fmt(r.get("numpy_s")),
             *nt_cells, "-" if best is None else SHORT[best[0]],
             "-" if best is None else f"{best[1]['warm_median_s'] / r['ntkrs_s']:.1f}x",
             "-" if best is None else f"{best[1]['first_call_s']:.2f}",
@@ -259,7 +333,7 @@ def row(r: dict) -> tuple[str, ...]:
             f"{r['load_before']:.1f}/{r['load_after']:.1f}")
 
 
-HEAD = ("case", "ntkrs 1st", "ntkrs s", "floor s", "ntkrs/floor", "apply s", "nngp s",
+HEAD = ("case", "ntkrs 1st", "ntkrs s", "floor s", "ntkrs/floor", "apply s", "nngp s", "numpy s",
         *(f"NT {SHORT[i]} s" for i in NT_IMPLS), "NT best", "NT best/ntkrs", "NT best 1st", "max rel err",
         "GFLOP/s", "load")
 
@@ -279,6 +353,8 @@ def main() -> None:
     p.add_argument("--nt-mem-limit-gb", type=float, default=16.0,
                    help="skip an NT implementation whose estimated memory exceeds this")
     p.add_argument("--no-components", action="store_true", help="do not time apply / empirical_nngp")
+    p.add_argument("--numpy-struct", action="store_true",
+                   help="also time the same algorithm written in numpy, stage by stage")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--json", help="also write every measurement to this file")
     a = p.parse_args()
@@ -319,6 +395,9 @@ def main() -> None:
         parts = ", ".join(f"{k} {v:.3f}" for k, v in r["floor_parts_s"].items())
         print(f"# N={r['n']} {r['dtype']} {r['mode']}: {parts}; FLOPs {r['flops']['total']:.3g} "
               f"at {r['rate_gflops']:.0f} GFLOP/s")
+        if "numpy_stages_s" in r:
+            parts = ", ".join(f"{k} {v:.3f}" for k, v in r["numpy_stages_s"].items())
+            print(f"#   numpy structured: {r['numpy_s']:.3f} s = {parts}; rel err vs ntkrs {r['numpy_rel_err']:.1e}")
         for impl, v in r["nt"].items():
             if v.get("ok"):
                 times = [round(t, 3) for t in v["warm_times_s"]]
