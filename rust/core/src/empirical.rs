@@ -109,6 +109,18 @@ fn scales(block: &Block, n_in: usize) -> (f64, f64) {
     }
 }
 
+/// `par`, or sequential when a product of `work` multiply-adds is too small to share out.
+fn sized(par: Par, work: usize) -> Par {
+    if work < 1 << 21 {
+        Par::Seq
+    } else {
+        par
+    }
+}
+
+/// Least number of elements per parallel task of the elementwise passes.
+const MIN_LEN: usize = 1 << 12;
+
 /// Number of elements per parallel work item of the pointwise passes.
 const CHUNK: usize = 1 << 14;
 
@@ -181,7 +193,7 @@ impl Network {
                 }
                 _ => {}
             }
-            let finite_w = (0..p.w.ncols()).all(|j| (0..p.w.nrows()).all(|i| p.w[(i, j)].is_finite()));
+            let finite_w = all_finite(p.w);
             let finite_b = p.b.is_none_or(|b| b.iter().all(|v| v.is_finite()));
             if !(finite_w && finite_b) {
                 return Err(Error::arg(
@@ -377,14 +389,17 @@ impl Network {
                     0.0
                 });
                 if b2 != T::ZERO {
-                    factor.par_iter_mut().for_each(|v| *v += b2);
+                    factor.par_iter_mut().with_min_len(MIN_LEN).for_each(|v| *v += b2);
                 }
                 let term = if opts.trace {
                     // (1/O) Σ_o Δ_l(x1)[o]·Δ_l(x2)[o]: the Gram of the flattened per-sample signals
                     let k = n_l * o;
                     let db = d2.as_deref().map(|d| cm(d, k, n2));
                     let mut g = gram(cm(&d1, k, n1), db, T::from_f64(1.0 / o as f64), par, ctl)?;
-                    g.par_iter_mut().zip(factor.par_iter()).for_each(|(g, f)| *g *= *f);
+                    g.par_iter_mut()
+                        .zip(factor.par_iter())
+                        .with_min_len(MIN_LEN)
+                        .for_each(|(g, f)| *g *= *f);
                     g
                 } else {
                     let db = d2.as_deref().map(|d| cm(d, n_l, n2 * o));
@@ -397,7 +412,11 @@ impl Network {
                 } else {
                     match &mut total {
                         None => total = Some(term),
-                        Some(t) => t.par_iter_mut().zip(term.par_iter()).for_each(|(t, v)| *t += *v),
+                        Some(t) => t
+                            .par_iter_mut()
+                            .zip(term.par_iter())
+                            .with_min_len(MIN_LEN)
+                            .for_each(|(t, v)| *t += *v),
                     }
                 }
             }
@@ -406,7 +425,10 @@ impl Network {
                 // summed in network order, so that the total is exactly `sum(parts)`
                 let mut t = layers[0].clone();
                 for term in &layers[1..] {
-                    t.par_iter_mut().zip(term.par_iter()).for_each(|(t, v)| *t += *v);
+                    t.par_iter_mut()
+                        .zip(term.par_iter())
+                        .with_min_len(MIN_LEN)
+                        .for_each(|(t, v)| *t += *v);
                 }
                 total = Some(t);
             }
@@ -447,11 +469,13 @@ impl Network {
             }
             if let Some(b) = p.b {
                 let beta = T::from_f64(beta);
-                z.par_chunks_mut(n_out).for_each(|col| {
-                    for (v, &bj) in col.iter_mut().zip(b) {
-                        *v += beta * bj;
-                    }
-                });
+                z.par_chunks_mut(n_out)
+                    .with_min_len(MIN_LEN / n_out + 1)
+                    .for_each(|col| {
+                        for (v, &bj) in col.iter_mut().zip(b) {
+                            *v += beta * bj;
+                        }
+                    });
             }
             let (h, d) = match &block.act {
                 None => (z, None),
@@ -471,7 +495,7 @@ impl Network {
                     (h, grad.then_some(d))
                 }
             };
-            if !h.par_iter().all(|v| v.is_finite()) {
+            if !h.par_iter().with_min_len(MIN_LEN).all(|v| v.is_finite()) {
                 return Err(Error::NonFinite(format!(
                     "the forward pass overflowed {} in Dense layer {l}{}: rescale the inputs or parameters, \
                      or use float64",
@@ -518,6 +542,7 @@ impl Network {
             // column (a, o) is scaled by sample a's φ'(z_l)
             out.par_chunks_mut(n_l * o)
                 .zip(d.par_chunks(n_l))
+                .with_min_len(MIN_LEN / (n_l * o) + 1)
                 .for_each(|(blk, da)| {
                     for col in blk.chunks_mut(n_l) {
                         for (v, &g) in col.iter_mut().zip(da) {
@@ -553,6 +578,23 @@ fn cm<T: Element>(v: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
     MatRef::from_column_major_slice(&v[..rows * cols], rows, cols)
 }
 
+/// Whether every entry is finite, read in memory order (rows or columns, whichever is contiguous),
+/// in parallel for large matrices.
+fn all_finite<T: Element>(m: MatRef<'_, T>) -> bool {
+    let m = if m.row_stride().unsigned_abs() < m.col_stride().unsigned_abs() {
+        m
+    } else {
+        m.transpose()
+    };
+    // now each column is the contiguous (or shortest-stride) direction
+    let col_ok = |j: usize| (0..m.nrows()).all(|i| m[(i, j)].is_finite());
+    if m.nrows() * m.ncols() >= 1 << 20 {
+        (0..m.ncols()).into_par_iter().all(col_ok)
+    } else {
+        (0..m.ncols()).all(col_ok)
+    }
+}
+
 /// Both input batches finite and non-empty, with the same number of features.
 fn check_pair<T: Element>(x1: MatRef<'_, T>, x2: Option<MatRef<'_, T>>) -> Result<()> {
     check_x("x1", x1)?;
@@ -574,7 +616,7 @@ fn check_x<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<()> {
             ),
         ));
     }
-    let ok = (0..x.ncols()).all(|j| (0..x.nrows()).all(|i| x[(i, j)].is_finite()));
+    let ok = all_finite(x);
     if !ok {
         return Err(Error::arg(
             arg,
@@ -606,7 +648,7 @@ fn gemm_cols<T: Element>(
             lhs,
             rhs.subcols(c0, w),
             alpha,
-            par,
+            sized(par, per_col * w),
         );
     }
     Ok(())
@@ -624,8 +666,12 @@ fn gram<T: Element>(a: MatRef<'_, T>, b: Option<MatRef<'_, T>>, alpha: T, par: P
     let mut out = vec![T::ZERO; n1 * n2];
     // row-major n1 × n2 is column-major n2 × n1: out_cm = bᵀ a
     let bb = b.unwrap_or(a);
-    // about 2^31 multiply-adds per panel, at most PANEL columns
-    let panel = ((1usize << 31) / (a.nrows() * n2).max(1)).clamp(32, PANEL);
+    // about 2^31 multiply-adds per panel, at most PANEL columns; for a symmetric product narrow
+    // panels keep the multiplied part close to the lower half (1/2 + panel/(2·n) of the square)
+    let mut panel = ((1usize << 31) / (a.nrows() * n2).max(1)).clamp(32, PANEL);
+    if b.is_none() {
+        panel = panel.min((n1 / 16).max(32));
+    }
     for c0 in (0..n1).step_by(panel) {
         ctl.check()?;
         let c1 = (c0 + panel).min(n1);
@@ -637,7 +683,7 @@ fn gram<T: Element>(a: MatRef<'_, T>, b: Option<MatRef<'_, T>>, alpha: T, par: P
             bb.subcols(r0, n2 - r0).transpose(),
             a.subcols(c0, c1 - c0),
             alpha,
-            par,
+            sized(par, (n2 - r0) * (c1 - c0) * a.nrows()),
         );
     }
     if b.is_none() {
@@ -667,18 +713,21 @@ fn mirror_lower_to_upper<T: Element>(m: &mut [T], n: usize) {
 fn permute_full<T: Element>(g: &[T], factor: Option<&[T]>, n1: usize, n2: usize, o: usize) -> Vec<T> {
     debug_assert_eq!(g.len(), n1 * n2 * o * o);
     let mut out = vec![T::ZERO; g.len()];
-    out.par_chunks_mut(n2 * o * o).enumerate().for_each(|(a, row)| {
-        for b in 0..n2 {
-            let f = factor.map_or(T::ONE, |f| f[a * n2 + b]);
-            for k in 0..o {
-                let src = &g[(a * o + k) * n2 * o + b * o..][..o];
-                let dst = &mut row[(b * o + k) * o..][..o];
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = f * s;
+    out.par_chunks_mut(n2 * o * o)
+        .with_min_len(MIN_LEN / (n2 * o * o) + 1)
+        .enumerate()
+        .for_each(|(a, row)| {
+            for b in 0..n2 {
+                let f = factor.map_or(T::ONE, |f| f[a * n2 + b]);
+                for k in 0..o {
+                    let src = &g[(a * o + k) * n2 * o + b * o..][..o];
+                    let dst = &mut row[(b * o + k) * o..][..o];
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d = f * s;
+                    }
                 }
             }
-        }
-    });
+        });
     out
 }
 
@@ -777,7 +826,10 @@ impl Network {
                     let mut it = sums.iter_mut();
                     for v in [e.nngp, e.ntk].into_iter().flatten() {
                         if let Some(s) = it.next() {
-                            s.par_iter_mut().zip(v.par_iter()).for_each(|(s, v)| *s += *v);
+                            s.par_iter_mut()
+                                .zip(v.par_iter())
+                                .with_min_len(MIN_LEN)
+                                .for_each(|(s, v)| *s += *v);
                         }
                     }
                 }
@@ -786,7 +838,7 @@ impl Network {
         })?;
         let inv = T::from_f64(1.0 / n_samples as f64);
         for s in &mut sums {
-            s.par_iter_mut().for_each(|v| *v *= inv);
+            s.par_iter_mut().with_min_len(MIN_LEN).for_each(|v| *v *= inv);
         }
         let mut it = sums.into_iter();
         Ok(Kernels {
@@ -1013,7 +1065,10 @@ impl Network {
                     .map(|(k, &v)| T::from_f64((v.to_f64() - y[(k / o, k % o)].to_f64()) * inv_size))
                     .collect();
                 if let Some(d) = &fwd.d[last] {
-                    g.par_iter_mut().zip(d.par_iter()).for_each(|(g, d)| *g *= *d);
+                    g.par_iter_mut()
+                        .zip(d.par_iter())
+                        .with_min_len(MIN_LEN)
+                        .for_each(|(g, d)| *g *= *d);
                 }
                 for l in (0..=last).rev() {
                     let (n_in, n_out) = (p[l].n_in, p[l].n_out);
@@ -1027,10 +1082,13 @@ impl Network {
                             p[l].view().w,
                             cm(&g, n_out, n),
                             T::from_f64(s),
-                            par,
+                            sized(par, n_in * n_out * n),
                         );
                         if let Some(d) = &fwd.d[l - 1] {
-                            gb.par_iter_mut().zip(d.par_iter()).for_each(|(g, d)| *g *= *d);
+                            gb.par_iter_mut()
+                                .zip(d.par_iter())
+                                .with_min_len(MIN_LEN)
+                                .for_each(|(g, d)| *g *= *d);
                         }
                         gb
                     });
@@ -1046,7 +1104,7 @@ impl Network {
                         cm(&g, n_out, n),
                         h,
                         T::from_f64(-eta * s),
-                        par,
+                        sized(par, n_in * n_out * n),
                     );
                     if let Some(b) = p[l].b.as_mut() {
                         let mut sums = vec![0.0f64; n_out];
