@@ -9,6 +9,8 @@ prints the deviations from the limit and the timing.
 
     python examples/jacot_fig1.py                                  # the paper's scale (slow: see below)
     python examples/jacot_fig1.py --widths 500 2000 --out docs/jacot_fig1.png --json jacot_fig1.json
+    python examples/jacot_fig1.py --widths 10000 --inits 2 --json wide.json      # then join the runs:
+    python examples/jacot_fig1.py --from-json jacot_fig1.json wide.json --out docs/jacot_fig1.png
 
 Cost: one gradient step of a width-n network is a few passes over its 2n² hidden weights, so it is
 memory-bound for large n: about 3 s per step at n = 10,000 in float32 on a loaded 2-core machine,
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 
 import ntkrs as nk
 import numpy as np
-from ntkrs.experiments import jacot_fig1, plot_jacot_fig1
+from ntkrs.experiments import JacotFig1, jacot_fig1, plot_jacot_fig1
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -42,6 +44,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="ntkrs threads (default: all cores)")
     p.add_argument("--out", default="jacot_fig1.png", help="PNG to write")
     p.add_argument("--json", default=None, help="also write the arrays and the summary to this JSON file")
+    p.add_argument("--from-json", nargs="+", default=None, metavar="FILE",
+                   help="compute nothing: join the runs saved in these --json files (e.g. a slow wide run with "
+                        "fewer initialisations) and plot them")
     return p.parse_args(argv)
 
 
@@ -50,17 +55,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.threads is not None:
         nk.set_num_threads(args.threads)
     start = time.perf_counter()
-    result = jacot_fig1(widths=args.widths, inits=args.inits, steps=args.steps, learning_rate=args.lr,
-                        n_train=args.n_train, angles=args.angles, dtype=np.dtype(args.dtype), seed=args.seed,
-                        log=lambda line: print(line, flush=True))
+    if args.from_json:
+        runs = []
+        for name in args.from_json:
+            with open(name) as fh:
+                runs.append(JacotFig1.from_json(json.load(fh)))
+        result = JacotFig1.concat(runs)
+    else:
+        result = jacot_fig1(widths=args.widths, inits=args.inits, steps=args.steps, learning_rate=args.lr,
+                            n_train=args.n_train, angles=args.angles, dtype=np.dtype(args.dtype), seed=args.seed,
+                            log=lambda line: print(line, flush=True))
     total = time.perf_counter() - start
     summary = result.summary()
-    print(f"{'width':>7} {'dev t=0':>9} {'dev t=T':>9} {'moved':>9} {'mean dev':>9} {'loss 0':>9} {'loss T':>9} "
-          f"{'seconds':>8}")
+    print(f"{'width':>7} {'inits':>5} {'dev t=0':>9} {'dev t=T':>9} {'moved':>9} {'mean dev':>9} {'loss 0':>9} "
+          f"{'loss T':>9} {'seconds':>8}")
     for width, s in summary.items():
-        print(f"{width:>7} {s['dev_init']:>9.4f} {s['dev_trained']:>9.4f} {s['moved']:>9.4f} "
+        print(f"{width:>7} {s['inits']:>5} {s['dev_init']:>9.4f} {s['dev_trained']:>9.4f} {s['moved']:>9.4f} "
               f"{s['dev_mean_init']:>9.4f} {s['loss_init']:>9.4f} {s['loss_trained']:>9.2e} {s['seconds']:>8.1f}")
-    print(f"total {total:.1f} s ({nk.get_num_threads()} threads, {args.dtype})")
+    if not args.from_json:
+        print(f"total {total:.1f} s ({nk.get_num_threads()} threads, {args.dtype})")
 
     import matplotlib
 
@@ -69,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(f"wrote {args.out}")
     if args.json:
         data = result.to_json()
-        data["total_seconds"] = total
+        if not args.from_json:
+            data["total_seconds"] = total
         with open(args.json, "w") as fh:
             json.dump(data, fh)
         print(f"wrote {args.json}")

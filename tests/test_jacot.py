@@ -104,3 +104,19 @@ def test_script_writes_a_png_and_json(tmp_path):
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert width > 100 and height > 100
     assert json.loads(js.read_text())["config"]["steps"] == 5
+
+
+def test_runs_with_fewer_initialisations_join_and_round_trip_through_json(result):
+    small = jacot_fig1(widths=(16,), inits=2, steps=30, angles=41, seed=3)
+    both = JacotFig1.concat([result, small])
+    assert both.widths.tolist() == [64, 1024, 16] and both.theta_init.shape == (3, 4, 41)
+    assert np.isnan(both.theta_init[2, 2:]).all() and both.config["inits"] == [4, 4, 2]
+    s = both.summary()
+    assert s[16]["inits"] == 2 and s[16] == pytest.approx(small.summary()[16])
+    assert s[64] == pytest.approx(result.summary()[64])
+    again = JacotFig1.from_json(json.loads(json.dumps(both.to_json())))
+    np.testing.assert_array_equal(again.theta_trained, both.theta_trained)  # NaN where both are NaN
+    for width, row in again.summary().items():
+        assert row == pytest.approx(s[width])
+    with pytest.raises(ValueError, match="settings"):
+        JacotFig1.concat([result, jacot_fig1(widths=(16,), inits=1, steps=3, angles=41, seed=3)])

@@ -66,6 +66,36 @@ class JacotFig1:
     seconds: np.ndarray
     config: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def concat(cls, results: Sequence[JacotFig1]) -> JacotFig1:
+        """Join runs of different widths with the same angles, training set and settings (e.g. a
+        slow wide run with fewer initialisations); missing initialisations are NaN and ignored by
+        :meth:`summary` and :func:`plot_jacot_fig1`."""
+        first = results[0]
+        for r in results[1:]:
+            same = {k: v for k, v in r.config.items() if k not in ("widths", "inits")}
+            if same != {k: v for k, v in first.config.items() if k not in ("widths", "inits")}:
+                raise ValueError(f"concat: the runs differ in their settings: {first.config} vs {r.config}")
+            if not (np.array_equal(r.gammas, first.gammas) and np.array_equal(r.x_train, first.x_train)):
+                raise ValueError("concat: the runs differ in their angles or training set")
+        inits = max(r.theta_init.shape[1] for r in results)
+
+        def pad(name: str, fill: Any) -> np.ndarray:
+            parts = []
+            for r in results:
+                a = getattr(r, name)
+                wide = np.full((a.shape[0], inits) + a.shape[2:], fill, dtype=a.dtype)
+                wide[:, : a.shape[1]] = a
+                parts.append(wide)
+            return np.concatenate(parts)
+
+        config = dict(first.config)
+        config["widths"] = [int(w) for r in results for w in r.widths]
+        config["inits"] = [int(np.isfinite(r.loss[w, :, 0]).sum()) for r in results for w in range(len(r.widths))]
+        return cls(np.concatenate([r.widths for r in results]), first.gammas, first.x0, first.xs, first.theta_limit,
+                   pad("theta_init", np.nan), pad("theta_trained", np.nan), pad("loss", np.nan), first.x_train,
+                   first.y_train, pad("seeds", -1), np.concatenate([r.seconds for r in results]), config)
+
     def summary(self) -> dict[str, Any]:
         """Per width, relative L² distances over the γ grid (``‖a − b‖₂ / ‖Θ_∞‖₂``), averaged over the
         initialisations:
@@ -75,6 +105,7 @@ class JacotFig1:
         * ``dev_mean_init``: the mean curve over initialisations from the limit (the bias plus
           fluctuations / √I);
         * ``loss_init``, ``loss_trained``: mean training loss before and after;
+        * ``inits``: the number of initialisations;
         * ``seconds``: wall time for the width.
         """
         ref = np.linalg.norm(self.theta_limit)
@@ -84,22 +115,40 @@ class JacotFig1:
 
         out: dict[str, Any] = {}
         for w, width in enumerate(self.widths):
-            t0, t1 = self.theta_init[w], self.theta_trained[w]
+            ok = np.isfinite(self.loss[w, :, 0])  # initialisations that ran (see concat)
+            t0, t1, loss = self.theta_init[w, ok], self.theta_trained[w, ok], self.loss[w, ok]
             out[int(width)] = {
+                "inits": int(ok.sum()),
                 "dev_init": float(rel(t0, self.theta_limit).mean()),
                 "dev_trained": float(rel(t1, self.theta_limit).mean()),
                 "moved": float(rel(t1, t0).mean()),
                 "dev_mean_init": float(rel(t0.mean(axis=0), self.theta_limit)),
-                "loss_init": float(self.loss[w, :, 0].mean()),
-                "loss_trained": float(self.loss[w, :, 1].mean()),
+                "loss_init": float(loss[:, 0].mean()),
+                "loss_trained": float(loss[:, 1].mean()),
                 "seconds": float(self.seconds[w]),
             }
         return out
 
     def to_json(self) -> dict[str, Any]:
-        """Everything as JSON-ready lists, with the :meth:`summary` under ``"summary"``."""
-        arrays = {k: np.asarray(v).tolist() for k, v in vars(self).items() if k != "config"}
+        """Everything as JSON-ready lists (NaN as ``null``), with the :meth:`summary` under ``"summary"``."""
+        def lists(v: Any) -> Any:
+            a = np.asarray(v)
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                return np.where(np.isfinite(a), a, None).tolist()
+            return a.tolist()
+
+        arrays = {k: lists(v) for k, v in vars(self).items() if k != "config"}
         return {"config": dict(self.config), "summary": {str(k): v for k, v in self.summary().items()}, **arrays}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JacotFig1:
+        """The inverse of :meth:`to_json` (``data`` as ``json.load`` returns it)."""
+        def arr(name: str, dtype: Any = np.float64) -> np.ndarray:
+            return np.array(data[name], dtype=dtype)  # None (a missing initialisation) becomes NaN
+
+        return cls(arr("widths", np.int64), arr("gammas"), arr("x0"), arr("xs"), arr("theta_limit"),
+                   arr("theta_init"), arr("theta_trained"), arr("loss"), arr("x_train"), arr("y_train"),
+                   arr("seeds", np.int64), arr("seconds"), dict(data["config"]))
 
 
 def jacot_fig1(widths: Sequence[int] = (500, 10_000), inits: int = 10, steps: int = 200,
@@ -192,15 +241,16 @@ def plot_jacot_fig1(result: JacotFig1, path: Any = None, *, axes: Any = None, dp
     summary = result.summary()
     for w, ax in enumerate(axes):
         width = int(result.widths[w])
-        for k in range(result.theta_init.shape[1]):
+        s = summary[width]
+        for k in range(s["inits"]):
             c = colours(k % 10)
             ax.plot(result.gammas, result.theta_init[w, k], color=c, lw=0.9, alpha=0.8,
                     label="t = 0" if k == 0 else None)
             ax.plot(result.gammas, result.theta_trained[w, k], color=c, lw=0.9, ls="--", alpha=0.8,
                     label=f"t = {steps}" if k == 0 else None)
         ax.plot(result.gammas, result.theta_limit, color="black", lw=2.5, label="n = ∞ (limit)")
-        s = summary[width]
-        ax.set_title(f"n = {width}: {result.theta_init.shape[1]} initialisations\n"
+        plural = "s" if s["inits"] != 1 else ""
+        ax.set_title(f"n = {width}: {s['inits']} initialisation{plural}\n"
                      f"dev. from limit {s['dev_init']:.3f} (t = 0), {s['dev_trained']:.3f} (t = {steps}); "
                      f"moved {s['moved']:.3f}", fontsize=9)
         ax.set_xlabel("γ")
