@@ -41,8 +41,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--angles", type=int, default=101, help="angles γ in [−π, π]")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--seed", type=int, default=0, help="seed of the training set and the first initialisation")
-    p.add_argument("--threads", type=int, default=None, help="ntkrs threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="ntkrs threads; None: all cores")
     p.add_argument("--out", default="jacot_fig1.png", help="PNG to write")
+    p.add_argument("--dpi", type=int, default=120, help="resolution of the PNG")
     p.add_argument("--json", default=None, help="also write the arrays and the summary to this JSON file")
     p.add_argument("--from-json", nargs="+", default=None, metavar="FILE",
                    help="compute nothing: join the runs saved in these --json files (e.g. a slow wide run with "
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    plot_jacot_fig1(result, args.out)
+    plot_jacot_fig1(result, args.out, dpi=args.dpi)
     print(f"wrote {args.out}")
     if args.json:
         data = result.to_json()
