@@ -10,7 +10,8 @@ prints the deviations from the limit and the timing.
     python examples/jacot_fig1.py                                  # the paper's scale (slow: see below)
     python examples/jacot_fig1.py --widths 500 2000 --out docs/jacot_fig1.png --json jacot_fig1.json
     python examples/jacot_fig1.py --widths 10000 --inits 2 --json wide.json      # then join the runs:
-    python examples/jacot_fig1.py --from-json jacot_fig1.json wide.json --out docs/jacot_fig1.png
+    python examples/jacot_fig1.py --widths 10000 --inits 3 --first-init 2 --json wide2.json
+    python examples/jacot_fig1.py --from-json jacot_fig1.json wide.json wide2.json --out docs/jacot_fig1.png
 
 Cost: one gradient step of a width-n network is a few passes over its 2n² hidden weights, so it is
 memory-bound for large n: about 3 s per step at n = 10,000 in float32 on a loaded 2-core machine,
@@ -41,6 +42,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--angles", type=int, default=101, help="angles γ in [−π, π]")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--seed", type=int, default=0, help="seed of the training set and the first initialisation")
+    p.add_argument("--first-init", type=int, default=0,
+                   help="index of the first initialisation (seed + first-init + k), to add initialisations to a run")
     p.add_argument("--threads", type=int, default=None, help="ntkrs threads; None: all cores")
     p.add_argument("--out", default="jacot_fig1.png", help="PNG to write")
     p.add_argument("--dpi", type=int, default=120, help="resolution of the PNG")
@@ -65,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     else:
         result = jacot_fig1(widths=args.widths, inits=args.inits, steps=args.steps, learning_rate=args.lr,
                             n_train=args.n_train, angles=args.angles, dtype=np.dtype(args.dtype), seed=args.seed,
+                            first_init=args.first_init,
                             log=lambda line: print(line, flush=True))
     total = time.perf_counter() - start
     summary = result.summary()

@@ -118,5 +118,14 @@ def test_runs_with_fewer_initialisations_join_and_round_trip_through_json(result
     np.testing.assert_array_equal(again.theta_trained, both.theta_trained)  # NaN where both are NaN
     for width, row in again.summary().items():
         assert row == pytest.approx(s[width])
+    # more initialisations of a width already there are appended to it
+    more = jacot_fig1(widths=(16, 64), inits=1, steps=30, angles=41, seed=3, first_init=4)
+    joined = JacotFig1.concat([both, more])
+    assert joined.widths.tolist() == [64, 1024, 16] and joined.config["inits"] == [5, 4, 3]
+    assert joined.seeds[2, :3].tolist() == [3, 4, 7] and joined.seeds[0].tolist() == [3, 4, 5, 6, 7]
+    np.testing.assert_array_equal(joined.theta_trained[2, 2], more.theta_trained[0, 0])
+    np.testing.assert_array_equal(joined.theta_init[2, :2], small.theta_init[0])
+    with pytest.raises(ValueError, match="twice"):
+        JacotFig1.concat([small, small])
     with pytest.raises(ValueError, match="settings"):
         JacotFig1.concat([result, jacot_fig1(widths=(16,), inits=1, steps=3, angles=41, seed=3)])

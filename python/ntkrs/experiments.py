@@ -68,33 +68,44 @@ class JacotFig1:
 
     @classmethod
     def concat(cls, results: Sequence[JacotFig1]) -> JacotFig1:
-        """Join runs of different widths with the same angles, training set and settings (e.g. a
-        slow wide run with fewer initialisations); missing initialisations are NaN and ignored by
-        :meth:`summary` and :func:`plot_jacot_fig1`."""
+        """Join runs with the same angles, training set and settings: runs of different widths (e.g.
+        a slow wide run with fewer initialisations), and runs of the same width with other
+        initialisations (``first_init``), whose curves are appended. Widths keep their first order;
+        missing initialisations are NaN and ignored by :meth:`summary` and :func:`plot_jacot_fig1`."""
+        free = ("widths", "inits", "first_init")
         first = results[0]
         for r in results[1:]:
-            same = {k: v for k, v in r.config.items() if k not in ("widths", "inits")}
-            if same != {k: v for k, v in first.config.items() if k not in ("widths", "inits")}:
+            if {k: v for k, v in r.config.items() if k not in free} != \
+                    {k: v for k, v in first.config.items() if k not in free}:
                 raise ValueError(f"concat: the runs differ in their settings: {first.config} vs {r.config}")
             if not (np.array_equal(r.gammas, first.gammas) and np.array_equal(r.x_train, first.x_train)):
                 raise ValueError("concat: the runs differ in their angles or training set")
-        inits = max(r.theta_init.shape[1] for r in results)
-
-        def pad(name: str, fill: Any) -> np.ndarray:
-            parts = []
-            for r in results:
-                a = getattr(r, name)
-                wide = np.full((a.shape[0], inits) + a.shape[2:], fill, dtype=a.dtype)
-                wide[:, : a.shape[1]] = a
-                parts.append(wide)
-            return np.concatenate(parts)
-
-        config = dict(first.config)
-        config["widths"] = [int(w) for r in results for w in r.widths]
-        config["inits"] = [int(np.isfinite(r.loss[w, :, 0]).sum()) for r in results for w in range(len(r.widths))]
-        return cls(np.concatenate([r.widths for r in results]), first.gammas, first.x0, first.xs, first.theta_limit,
-                   pad("theta_init", np.nan), pad("theta_trained", np.nan), pad("loss", np.nan), first.x_train,
-                   first.y_train, pad("seeds", -1), np.concatenate([r.seconds for r in results]), config)
+        rows: dict[int, list[tuple[np.ndarray, ...]]] = {}
+        seconds: dict[int, float] = {}
+        for r in results:
+            for w, width in enumerate(r.widths):
+                ok = np.isfinite(r.loss[w, :, 0])
+                got = rows.setdefault(int(width), [])
+                for k in np.flatnonzero(ok):
+                    if any(s == r.seeds[w, k] for *_, s in got):
+                        raise ValueError(f"concat: width {width} has initialisation seed {r.seeds[w, k]} twice")
+                    got.append((r.theta_init[w, k], r.theta_trained[w, k], r.loss[w, k], r.seeds[w, k]))
+                seconds[int(width)] = seconds.get(int(width), 0.0) + float(r.seconds[w])
+        widths = list(rows)
+        inits = max(len(v) for v in rows.values())
+        theta_init = np.full((len(widths), inits, len(first.gammas)), np.nan)
+        theta_trained = np.full_like(theta_init, np.nan)
+        loss = np.full((len(widths), inits, 2), np.nan)
+        seeds = np.full((len(widths), inits), -1, dtype=np.int64)
+        for w, width in enumerate(widths):
+            for k, (t0, t1, lo, sd) in enumerate(rows[width]):
+                theta_init[w, k], theta_trained[w, k], loss[w, k], seeds[w, k] = t0, t1, lo, sd
+        config = {k: v for k, v in first.config.items() if k != "first_init"}
+        config["widths"] = widths
+        config["inits"] = [len(rows[w]) for w in widths]
+        return cls(np.array(widths, dtype=np.int64), first.gammas, first.x0, first.xs, first.theta_limit, theta_init,
+                   theta_trained, loss, first.x_train, first.y_train, seeds,
+                   np.array([seconds[w] for w in widths]), config)
 
     def summary(self) -> dict[str, Any]:
         """Per width, relative L² distances over the γ grid (``‖a − b‖₂ / ‖Θ_∞‖₂``), averaged over the
@@ -153,12 +164,12 @@ class JacotFig1:
 
 def jacot_fig1(widths: Sequence[int] = (500, 10_000), inits: int = 10, steps: int = 200,
                learning_rate: float = 1.0, n_train: int = 4, angles: int = 101, dtype: Any = np.float32,
-               seed: int = 0, depth: int = 4, W_std: float = 1.0, b_std: float = 0.1,
+               seed: int = 0, depth: int = 4, W_std: float = 1.0, b_std: float = 0.1, first_init: int = 0,
                log: Callable[[str], Any] | None = None) -> JacotFig1:
     """Jacot et al. (2018), Fig. 1: the empirical NTK on the unit circle at initialisation and
     after training, for several widths and initialisations, and its infinite-width limit.
 
-    For each width ``n`` and initialisation ``k``: ``params = net.init(2, seed + k)``; ``Θ_0 =
+    For each width ``n`` and initialisation ``k``: ``params = net.init(2, seed + first_init + k)``; ``Θ_0 =
     net.empirical_ntk(params, x0, xs)``; ``net.train`` runs ``steps`` steps of full-batch gradient
     descent with ``learning_rate`` on ``1/(2N)·‖f(X) − f*(X)‖²``, ``f*(x) = x₁x₂``; ``Θ_T`` is the
     empirical NTK of the trained parameters. As in the paper, the ``n_train`` training inputs are
@@ -174,6 +185,8 @@ def jacot_fig1(widths: Sequence[int] = (500, 10_000), inits: int = 10, steps: in
             precision) or ``np.float64``. The limit is always float64.
         seed: base seed for the training set and the initialisations.
         depth, W_std, b_std: the network (:func:`jacot_network`).
+        first_init: index of the first initialisation (to add initialisations to an earlier run with
+            :meth:`JacotFig1.concat`).
         log: called with a line of progress per network (e.g. ``print``).
 
     Returns:
@@ -200,7 +213,7 @@ def jacot_fig1(widths: Sequence[int] = (500, 10_000), inits: int = 10, steps: in
         start = time.perf_counter()
         for k in range(int(inits)):
             t = time.perf_counter()
-            seeds[w, k] = seed + k
+            seeds[w, k] = seed + first_init + k
             params = net.init(2, int(seeds[w, k]), dtype=dt)
             theta_init[w, k] = net.empirical_ntk(params, x0, xs)[0]
             traj = net.train(params, x_train, y_train, learning_rate, steps, record_every=max(1, steps))
@@ -215,7 +228,7 @@ def jacot_fig1(widths: Sequence[int] = (500, 10_000), inits: int = 10, steps: in
     config = {"widths": widths_a.tolist(), "inits": int(inits), "steps": int(steps),
               "learning_rate": float(learning_rate), "n_train": int(n_train), "angles": int(angles),
               "dtype": dt.name, "seed": int(seed), "depth": int(depth), "W_std": float(W_std),
-              "b_std": float(b_std)}
+              "b_std": float(b_std), "first_init": int(first_init)}
     return JacotFig1(widths_a, gammas, x0[0], xs, theta_limit, theta_init, theta_trained, loss, x_train,
                      y_train, seeds, seconds, config)
 
