@@ -14,8 +14,8 @@ prints the deviations from the limit and the timing.
     python examples/jacot_fig1.py --from-json jacot_fig1.json wide.json wide2.json --out docs/jacot_fig1.png
 
 Cost: one gradient step of a width-n network is a few passes over its 2n² hidden weights, so it is
-memory-bound for large n: about 3 s per step at n = 10,000 in float32 on a loaded 2-core machine,
-i.e. ~11 min per initialisation and ~2 h for the paper's 10; n = 500 takes a fraction of a second.
+memory-bound for large n: 1.6–1.8 s per step at n = 10,000 in float32 on a loaded 2-core machine,
+i.e. ~6 min per initialisation and ~1 h for the paper's 10; n = 500 takes half a second.
 The computation is ``ntkrs.experiments.jacot_fig1``; this script only parses arguments and plots.
 """
 
