@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import predict, stax
 from . import datasets
-from ._base import Dashboard
+from ._base import Dashboard, sticky_limits
 from .activations import ACTIVATIONS, make_activation
 from .kernel_explorer import _STYLE, _slider
 
@@ -240,6 +240,7 @@ class TrainingExplorer(Dashboard):
         for ax in (self.ax_f, self.ax_l):
             ax.grid(alpha=0.3)
         self._drawn_version = -1
+        self._flim: tuple[float, float] | None = None
 
     def _draw_losses(self) -> None:
         d = self.data
@@ -261,13 +262,6 @@ class TrainingExplorer(Dashboard):
         if values.size:
             self.ax_l.set_ylim(values.min() / 1.5, values.max() * 1.5)
         self.ax_l.set_xlim(0, t[-1] * 1.05)
-        # The prediction panel's range covers every time, so the slider never re-lays it out.
-        f = np.concatenate([d["f_test"].ravel(), (d["ens_mean"] - 2 * d["ens_std"]).ravel(),
-                            (d["ens_mean"] + 2 * d["ens_std"]).ravel(), d["y_train"].ravel()])
-        f = f[np.isfinite(f)]
-        lo, hi = float(f.min()), float(f.max())
-        pad = 0.05 * (hi - lo)
-        self.ax_f.set_ylim(lo - pad, hi + 0.25 * (hi - lo))  # room for the legend
 
     def draw(self) -> None:
         d, s = self.data, self.state
@@ -278,6 +272,12 @@ class TrainingExplorer(Dashboard):
         for k, line in enumerate(self._nets):
             line.set_data((x, d["nets"][k]) if k < len(d["nets"]) else ([], []))
         self._mean.set_data(x, d["mean"])
+        # Limits that stay put while the curves fit them (and fill half of them), room for the legend on top.
+        f = np.concatenate([d["nets"].ravel(), d["lower"], d["upper"], d["y_train"].ravel(), d["y_test"].ravel()])
+        f = f[np.isfinite(f)]
+        lo, hi = float(f.min()), float(f.max())
+        self._flim = sticky_limits(self._flim, lo, hi + 0.35 * (hi - lo), pad=0.05, fill=0.5)
+        self.ax_f.set_ylim(self._flim)
         self._band.set_verts([np.concatenate([np.stack([x, d["lower"]], 1), np.stack([x[::-1], d["upper"][::-1]], 1)])])
         self._vline.set_xdata([d["t"], d["t"]])
         self._title.set_text(
@@ -288,7 +288,7 @@ class TrainingExplorer(Dashboard):
                             f"{d['ens_loss_train'][i]:.3g} (ensemble)", fontsize=10)
 
     def static_key(self) -> tuple:
-        return (self._version,)
+        return (self._version, self._flim)
 
     def dynamic_artists(self) -> list:
         return [self._band, self._mean, *self._nets, self._vline, self.ax_f.title]
