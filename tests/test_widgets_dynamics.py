@@ -306,3 +306,19 @@ def test_training_errors(trainer):
     with pytest.raises(ValueError, match="unknown name"):
         TrainingExplorer(activation="nope")
     assert "TrainingExplorer(" in repr(trainer) and trainer.png.startswith(b"\x89PNG")
+
+
+def test_progress_bar_during_the_ladder_and_training(conv, trainer):
+    """Recomputing the ladder and retraining report progress (shown after ``busy_after`` seconds)."""
+    for dash, change in ((conv, {"W_std": 1.1}), (trainer, {"width": 128})):
+        seen: list[float] = []
+        dash.progress.observe(lambda ch, seen=seen: seen.append(ch["new"]), names="value")
+        dash.busy_after, shown = 0.0, dash.busy_shown
+        try:
+            dash.set(**change)
+        finally:
+            dash.busy_after = 1.0
+        assert dash.busy_shown == shown + 1
+        fractions = [v for v in seen if v > 0]
+        assert len(fractions) >= 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
+        assert dash.progress.layout.visibility == "hidden"
