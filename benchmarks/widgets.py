@@ -1,12 +1,12 @@
 """Redraw times of the Jupyter dashboards at their default sizes (issue 5: each redraw < 200 ms).
 
-A redraw is one control change from Python (``set``): the kernel or mean-field computation in the
-Rust core, the matplotlib drawing and the PNG encoding that the ``Image`` widget shows. Prints, per
+A redraw is one control change from Python (``set``): the kernel, mean-field, empirical-NTK or training
+computation in the Rust core, the matplotlib drawing and the PNG encoding that the ``Image`` widget shows. Prints, per
 control, the median over ``--repeats`` changes of the wall time and of the process CPU time (all
 threads). On a shared, loaded machine the wall time is inflated by waiting for a core; the CPU time
 is not, and bounds the wall time of an unloaded machine from above wherever nothing waits on I/O.
 
-    python benchmarks/widgets.py [--repeats 15] [--threads 2]
+    python benchmarks/widgets.py [--repeats 15] [--threads 2] [--only ConvergenceExplorer TrainingExplorer]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 
 import ntkrs as nk
 import numpy as np
-from ntkrs.widgets import KernelExplorer, PhaseDiagram
+from ntkrs.widgets import ConvergenceExplorer, KernelExplorer, PhaseDiagram, TrainingExplorer
 
 
 def sweep(dash, name: str, values: list) -> list[tuple[float, float]]:
@@ -41,6 +41,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=0, help="ntkrs threads (0: one per CPU)")
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="dashboards to time (default: all): KernelExplorer PhaseDiagram ConvergenceExplorer "
+                         "TrainingExplorer")
     args = ap.parse_args()
     nk.set_num_threads(args.threads)
     r = args.repeats
@@ -48,29 +51,59 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f} at start")
     rows = []
 
-    ke, ts = timed(KernelExplorer)
-    rows.append(("KernelExplorer()", "construction (first draw)", ts))
-    rows.append(("KernelExplorer()", "W_std slider", sweep(ke, "W_std", list(np.linspace(1.0, 2.0, r)))))
-    rows.append(("KernelExplorer()", "b_std slider", sweep(ke, "b_std", list(np.linspace(0.0, 0.5, r)))))
-    rows.append(("KernelExplorer()", "depth slider", sweep(ke, "depth", [2 + i % 8 for i in range(r)])))
-    rows.append(("KernelExplorer()", "activation (closed forms)",
-                 sweep(ke, "activation", (["erf", "gelu", "relu", "leaky_relu", "abs"] * r)[:r])))
-    ke.set(activation="relu")
-    rows.append(("KernelExplorer(dataset='digits', n_points=1797)", "W_std slider",
-                 (ke.set(dataset="digits", n_points=1797), sweep(ke, "W_std", list(np.linspace(1.0, 2.0, 5))))[1]))
-    ke.set(dataset="circle", n_points=256, activation="tanh")
-    rows.append(("KernelExplorer(activation='tanh')", "W_std slider (numerical activation)",
-                 sweep(ke, "W_std", [1.2, 1.4, 1.6])))
+    def want(name: str) -> bool:
+        return args.only is None or name in args.only
 
-    pd, ts = timed(PhaseDiagram)
-    rows.append(("PhaseDiagram()", "construction (80×49 grid, erf)", ts))
-    rows.append(("PhaseDiagram()", "σ_w² slider", sweep(pd, "sigma_w2", list(np.linspace(0.5, 3.0, r)))))
-    rows.append(("PhaseDiagram()", "σ_b² slider", sweep(pd, "sigma_b2", list(np.linspace(0.0, 0.3, r)))))
-    rows.append(("PhaseDiagram()", "depth slider", sweep(pd, "depth", [10 + 5 * i for i in range(r)])))
-    rows.append(("PhaseDiagram()", "activation (new grid, closed forms)",
-                 sweep(pd, "activation", (["relu", "erf", "gelu"] * r)[:min(r, 6)])))
-    rows.append(("PhaseDiagram(activation='tanh')", "new grid (16×10, numerical)", sweep(pd, "activation", ["tanh"])))
-    rows.append(("PhaseDiagram(activation='tanh')", "σ_w² slider (numerical)", sweep(pd, "sigma_w2", [1.2, 1.5, 2.0])))
+    if want("KernelExplorer"):
+        ke, ts = timed(KernelExplorer)
+        rows.append(("KernelExplorer()", "construction (first draw)", ts))
+        rows.append(("KernelExplorer()", "W_std slider", sweep(ke, "W_std", list(np.linspace(1.0, 2.0, r)))))
+        rows.append(("KernelExplorer()", "b_std slider", sweep(ke, "b_std", list(np.linspace(0.0, 0.5, r)))))
+        rows.append(("KernelExplorer()", "depth slider", sweep(ke, "depth", [2 + i % 8 for i in range(r)])))
+        rows.append(("KernelExplorer()", "activation (closed forms)",
+                     sweep(ke, "activation", (["erf", "gelu", "relu", "leaky_relu", "abs"] * r)[:r])))
+        ke.set(activation="relu")
+        rows.append(("KernelExplorer(dataset='digits', n_points=1797)", "W_std slider",
+                     (ke.set(dataset="digits", n_points=1797), sweep(ke, "W_std", list(np.linspace(1.0, 2.0, 5))))[1]))
+        ke.set(dataset="circle", n_points=256, activation="tanh")
+        rows.append(("KernelExplorer(activation='tanh')", "W_std slider (numerical activation)",
+                     sweep(ke, "W_std", [1.2, 1.4, 1.6])))
+
+    if want("PhaseDiagram"):
+        pd, ts = timed(PhaseDiagram)
+        rows.append(("PhaseDiagram()", "construction (80×49 grid, erf)", ts))
+        rows.append(("PhaseDiagram()", "σ_w² slider", sweep(pd, "sigma_w2", list(np.linspace(0.5, 3.0, r)))))
+        rows.append(("PhaseDiagram()", "σ_b² slider", sweep(pd, "sigma_b2", list(np.linspace(0.0, 0.3, r)))))
+        rows.append(("PhaseDiagram()", "depth slider", sweep(pd, "depth", [10 + 5 * i for i in range(r)])))
+        rows.append(("PhaseDiagram()", "activation (new grid, closed forms)",
+                     sweep(pd, "activation", (["relu", "erf", "gelu"] * r)[:min(r, 6)])))
+        rows.append(("PhaseDiagram(activation='tanh')", "new grid (16×10, numerical)",
+                     sweep(pd, "activation", ["tanh"])))
+        rows.append(("PhaseDiagram(activation='tanh')", "σ_w² slider (numerical)",
+                     sweep(pd, "sigma_w2", [1.2, 1.5, 2.0])))
+
+    if want("ConvergenceExplorer"):
+        ce, ts = timed(ConvergenceExplorer)
+        rows.append(("ConvergenceExplorer()", "construction (ladder 16…1024 × 16 inits)", ts))
+        widths = ([128, 256, 512, 64, 32] * r)[:r]
+        rows.append(("ConvergenceExplorer()", "width slider (ladder widths: NTKs cached)", sweep(ce, "width", widths)))
+        rows.append(("ConvergenceExplorer()", "inits slider", sweep(ce, "n_inits", [3 + i % 8 for i in range(r)])))
+        ce.set(width=256, n_inits=5)
+        rows.append(("ConvergenceExplorer()", "W_std (new network: ladder recomputed)",
+                     sweep(ce, "W_std", [1.4, 1.6, 1.5])))
+        ce.set(n_inits=5)
+        rows.append(("ConvergenceExplorer()", "width 2048 (5 new inits)", sweep(ce, "width", [2048])))
+        rows.append(("ConvergenceExplorer(width=2048)", "inits slider (+1 new init)", sweep(ce, "n_inits", [6, 7, 8])))
+
+    if want("TrainingExplorer"):
+        te, ts = timed(TrainingExplorer)
+        rows.append(("TrainingExplorer()", "construction (5 nets × 3000 steps)", ts))
+        times = [t for t in te.data["times"] if t > 0]
+        rows.append(("TrainingExplorer()", "time slider", sweep(te, "time", [times[(7 * i) % len(times)]
+                                                                           for i in range(r)])))
+        rows.append(("TrainingExplorer()", "networks slider (+1 net)", sweep(te, "n_nets", [6, 7, 8])))
+        rows.append(("TrainingExplorer()", "width (retrain 8 nets)", sweep(te, "width", [1024])))
+        rows.append(("TrainingExplorer()", "η/η_max (retrain 8 nets)", sweep(te, "lr_fraction", [0.8])))
 
     print("\n| dashboard | change | median wall (ms) | wall min–max (ms) | median CPU (ms) | n |")
     print("|---|---|---|---|---|---|")

@@ -1,6 +1,8 @@
 """Jupyter dashboards for exploring infinite-width kernels (ipywidgets 8 + matplotlib, no ipympl).
 
-Each dashboard is one call returning a widget, e.g. ``KernelExplorer()`` or ``PhaseDiagram()``; it
+Each dashboard is one call returning a widget: ``KernelExplorer()``, ``PhaseDiagram()``,
+``ConvergenceExplorer()`` (finite-width NTKs against the limit) or ``TrainingExplorer()`` (gradient-descent
+dynamics against the infinite-width ensemble); it
 also works without a notebook frontend: drive it with ``set(...)``, read ``data`` and ``state``, and
 save ``figure``. Install the extras with ``pip install "ntkrs[jupyter]"``.
 """
@@ -16,7 +18,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from . import datasets, meanfield
 from ._base import Dashboard
 from .activations import ACTIVATIONS, make_activation
+from .convergence import ConvergenceExplorer
 from .kernel_explorer import KernelExplorer
 from .phase_diagram import PhaseDiagram
+from .training import TrainingExplorer
 
-__all__ = ["ACTIVATIONS", "Dashboard", "KernelExplorer", "PhaseDiagram", "datasets", "make_activation", "meanfield"]
+__all__ = ["ACTIVATIONS", "ConvergenceExplorer", "Dashboard", "KernelExplorer", "PhaseDiagram", "TrainingExplorer",
+           "datasets", "make_activation", "meanfield"]

@@ -125,7 +125,7 @@ class Dashboard(W.VBox):
 
     def _assign(self, name: str, value: Any) -> None:
         control = self.controls[name]
-        if isinstance(control, W.Dropdown | W.ToggleButtons):
+        if isinstance(control, W.Dropdown | W.ToggleButtons | W.SelectionSlider):
             allowed = [o[1] if isinstance(o, tuple) else o for o in control.options]
             if value not in allowed:
                 raise ValueError(f"{name}: {value!r} is not one of {allowed}")

@@ -9,7 +9,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["DATASETS", "circle", "digits", "load", "sphere", "to_sphere"]
+__all__ = ["DATASETS", "circle", "digits", "load", "sin_regression", "sphere", "to_sphere"]
 
 DATASETS = ("circle", "sphere", "digits")
 
@@ -59,3 +59,18 @@ def load(name: str, n: int, sphere_dim: int = 3) -> np.ndarray:
     if name == "digits":
         return digits(n)
     raise ValueError(f"dataset: unknown name {name!r}; use one of {DATASETS}")
+
+
+def sin_regression(n_train: int = 5, n_test: int = 100, noise: float = 0.1,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A 1-D regression task (neural-tangents' cookbook): ``n_train`` inputs drawn uniformly on
+    ``[−π, π]`` with targets ``sin(x) + noise·N(0, 1)``, and ``n_test`` equally spaced test inputs on
+    ``[−π, π]`` with noiseless targets ``sin(x)``. Returns ``(x_train (n, 1), y_train (n, 1),
+    x_test (m, 1), y_test (m, 1))``; not on the sphere (the input's size matters in 1-D)."""
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"n_train, n_test: need at least one point each, got {n_train}, {n_test}")
+    rng = np.random.default_rng(seed)
+    x_train = np.sort(rng.uniform(-np.pi, np.pi, n_train))[:, None]
+    y_train = np.sin(x_train) + noise * rng.standard_normal(x_train.shape)
+    x_test = np.linspace(-np.pi, np.pi, n_test)[:, None]
+    return x_train, y_train, x_test, np.sin(x_test)
