@@ -626,7 +626,7 @@ fn check_x<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<()> {
     Ok(())
 }
 
-/// `dst = alpha·lhs·rhs`, in column panels of about 2^28 multiply-adds each, checking for
+/// `dst = alpha·lhs·rhs`, in column panels of about 2^33 multiply-adds each, checking for
 /// cancellation between panels (so that Ctrl-C is honoured within a fraction of a second).
 fn gemm_cols<T: Element>(
     mut dst: MatMut<'_, T>,
@@ -638,7 +638,7 @@ fn gemm_cols<T: Element>(
 ) -> Result<()> {
     let n = rhs.ncols();
     let per_col = (lhs.nrows() * lhs.ncols()).max(1);
-    let step = ((1usize << 28) / per_col).clamp(64, n.max(64));
+    let step = ((1usize << 33) / per_col).clamp(64, n.max(64));
     for c0 in (0..n).step_by(step) {
         ctl.check()?;
         let w = step.min(n - c0);
@@ -667,10 +667,11 @@ fn gram<T: Element>(a: MatRef<'_, T>, b: Option<MatRef<'_, T>>, alpha: T, par: P
     // row-major n1 × n2 is column-major n2 × n1: out_cm = bᵀ a
     let bb = b.unwrap_or(a);
     // about 2^31 multiply-adds per panel, at most PANEL columns; for a symmetric product narrow
-    // panels keep the multiplied part close to the lower half (1/2 + panel/(2·n) of the square)
+    // panels keep the multiplied part close to the lower half (1/2 + panel/(2·n) of the square;
+    // n/8 balances that against re-packing the left-hand side for every panel)
     let mut panel = ((1usize << 31) / (a.nrows() * n2).max(1)).clamp(32, PANEL);
     if b.is_none() {
-        panel = panel.min((n1 / 16).max(32));
+        panel = panel.min((n1 / 8).max(32));
     }
     for c0 in (0..n1).step_by(panel) {
         ctl.check()?;
