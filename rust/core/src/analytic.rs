@@ -207,7 +207,7 @@ fn scan<T: Element>(x: MatRef<'_, T>) -> (f64, bool) {
     (m, ok)
 }
 
-fn check_input<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<f64> {
+pub(crate) fn check_input<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<f64> {
     if x.nrows() == 0 || x.ncols() == 0 {
         return Err(Error::arg(
             arg,

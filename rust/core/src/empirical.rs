@@ -605,25 +605,9 @@ fn check_pair<T: Element>(x1: MatRef<'_, T>, x2: Option<MatRef<'_, T>>) -> Resul
     Ok(())
 }
 
+/// Non-empty and finite (the analytic kernels' check).
 fn check_x<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<()> {
-    if x.nrows() == 0 || x.ncols() == 0 {
-        return Err(Error::arg(
-            arg,
-            format!(
-                "is empty (shape ({}, {})); pass at least one sample with at least one feature",
-                x.nrows(),
-                x.ncols()
-            ),
-        ));
-    }
-    let ok = all_finite(x);
-    if !ok {
-        return Err(Error::arg(
-            arg,
-            "contains NaN or infinite values; remove or impute them first",
-        ));
-    }
-    Ok(())
+    crate::analytic::check_input(arg, x).map(|_| ())
 }
 
 /// `dst = alpha·lhs·rhs`, in column panels of about 2^33 multiply-adds each, checking for
