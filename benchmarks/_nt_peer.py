@@ -272,8 +272,10 @@ def run_reference(path: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 
 
-def main(argv: list[str]) -> int:
-    usage = "usage: _nt_peer.py '<json spec>' | _nt_peer.py --reference FILE.json"
+def serve(argv: list[str], run_timing: Any, run_reference: Any, prog: str) -> int:
+    """The command line shared by the peer scripts: a JSON spec (timing) or ``--reference FILE``;
+    one JSON line on stdout, failures reported as ``{"ok": false, "error": ...}``."""
+    usage = f"usage: {prog} '<json spec>' | {prog} --reference FILE.json"
     if len(argv) == 2 and argv[0] == "--reference":
         runner, arg = run_reference, argv[1]
     elif len(argv) == 1 and not argv[0].startswith("--"):
@@ -285,10 +287,13 @@ def main(argv: list[str]) -> int:
         result = runner(arg)
     except Exception as exc:  # noqa: BLE001 - MemoryError, XLA OOM, bad spec
         traceback.print_exc(file=sys.stderr)
-        result = {"ok": False, "error": _error_message(exc)}
-        result["peak_rss_mb"] = _peak_rss_mb()
+        result = {"ok": False, "error": _error_message(exc), "peak_rss_mb": _peak_rss_mb()}
     _emit(result)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return serve(argv, run_timing, run_reference, "_nt_peer.py")
 
 
 if __name__ == "__main__":

@@ -41,10 +41,9 @@ import json
 import statistics
 import sys
 import time
-import traceback
 from typing import Any
 
-from _nt_peer import _emit, _error_message, _import_nt, _peak_rss_mb, _versions
+from _nt_peer import _error_message, _import_nt, _peak_rss_mb, _versions, serve
 
 IMPLEMENTATIONS = ("JACOBIAN_CONTRACTION", "NTK_VECTOR_PRODUCTS", "STRUCTURED_DERIVATIVES")
 
@@ -232,21 +231,7 @@ def run_reference(path: str) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    usage = "usage: _nt_peer_empirical.py '<json spec>' | _nt_peer_empirical.py --reference FILE.json"
-    if len(argv) == 2 and argv[0] == "--reference":
-        runner, arg = run_reference, argv[1]
-    elif len(argv) == 1 and not argv[0].startswith("--"):
-        runner, arg = (lambda text: run_timing(json.loads(text))), argv[0]
-    else:
-        print(usage, file=sys.stderr)
-        return 2
-    try:
-        result = runner(arg)
-    except Exception as exc:  # noqa: BLE001 - MemoryError, XLA OOM, bad spec
-        traceback.print_exc(file=sys.stderr)
-        result = {"ok": False, "error": _error_message(exc), "peak_rss_mb": _peak_rss_mb()}
-    _emit(result)
-    return 0
+    return serve(argv, run_timing, run_reference, "_nt_peer_empirical.py")
 
 
 if __name__ == "__main__":

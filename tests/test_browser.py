@@ -21,9 +21,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import jupyterlab  # noqa: F401  (the server the test starts)
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
 
 
 def _unavailable(why: str) -> None:
@@ -129,7 +129,6 @@ def test_kernel_explorer_slider_redraws_in_chromium(tmp_path):
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("playwright (Python) is not installed")
-    pytest.importorskip("jupyterlab")
 
     root = tmp_path / "root"
     root.mkdir()

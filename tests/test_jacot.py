@@ -91,7 +91,6 @@ def test_json_summary_round_trips(result):
 
 
 def test_script_writes_a_png_and_json(tmp_path):
-    pytest.importorskip("matplotlib")
     spec = importlib.util.spec_from_file_location("jacot_fig1_script", SCRIPT)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)

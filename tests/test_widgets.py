@@ -7,15 +7,11 @@ from __future__ import annotations
 import io
 import math
 
+import ntkrs as nk
 import numpy as np
 import pytest
-
-pytest.importorskip("ipywidgets")
-pytest.importorskip("matplotlib")
-
-import ntkrs as nk  # noqa: E402
-from ntkrs.widgets import ACTIVATIONS, KernelExplorer, PhaseDiagram, datasets, make_activation  # noqa: E402
-from ntkrs.widgets import meanfield as mf  # noqa: E402
+from ntkrs.widgets import ACTIVATIONS, KernelExplorer, PhaseDiagram, datasets, make_activation
+from ntkrs.widgets import meanfield as mf
 
 # --------------------------------------------------------------------------------------------
 # Independent references: numpy Gauss–Hermite quadrature and plain fixed-point iteration

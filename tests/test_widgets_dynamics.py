@@ -5,16 +5,12 @@ the data and the rendered figure as it should, and the numbers agree with indepe
 
 from __future__ import annotations
 
+import ntkrs as nk
 import numpy as np
 import pytest
-
-pytest.importorskip("ipywidgets")
-pytest.importorskip("matplotlib")
-
-import ntkrs as nk  # noqa: E402
-from ntkrs import predict  # noqa: E402
-from ntkrs.widgets import ConvergenceExplorer, TrainingExplorer, datasets  # noqa: E402
-from ntkrs.widgets.training import log_times, train_recorded  # noqa: E402
+from ntkrs import predict
+from ntkrs.widgets import ConvergenceExplorer, TrainingExplorer, datasets
+from ntkrs.widgets.training import log_times, train_recorded
 
 X0 = np.array([[1.0, 0.0]])
 

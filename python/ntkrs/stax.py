@@ -402,15 +402,9 @@ class Network:
         dt = _parse_dtype(dtype)
         if not isinstance(diagonal, (bool, np.bool_)):
             raise TypeError(f"diagonal: expected True or False, got {diagonal!r}")
-        a = as_matrix(x1, "x1", dt)
-        b = None
-        if x2 is not None:
-            if diagonal:
-                raise ValueError("diagonal: diagonal=True needs x2=None (the diagonal of k(x1, x1))")
-            b = as_matrix(x2, "x2", dt)
-            if b.shape[1] != a.shape[1]:
-                raise ValueError(f"x2: has {b.shape[1]} features but x1 has {a.shape[1]}; "
-                                 "both need the same number of columns")
+        a, b = self._inputs(x1, x2, dt)
+        if diagonal and b is not None:
+            raise ValueError("diagonal: diagonal=True needs x2=None (the diagonal of k(x1, x1))")
         ts = 0 if tile_size is None else _integer("tile_size", tile_size)
         if ts < 0:
             raise ValueError(f"tile_size: must be ≥ 1 (or None), got {tile_size}")
@@ -494,8 +488,7 @@ class Network:
             dtype: the precision of the computation; default: the parameters' (float32 when all of
                 them are float32, else float64).
         """
-        dt = self._params_dtype(params, dtype)
-        p = self._check_params(params, dt)
+        dt, p = self._check_params(params, dtype)
         return self._core.apply(p, as_matrix(x, "x", dt))
 
     def empirical_kernel(self, params: Params, x1: ArrayLike, x2: ArrayLike | None = None,
@@ -613,8 +606,7 @@ class Network:
             raise ValueError(f"record_every: must be ≥ 1, got {record_every}")
         if not isinstance(record_ntk, (bool, np.bool_)):
             raise TypeError(f"record_ntk: expected True or False, got {record_ntk!r}")
-        dt = self._params_dtype(params, dtype)
-        p = self._check_params(params, dt)
+        dt, p = self._check_params(params, dtype)
         xa = as_matrix(x, "x", dt)
         o = self._out_dim()
         ya = _targets(y, "y", xa.shape[0], o, dt)
@@ -658,8 +650,7 @@ class Network:
                    trace_outputs: bool, per_layer: bool, dtype: Any, progress: Any) -> tuple[Any, Any, list]:
         if not isinstance(trace_outputs, (bool, np.bool_)):
             raise TypeError(f"trace_outputs: expected True or False, got {trace_outputs!r}")
-        dt = self._params_dtype(params, dtype)
-        p = self._check_params(params, dt)
+        dt, p = self._check_params(params, dtype)
         a, b = self._inputs(x1, x2, dt)
         callback, bar = _progress(progress, "ntkrs empirical")
         try:
@@ -697,16 +688,18 @@ class Network:
             pairs.append((item[0], item[1]))
         return pairs
 
-    def _params_dtype(self, params: Params, dtype: Any) -> np.dtype:
+    def _check_params(self, params: Params, dtype: Any) -> tuple[np.dtype, list[tuple[np.ndarray, np.ndarray | None]]]:
+        """``(dt, pairs)``: the computation's dtype (``dtype``, or float32 when every parameter is a
+        float32 array, else float64) and the validated ``(W, b)`` arrays in it."""
+        pairs = self._pairs(params)
         if dtype is not None:
-            return _parse_dtype(dtype)
-        arrays = [a for pair in self._pairs(params) for a in pair if a is not None]
-        ok = all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays)
-        return np.dtype(np.float32) if ok else np.dtype(np.float64)
-
-    def _check_params(self, params: Params, dt: np.dtype) -> list[tuple[np.ndarray, np.ndarray | None]]:
+            dt = _parse_dtype(dtype)
+        else:
+            arrays = [a for pair in pairs for a in pair if a is not None]
+            f32 = all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays)
+            dt = np.dtype(np.float32) if f32 else np.dtype(np.float64)
         out = []
-        for l, (w, b) in enumerate(self._pairs(params)):
+        for l, (w, b) in enumerate(pairs):
             w = _param_array(w, f"W of Dense layer {l}", dt)
             if w.ndim != 2:
                 raise ValueError(f"params: W of Dense layer {l} must be 2-D (in, out), got shape {w.shape}")
@@ -718,7 +711,7 @@ class Network:
                     raise ValueError(f"params: b of Dense layer {l} must have shape (out,), got {b.shape}")
                 b = np.ascontiguousarray(b)
             out.append((w, b))
-        return out
+        return dt, out
 
 
 def _targets(y: ArrayLike, name: str, n: int, o: int, dt: np.dtype) -> np.ndarray:

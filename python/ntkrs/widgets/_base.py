@@ -153,10 +153,13 @@ class Dashboard(W.VBox):
         """Hook called when control ``name`` changed, before the update (e.g. to reconfigure others)."""
 
     def compute(self, report: Callable[[float], None]) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+        """Every dashboard overrides this: recompute ``self.data`` from the controls, calling
+        ``report(fraction)`` as it goes (the progress bar)."""
+        raise NotImplementedError(f"{type(self).__name__} must define compute()")
 
     def draw(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+        """Every dashboard overrides this: redraw ``self.figure`` from ``self.data``."""
+        raise NotImplementedError(f"{type(self).__name__} must define draw()")
 
     def _on_change(self, change: dict[str, Any]) -> None:
         if self._hold:

@@ -11,7 +11,7 @@ import numpy as np
 from .. import stax
 from ._base import Dashboard, sticky_limits
 from .activations import ACTIVATIONS, make_activation
-from .kernel_explorer import _STYLE, _configure_param, _param_slider, _slider
+from .kernel_explorer import _STYLE, _configure_param, _network_controls, _slider
 
 __all__ = ["ConvergenceExplorer", "relative_deviation"]
 
@@ -83,17 +83,9 @@ class ConvergenceExplorer(Dashboard):
         if self.ladder_inits < 1:
             raise ValueError(f"ladder_inits: must be at least 1, got {ladder_inits!r}")
         self.max_inits = int(max_inits)
-        param_slider = _param_slider(activation)
-        if param is not None:
-            _configure_param(param_slider, activation, param)
         # The network controls recompute the ladder (about a second): update on release, not while dragging.
         controls: dict[str, W.ValueWidget] = {
-            "activation": W.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation",
-                                     style=dict(_STYLE), layout=W.Layout(width="220px")),
-            "param": param_slider,
-            "depth": _slider(W.IntSlider, value=depth, min=1, max=10, description="depth"),
-            "W_std": _slider(W.FloatSlider, value=W_std, min=0.05, max=4.0, step=0.05, description="W_std"),
-            "b_std": _slider(W.FloatSlider, value=b_std, min=0.0, max=2.0, step=0.01, description="b_std"),
+            **_network_controls(activation, param, depth, 10, W_std, b_std),
             "width": W.SelectionSlider(options=list(WIDTHS), value=width, description="width",
                                        continuous_update=True, style=dict(_STYLE), layout=W.Layout(width="300px")),
             "n_inits": _slider(W.IntSlider, value=n_inits, min=1, max=self.max_inits, description="inits"),

@@ -30,6 +30,23 @@ def _param_slider(name: str) -> W.FloatSlider:
     return slider
 
 
+def _network_controls(activation: str, param: float | None, depth: int, max_depth: int, W_std: float,
+                      b_std: float) -> dict[str, W.ValueWidget]:
+    """The controls every dashboard of a network shares: activation (with its parameter), depth,
+    W_std and b_std."""
+    param_slider = _param_slider(activation)
+    if param is not None:
+        _configure_param(param_slider, activation, param)
+    return {
+        "activation": W.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation",
+                                 style=dict(_STYLE), layout=W.Layout(width="220px")),
+        "param": param_slider,
+        "depth": _slider(W.IntSlider, value=depth, min=1, max=max_depth, description="depth"),
+        "W_std": _slider(W.FloatSlider, value=W_std, min=0.05, max=4.0, step=0.05, description="W_std"),
+        "b_std": _slider(W.FloatSlider, value=b_std, min=0.0, max=2.0, step=0.01, description="b_std"),
+    }
+
+
 def _configure_param(slider: W.FloatSlider, name: str, value: float | None) -> None:
     """Set the parameter slider's label, range and default for activation ``name`` (hidden if none)."""
     spec = ACTIVATIONS[name].param
@@ -84,16 +101,8 @@ class KernelExplorer(Dashboard):
             raise ValueError(f"activation: unknown name {activation!r}; use one of {sorted(ACTIVATIONS)}")
         self.n_angles = int(n_angles)
         self.sphere_dim = int(sphere_dim)
-        param_slider = _param_slider(activation)
-        if param is not None:
-            _configure_param(param_slider, activation, param)
         controls: dict[str, W.ValueWidget] = {
-            "activation": W.Dropdown(options=list(ACTIVATIONS), value=activation, description="activation",
-                                     style=dict(_STYLE), layout=W.Layout(width="220px")),
-            "param": param_slider,
-            "depth": _slider(W.IntSlider, value=depth, min=1, max=30, description="depth"),
-            "W_std": _slider(W.FloatSlider, value=W_std, min=0.05, max=4.0, step=0.05, description="W_std"),
-            "b_std": _slider(W.FloatSlider, value=b_std, min=0.0, max=2.0, step=0.01, description="b_std"),
+            **_network_controls(activation, param, depth, 30, W_std, b_std),
             "parameterization": W.ToggleButtons(options=["ntk", "standard"], value=parameterization,
                                                 style={"button_width": "70px"}),
             "width": W.BoundedIntText(value=width, min=1, max=1_000_000, description="width",

@@ -276,10 +276,7 @@ impl Network {
         opts: &EmpiricalOptions,
         ctl: &Control,
     ) -> Result<Empirical<T>> {
-        check_pair(x1, x2)?;
-        if !(opts.get.nngp || opts.get.ntk) {
-            return Err(Error::arg("get", "ask for at least one of 'nngp' and 'ntk'"));
-        }
+        self.check_call(x1, x2, opts.get)?;
         self.check_params(params, x1.ncols())?;
         let (n1, n2, o) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()), self.out_dim());
         let per = if opts.trace { 1 } else { o * o };
@@ -595,16 +592,6 @@ fn all_finite<T: Element>(m: MatRef<'_, T>) -> bool {
     }
 }
 
-/// Both input batches finite and non-empty, with the same number of features.
-fn check_pair<T: Element>(x1: MatRef<'_, T>, x2: Option<MatRef<'_, T>>) -> Result<()> {
-    check_x("x1", x1)?;
-    if let Some(x2) = x2 {
-        check_x("x2", x2)?;
-        crate::analytic::same_features(x1, x2)?;
-    }
-    Ok(())
-}
-
 /// Non-empty and finite (the analytic kernels' check).
 fn check_x<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<()> {
     crate::analytic::check_input(arg, x).map(|_| ())
@@ -749,12 +736,11 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Average of the traced empirical kernels of `n_samples` independently initialised networks
-/// (sample `k` uses `init(in_dim, seed, k)`), added in sample order: deterministic for a seed.
 impl Network {
     /// Monte Carlo estimate of the NNGP and NTK: the mean over `n_samples` random initialisations
     /// of the traced empirical kernels. It converges to [`Network::kernel`] as the widths and
-    /// `n_samples` grow.
+    /// `n_samples` grow. Sample `k` uses `init(in_dim, seed, k)`; the samples are added in sample
+    /// order, so the result is deterministic for a seed.
     pub fn monte_carlo<T: Element>(
         &self,
         x1: MatRef<'_, T>,
@@ -767,10 +753,7 @@ impl Network {
         if n_samples == 0 {
             return Err(Error::arg("n_samples", "must be at least 1"));
         }
-        check_pair(x1, x2)?;
-        if !(get.nngp || get.ntk) {
-            return Err(Error::arg("get", "ask for at least one of 'nngp' and 'ntk'"));
-        }
+        self.check_call(x1, x2, get)?;
         let (n1, n2) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()));
         let kinds = get.nngp as usize + get.ntk as usize;
         let count = n1
