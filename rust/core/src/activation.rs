@@ -555,7 +555,9 @@ pub(crate) enum Plan<T> {
     Sin {
         a2: T,
         b2: T,
-        cos2c: T,
+        // 1 − cos(2c0) = 2 sin²c0 and 1 + cos(2c0) = 2 cos²c0, exact for any c0
+        one_minus: T,
+        one_plus: T,
     },
     Exp {
         a2: T,
@@ -673,7 +675,8 @@ impl Plan<f64> {
             Activation::Sin { a, b, c } => Plan::Sin {
                 a2: a * a,
                 b2: b * b,
-                cos2c: (2.0 * c).cos(),
+                one_minus: 2.0 * c.sin() * c.sin(),
+                one_plus: 2.0 * c.cos() * c.cos(),
             },
             Activation::Exp { a, b } => Plan::Exp { a2: a * a, b2: b * b },
             Activation::Gaussian { a, b } => {
@@ -773,10 +776,16 @@ impl Plan<f64> {
                 a2b2: t(*a2b2),
             },
             Plan::Gelu => Plan::Gelu,
-            Plan::Sin { a2, b2, cos2c } => Plan::Sin {
+            Plan::Sin {
+                a2,
+                b2,
+                one_minus,
+                one_plus,
+            } => Plan::Sin {
                 a2: t(*a2),
                 b2: t(*b2),
-                cos2c: t(*cos2c),
+                one_minus: t(*one_minus),
+                one_plus: t(*one_plus),
             },
             Plan::Exp { a2, b2 } => Plan::Exp { a2: t(*a2), b2: t(*b2) },
             Plan::Gaussian { a2, b } => Plan::Gaussian { a2: t(*a2), b: t(*b) },
@@ -916,9 +925,16 @@ impl<T: Real> Plan<T> {
                 }
             }
             // Sin: E = (a²/2)[e^{−b²(q1+q2−2c)/2} − cos(2c0)·e^{−b²(q1+q2+2c)/2}] ;
-            //      dot = (a²b²/2)[e^{−b²(q1+q2−2c)/2} + cos(2c0)·e^{−b²(q1+q2+2c)/2}]
-            Plan::Sin { a2, b2, cos2c } => {
-                let (a2, b2, cos2c) = (*a2, *b2, *cos2c);
+            //      dot = (a²b²/2)[e^{−b²(q1+q2−2c)/2} + cos(2c0)·e^{−b²(q1+q2+2c)/2}],
+            // written em − cos(2c0)·ep = em·(−expm1(−b²(dp−dm)/2)) + (1 − cos 2c0)·ep (and likewise
+            // with 1 + cos 2c0) so that tiny variances do not cancel (e^{−ε} − e^{−3ε} in float32)
+            Plan::Sin {
+                a2,
+                b2,
+                one_minus,
+                one_plus,
+            } => {
+                let (a2, b2, one_minus, one_plus) = (*a2, *b2, *one_minus, *one_plus);
                 for j in 0..len {
                     let (_, ct) = corr(c[j], q1, sq1, rsq1, q2[j], sq2[j], rsq2[j]);
                     let sum = q1 + q2[j];
@@ -926,9 +942,10 @@ impl<T: Real> Plan<T> {
                     let dp = sum + T::TWO * ct;
                     let em = (-(b2 * T::HALF) * dm).vexp();
                     let ep = (-(b2 * T::HALF) * dp).vexp();
-                    c[j] = a2 * T::HALF * (em - cos2c * ep);
+                    let diff = -em * (-(b2 * T::HALF) * (dp - dm)).vexpm1(); // em − ep
+                    c[j] = a2 * T::HALF * (diff + one_minus * ep);
                     if NTK {
-                        t[j] *= a2 * b2 * T::HALF * (em + cos2c * ep);
+                        t[j] *= a2 * b2 * T::HALF * (diff + one_plus * ep);
                     }
                 }
             }
