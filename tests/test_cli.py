@@ -103,9 +103,26 @@ def test_missing_required_arguments_exit_2(inputs):
 
 
 def test_net_spec_grammar():
-    assert parse_net_spec("relu:3,W_std=1.4,b_std=0.1") == {"activation": "relu", "depth": 3, "width": 512,
-                                                          "W_std": 1.4, "b_std": 0.1}
+    """The core's grammar (shared with the C ABI): defaults filled in, mlp or resnet."""
+    assert parse_net_spec("relu:3,W_std=1.4,b_std=0.1") == {
+        "kind": "mlp", "activation": "relu", "depth": 3, "width": 512, "W_std": 1.4, "b_std": 0.1, "out_dim": 1,
+        "parameterization": "ntk"}
     assert parse_net_spec(" erf : 2 , width=8, out_dim=3, b_std=None, parameterization=standard") == {
-        "activation": "erf", "depth": 2, "width": 8, "out_dim": 3, "b_std": None, "parameterization": "standard"}
-    with pytest.raises(UsageError):
-        parse_net_spec("relu:2,W_std")
+        "kind": "mlp", "activation": "erf", "depth": 2, "width": 8, "W_std": 1.0, "b_std": None, "out_dim": 3,
+        "parameterization": "standard"}
+    assert parse_net_spec("resnet:leaky_relu(0.1):4,layer_norm=pre,width=64") == {
+        "kind": "resnet", "activation": "leaky_relu(0.1)", "depth": 4, "width": 64, "W_std": 1.0, "b_std": None,
+        "out_dim": 1, "parameterization": "ntk", "layer_norm": "pre"}
+    for bad in ("relu:2,W_std", "relu:2,layer_norm=pre", "mlp:relu", "resnet:relu:2,layer_norm=mid"):
+        with pytest.raises(UsageError):
+            parse_net_spec(bad)
+
+
+def test_resnet_spec_computes_the_resnet_kernel(inputs):
+    """--net resnet:... gives exactly nk.resnet(...)'s kernel."""
+    d, x, _ = inputs
+    spec = "resnet:gelu:3,layer_norm=post,width=32,W_std=1.2,b_std=0.1"
+    r = run("kernel", d / "x.npy", "--net", spec, "--get", "nngp", "--out", d / "R.npy", "--dtype", "float64")
+    assert r.returncode == 0, r.stderr
+    want = nk.resnet(3, 32, "gelu", W_std=1.2, b_std=0.1, layer_norm="post").kernel(x.astype(np.float64), get="nngp")
+    assert np.array_equal(np.load(d / "R.npy"), want)

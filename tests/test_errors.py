@@ -198,10 +198,14 @@ def test_unknown_parameterization_is_rejected(value):
 ORDER = re.compile(r"(?i)dense|activation|nonlinearit|follow|after")
 
 
-def test_activation_first_is_rejected():
-    """An activation must directly follow a Dense: serial(Relu(), Dense(1)) → ValueError."""
-    with pytest.raises(ValueError, match=ORDER):
-        nk.serial(nk.Relu(), nk.Dense(1))
+def test_activation_first_is_rejected_when_the_network_is_used():
+    """An activation needs a Gaussian input. serial(Relu(), Dense(1)) is a valid residual branch (after
+    a FanOut of a Dense output), so building it is allowed; computing on raw inputs → ValueError."""
+    net = nk.serial(nk.Relu(), nk.Dense(1))
+    x = np.ones((2, 3))
+    for use in (lambda: net.kernel(x), lambda: net.init(3), lambda: net.monte_carlo_kernel(x, n_samples=1)):
+        with pytest.raises(ValueError, match=ORDER):
+            use()
 
 
 def test_two_activations_in_a_row_are_rejected():

@@ -1,15 +1,19 @@
 """Command line: ``ntkrs demo``, ``ntkrs info`` and ``ntkrs kernel`` (also ``python -m ntkrs ...``).
 
 ``ntkrs kernel X.npy [--y Y.npy] --net SPEC --get ntk --out K.npy`` computes a kernel out of core
-into a ``.npy`` file. ``SPEC`` describes an :func:`ntkrs.mlp`::
+into a ``.npy`` file. ``SPEC`` describes an :func:`ntkrs.mlp` or an :func:`ntkrs.resnet` (the
+grammar is the Rust core's, shared with the C ABI)::
 
-    SPEC  := ACTIVATION ":" DEPTH ("," KEY "=" VALUE)*
-    KEY   := W_std | b_std | width | out_dim | parameterization
+    SPEC  := [KIND ":"] ACTIVATION ":" DEPTH ("," KEY "=" VALUE)*
+    KIND  := mlp (default) | resnet
+    ACTIVATION := NAME ["(" NUMBER ("," NUMBER)* ")"]
+    KEY   := W_std | b_std | width | out_dim | parameterization | layer_norm
 
 for example ``relu:3,W_std=1.4,b_std=0.1`` (``DEPTH`` hidden layers of ``width`` units, default 512,
 each a Dense then the activation, then a Dense of ``out_dim`` units, default 1; ``W_std`` default
-1.0, ``b_std`` default none, ``parameterization`` ``ntk`` (default) or ``standard``). Activation
-names are those of :func:`ntkrs.mlp` (relu, erf, gelu, tanh, ...).
+1.0, ``b_std`` default none, ``parameterization`` ``ntk`` (default) or ``standard``) or
+``resnet:gelu:10,layer_norm=pre`` (``DEPTH`` residual blocks; ``layer_norm`` none, pre or post).
+Activation names are the registry's (relu, erf, gelu, tanh, leaky_relu(0.1), ...).
 
 Exit status: 0 on success, 2 for a bad command line, spec or input file, 1 when the computation
 fails (an I/O error such as a full disk, or memory), 130 on Ctrl-C. A memory limit too small for one
@@ -25,44 +29,32 @@ import time
 
 import numpy as np
 
-_SPEC_KEYS = {"w_std": "W_std", "b_std": "b_std", "width": "width", "out_dim": "out_dim",
-              "parameterization": "parameterization"}
-
-
 class UsageError(Exception):
     """A bad command line, spec or input: exit status 2."""
 
 
 def parse_net_spec(spec: str) -> dict:
-    """Keyword arguments of :func:`ntkrs.mlp` from ``ACT:DEPTH[,KEY=VALUE...]``."""
-    head, *rest = [p.strip() for p in spec.split(",")]
-    if ":" not in head:
-        raise UsageError(f"--net {spec!r}: expected ACTIVATION:DEPTH first, e.g. 'relu:3,W_std=1.4,b_std=0.1'")
-    act, depth = (p.strip() for p in head.split(":", 1))
+    """Keyword arguments of :func:`ntkrs.mlp` or :func:`ntkrs.resnet` (under ``kind``) from a spec."""
+    from . import _core
+
     try:
-        depth_n = int(depth)
-    except ValueError:
-        raise UsageError(f"--net {spec!r}: the depth {depth!r} is not an integer") from None
-    kw: dict = {"activation": act, "depth": depth_n, "width": 512}
-    for item in rest:
-        if "=" not in item:
-            raise UsageError(f"--net {spec!r}: {item!r} is not KEY=VALUE (keys: {', '.join(_SPEC_KEYS.values())})")
-        key, value = (p.strip() for p in item.split("=", 1))
-        name = _SPEC_KEYS.get(key.lower())
-        if name is None:
-            raise UsageError(f"--net {spec!r}: unknown key {key!r}; use {', '.join(_SPEC_KEYS.values())}")
-        try:
-            if name in ("width", "out_dim"):
-                kw[name] = int(value)
-            elif name == "parameterization":
-                kw[name] = value
-            elif name == "b_std" and value.lower() in ("none", ""):
-                kw[name] = None
-            else:
-                kw[name] = float(value)
-        except ValueError:
-            raise UsageError(f"--net {spec!r}: {key}={value!r} is not a number") from None
+        kw = dict(_core.parse_spec(spec))
+    except ValueError as e:
+        raise UsageError(f"--net {e}") from None
+    key, params = kw.pop("activation")
+    kw["activation"] = key if not params else f"{key}({', '.join(map(repr, params))})"
+    if kw["kind"] == "mlp":
+        kw.pop("layer_norm")
     return kw
+
+
+def build_network(spec: str) -> object:
+    """The network of a ``--net`` spec."""
+    import ntkrs as nk
+
+    kw = parse_net_spec(spec)
+    kind = kw.pop("kind")
+    return nk.resnet(**kw) if kind == "resnet" else nk.mlp(**kw)
 
 
 def load_matrix(path: str, key: str | None, name: str) -> np.ndarray:
@@ -109,9 +101,8 @@ def _kernel(args: argparse.Namespace) -> int:
     if len(names) == 2 and "{get}" not in args.out:
         raise UsageError(f"--get {args.get} writes two kernels: put {{get}} in --out, e.g. --out 'K_{{get}}.npy'")
     try:
-        kw = parse_net_spec(args.net)
-        net = nk.mlp(**kw)
-        limit = None if args.memory_limit is None else nk.stax.parse_memory_limit(args.memory_limit)
+        net = build_network(args.net)
+        limit = None if args.memory_limit is None else nk.out_of_core.parse_memory_limit(args.memory_limit)
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
     x = load_matrix(args.x, args.key, "X")

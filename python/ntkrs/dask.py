@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .stax import Network, _parse_dtype, _parse_get, as_matrix
+from .network import Network, _parse_dtype, _parse_get, as_matrix
 
 __all__ = ["kernel"]
 

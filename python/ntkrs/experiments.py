@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .stax import Dense, Network, Relu, serial
+from .layers import Dense, Relu
+from .network import Network, serial
 
 __all__ = ["JacotFig1", "jacot_fig1", "jacot_network", "plot_jacot_fig1"]
 

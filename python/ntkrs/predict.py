@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .stax import Kernel, Network, _parse_get, as_matrix
+from .network import Kernel, Network, _parse_get, as_matrix
 
 __all__ = [
     "Gaussian",

@@ -20,7 +20,8 @@ from sklearn.gaussian_process.kernels import Kernel as _SkKernel
 from sklearn.utils.validation import check_is_fitted
 
 from . import predict as _predict
-from .stax import Dense, Network, mlp
+from .layers import Dense
+from .network import Network, map_layers, mlp
 
 try:  # scikit-learn ≥ 1.6
     from sklearn.utils.validation import validate_data as _validate_data
@@ -45,9 +46,8 @@ def _with_stds(net: Network | None, W_std: float, b_std: float) -> Network:
     if not isinstance(template, Network):
         raise TypeError(f"net: expected an ntkrs Network (nk.serial(...) or nk.mlp(...)) or None, "
                         f"got {type(template).__name__}")
-    layers = [Dense(layer.out_dim, W_std, b_std, layer.parameterization) if isinstance(layer, Dense) else layer
-              for layer in template.layers]
-    return Network(layers)
+    return map_layers(template, lambda layer: Dense(layer.out_dim, W_std, b_std, layer.parameterization)
+                      if isinstance(layer, Dense) else layer)
 
 
 class _NetworkKernel(_SkKernel):

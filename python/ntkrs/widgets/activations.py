@@ -1,11 +1,12 @@
-"""The named nonlinearities the dashboards offer, each with at most one tunable parameter."""
+"""The named nonlinearities the dashboards offer, each with at most one tunable parameter, built from
+the core's activation registry (:data:`ntkrs.layers.REGISTRY`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import stax
+from ..layers import ACTIVATION_CLASSES, REGISTRY, Activation
 
 __all__ = ["ACTIVATIONS", "ActivationChoice", "make_activation"]
 
@@ -15,43 +16,43 @@ class ActivationChoice:
     """One dropdown entry: ``make(param)`` builds the activation; ``param`` is ``None`` when it has no
     tunable parameter, else ``(label, min, max, step, default)``."""
 
-    make: Callable[[float], stax.Activation]
+    make: Callable[[float], Activation]
     param: tuple[str, float, float, float, float] | None = None
     numerical: bool = False
 
 
+def _choice(key: str) -> ActivationChoice:
+    entry = REGISTRY[key]
+    cls = ACTIVATION_CLASSES[key]
+    params = entry["params"]
+    base = [p["default"] if p["default"] is not None else p["typical"] for p in params]
+    tunable = entry["tunable"]
+    integer = [p["integer"] for p in params]
+
+    def make(value: float, base: list[float] = base) -> Activation:
+        args = list(base)
+        if tunable is not None:
+            args[tunable] = value
+        return cls(*(int(a) if i else a for a, i in zip(args, integer, strict=True)))
+
+    spec = None
+    if tunable is not None:
+        p = params[tunable]
+        lo, hi = p["range"]
+        step = 1.0 if p["integer"] else 0.05
+        spec = (p["name"], lo, hi, step, p["typical"])
+    return ActivationChoice(make, spec, entry["numerical"])
+
+
 ACTIVATIONS: dict[str, ActivationChoice] = {
-    "relu": ActivationChoice(lambda p: stax.Relu()),
-    "leaky_relu": ActivationChoice(lambda p: stax.LeakyRelu(p), ("alpha", -1.0, 1.0, 0.05, 0.1)),
-    "abs": ActivationChoice(lambda p: stax.Abs()),
-    "identity": ActivationChoice(lambda p: stax.Identity()),
-    "erf": ActivationChoice(lambda p: stax.Erf(b=p), ("b (erf(b·x))", 0.1, 4.0, 0.05, 1.0)),
-    "sigmoid_like": ActivationChoice(lambda p: stax.Sigmoid_like()),
-    "gelu": ActivationChoice(lambda p: stax.Gelu()),
-    "sin": ActivationChoice(lambda p: stax.Sin(b=p), ("b (sin(b·x))", 0.1, 4.0, 0.05, 1.0)),
-    "cos": ActivationChoice(lambda p: stax.Cos(b=p), ("b (cos(b·x))", 0.1, 4.0, 0.05, 1.0)),
-    "rbf": ActivationChoice(lambda p: stax.Rbf(p), ("gamma", 0.05, 4.0, 0.05, 1.0)),
-    "exp": ActivationChoice(lambda p: stax.Exp(b=p), ("b (exp(b·x))", 0.05, 2.0, 0.05, 0.5)),
-    "gaussian": ActivationChoice(lambda p: stax.Gaussian(b=-p), ("width 1/b (exp(−b·x²))", 0.05, 4.0, 0.05, 1.0)),
-    "sign": ActivationChoice(lambda p: stax.Sign()),
-    "step": ActivationChoice(lambda p: stax.RectifiedMonomial(0)),
-    "rectified_monomial": ActivationChoice(lambda p: stax.RectifiedMonomial(int(p)), ("degree", 0, 4, 1, 2)),
-    "monomial": ActivationChoice(lambda p: stax.Monomial(int(p)), ("degree", 1, 5, 1, 2)),
-    "hermite": ActivationChoice(lambda p: stax.Hermite(int(p)), ("degree", 1, 8, 1, 2)),
-    "tanh": ActivationChoice(lambda p: stax.Tanh(), numerical=True),
-    "sigmoid": ActivationChoice(lambda p: stax.Sigmoid(), numerical=True),
-    "softplus": ActivationChoice(lambda p: stax.Softplus(), numerical=True),
-    "silu": ActivationChoice(lambda p: stax.Silu(), numerical=True),
-    "elu": ActivationChoice(lambda p: stax.Elu(p), ("alpha", 0.05, 3.0, 0.05, 1.0), numerical=True),
-    "selu": ActivationChoice(lambda p: stax.Selu(), numerical=True),
-    "mish": ActivationChoice(lambda p: stax.Mish(), numerical=True),
+    key: _choice(key) for key in REGISTRY if key not in ("polynomial", "elementwise")
 }
-"""Every named nonlinearity of ntkrs (``stax._BY_NAME`` without aliases, plus ``LeakyRelu``, the step
-function, monomials and Hermite polynomials). Closed-form ones are fast enough to follow a slider;
-the ``numerical`` ones (quadrature in the Rust core) take about a second per layer."""
+"""Every activation of the registry but ``Polynomial`` and ``Elementwise`` (which take a coefficient
+list or a function), by key. Closed-form ones are fast enough to follow a slider; the ``numerical``
+ones (quadrature in the Rust core) take about a second per layer when the norms differ."""
 
 
-def make_activation(name: str, param: float | None = None) -> stax.Activation:
+def make_activation(name: str, param: float | None = None) -> Activation:
     """The activation called ``name`` in :data:`ACTIVATIONS`, with its parameter (default if ``None``)."""
     if name not in ACTIVATIONS:
         raise ValueError(f"activation: unknown name {name!r}; use one of {sorted(ACTIVATIONS)}")

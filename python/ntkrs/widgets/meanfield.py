@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..stax import Activation
+from ..layers import Activation
 
 __all__ = ["MeanField", "c_star", "chi1", "correlation_map", "length_map", "mean_field", "q_star"]
 

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import LogNorm, Normalize
 
-from ..stax import Activation
+from ..layers import Activation
 from . import meanfield as mf
 from ._base import Dashboard
 from .activations import ACTIVATIONS, make_activation

@@ -1,473 +1,68 @@
 //! Infinite-width NNGP and NTK kernels of a [`Network`] (eqs. 10–12 and 26–27 of the seed
-//! derivation, with neural-tangents' `W_std`/`b_std` conventions).
+//! derivation, with neural-tangents' `stax` conventions).
 //!
 //! The work is split in three phases:
-//! 1. per-sample variances through every layer (`O(N·depth)`), which fix each activation's plan;
+//! 1. per-sample variances through every step (`O(N·steps)`), which fix each activation's plan
+//!    and each `LayerNorm`'s factors ([`crate::plan`]);
 //! 2. the input Gram `x·x'/d` through faer, upper triangle only when `x2` is `None`, written
 //!    straight into the output buffer;
-//! 3. the fused tile pass ([`crate::tile`]): each row of a tile goes through every layer while in
+//! 3. the fused tile pass ([`crate::tile`]): each row of a tile goes through every step while in
 //!    L1, NNGP and NTK together, SIMD across entries, rayon across tiles, mirrored at the end.
+//!    Branches hold one row each (a residual block needs two), never an `N × N` array.
 //!
-//! Peak memory is the result arrays plus `O(tile × threads)` scratch.
+//! Peak memory is the result arrays plus `O(tile × slots × threads)` scratch.
 
 use faer::MatRef;
 
-use crate::activation::{Plan, Samples, Scratch};
 use crate::control::Control;
+use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::layer::{Network, Parameterization};
-use crate::vmath::Real;
-
-/// Floating-point types the kernels are computed in (`f32`, `f64`).
-pub trait Element: Real + faer::traits::RealField {
-    /// `"float32"` or `"float64"`.
-    const NAME: &'static str;
-}
-impl Element for f32 {
-    const NAME: &'static str = "float32";
-}
-impl Element for f64 {
-    const NAME: &'static str = "float64";
-}
-
-/// Which kernels to compute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Get {
-    /// The NNGP kernel Σ.
-    pub nngp: bool,
-    /// The NTK Θ.
-    pub ntk: bool,
-}
-
-impl Get {
-    /// Both kernels.
-    pub const BOTH: Get = Get { nngp: true, ntk: true };
-    /// The NNGP only.
-    pub const NNGP: Get = Get { nngp: true, ntk: false };
-    /// The NTK only.
-    pub const NTK: Get = Get { nngp: false, ntk: true };
-}
+use crate::input::{check_inputs, same_values, Scaled};
+use crate::kernels::{Get, Kernels};
+use crate::memory::{alloc_results, count};
+use crate::network::Network;
+use crate::plan::{run_row, Planned, RowScratch};
+use crate::pool::Parallelism;
 
 /// Tuning knobs of a kernel computation; the results do not depend on them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelOptions {
     /// Side of the square tiles (0: automatic).
     pub tile_size: usize,
-    /// Threads: 0 runs in the shared pool ([`crate::set_num_threads`]), 1 on the calling thread
-    /// only (no pool: for callers that parallelise themselves, such as dask tasks), `n ≥ 2` in a
-    /// pool of `n` threads built for this call.
-    pub threads: usize,
+    /// Where the computation runs.
+    pub par: Parallelism,
 }
 
-/// Kernel matrices, row-major `rows × cols` (`cols == 1` for diagonals).
-#[derive(Clone, Debug)]
-pub struct Kernels<T> {
-    /// Σ, when requested.
-    pub nngp: Option<Vec<T>>,
-    /// Θ, when requested.
-    pub ntk: Option<Vec<T>>,
-    /// Number of rows (`x1`'s samples).
-    pub rows: usize,
-    /// Number of columns (`x2`'s samples, or `x1`'s when `x2` is `None`; 1 for a diagonal).
-    pub cols: usize,
-}
-
-/// The state of one `Dense` (+ activation) block for the tile pass.
-pub(crate) struct LayerPlan<T> {
-    /// Input variance of the layer for each sample of x1 (the exact diagonal of its input kernel).
-    pub q_in: Vec<T>,
-    pub w2: T,
-    pub b2: T,
-    /// Standard parameterization: `(n_in, 1 if bias else 0)`.
-    pub standard: Option<(T, T)>,
-    pub act: Option<Plan<T>>,
-    pub s1: Samples<T>,
-    /// `None` when x2 is x1.
-    pub s2: Option<Samples<T>>,
-}
-
-/// Everything a kernel computation needs besides the inputs: the layer plans, the input Gram's
-/// factor and, when the inputs had to be rescaled by a power of two, the rescaled copies.
-pub(crate) struct Prepared<T: Element> {
-    pub layers: Vec<LayerPlan<T>>,
-    pub gscale: T,
-    pub scaled: Option<(faer::Mat<T>, Option<faer::Mat<T>>)>,
-}
-
-impl<T: Element> Prepared<T> {
-    /// The matrices the input Gram is computed from.
-    pub fn inputs<'a>(
-        &'a self,
-        x1: MatRef<'a, T>,
-        x2: Option<MatRef<'a, T>>,
-    ) -> (MatRef<'a, T>, Option<MatRef<'a, T>>) {
-        match &self.scaled {
-            Some((a, b)) => (a.as_ref(), b.as_ref().map(|b| b.as_ref())),
-            None => (x1, x2),
-        }
-    }
-
-    /// Bytes held by the rescaled copies.
-    pub fn scaled_bytes(&self) -> usize {
-        self.scaled.as_ref().map_or(0, |(a, b)| {
-            (a.nrows() * a.ncols() + b.as_ref().map_or(0, |b| b.nrows() * b.ncols())) * std::mem::size_of::<T>()
-        })
-    }
-}
-
-impl<T: Real> LayerPlan<T> {
-    /// The Dense step on one row: `c ↦ W²c + b²` and, for the NTK, `t ↦ c' + W²t` (NTK
-    /// parameterization) or `t ↦ n_in·c + W²t (+1 with a bias)` (standard).
-    #[inline(always)]
-    pub fn dense_row<const NTK: bool>(&self, c: &mut [T], t: &mut [T]) {
-        let (w2, b2) = (self.w2, self.b2);
-        let t = &mut t[..c.len()];
-        match self.standard {
-            None => {
-                for (cv, tv) in c.iter_mut().zip(t.iter_mut()) {
-                    let cn = w2 * *cv + b2;
-                    if NTK {
-                        *tv = cn + w2 * *tv;
-                    }
-                    *cv = cn;
-                }
-            }
-            Some((n_in, one)) => {
-                for (cv, tv) in c.iter_mut().zip(t.iter_mut()) {
-                    if NTK {
-                        *tv = n_in * *cv + w2 * *tv + one;
-                    }
-                    *cv = w2 * *cv + b2;
-                }
-            }
-        }
-    }
-
-    /// The activation step on one row (identity when the block has none).
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn act_row<const NTK: bool>(&self, i: usize, j0: usize, c: &mut [T], t: &mut [T], scr: &mut Scratch<T>) {
-        if let Some(plan) = &self.act {
-            let s2 = self.s2.as_ref().unwrap_or(&self.s1);
-            plan.row::<NTK>(&self.s1, i, s2, j0, c, t, scr);
-        }
-    }
-}
-
-/// Every layer on one row: entries `(i, j0 + j)`, `c` holding the input Gram on entry and the NNGP
-/// on exit, `t` the NTK (starting at 0). With `diag`, entry 0 is the diagonal `(i, i)` and takes the
-/// planned variances exactly (the layer's input variance before each Dense, its pre-activation
-/// variance after), so that the tile pass and [`Network::kernel_diagonal`] agree bitwise and the
-/// activation sees `c = q1 = q2`, i.e. ρ = 1.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn run_layers<T: Real, const NTK: bool>(
-    plans: &[LayerPlan<T>],
-    i: usize,
-    j0: usize,
-    diag: bool,
-    c: &mut [T],
-    t: &mut [T],
-    scr: &mut Scratch<T>,
-) {
-    for lp in plans {
-        if diag {
-            c[0] = lp.q_in[i];
-        }
-        lp.dense_row::<NTK>(c, t);
-        if diag {
-            c[0] = lp.s1.q[i];
-        }
-        lp.act_row::<NTK>(i, j0, c, t, scr);
-    }
-}
-
-/// Largest absolute value, and whether every value is finite (read in memory order).
-fn scan<T: Element>(x: MatRef<'_, T>) -> (f64, bool) {
-    let mut m = 0.0f64;
-    let mut ok = true;
-    let mut visit = |v: T| {
-        let v = v.to_f64();
-        ok &= v.is_finite();
-        m = m.max(v.abs());
-    };
-    if x.row_stride().unsigned_abs() >= x.col_stride().unsigned_abs() {
-        for i in 0..x.nrows() {
-            for j in 0..x.ncols() {
-                visit(x[(i, j)]);
-            }
-        }
-    } else {
-        for j in 0..x.ncols() {
-            for i in 0..x.nrows() {
-                visit(x[(i, j)]);
-            }
-        }
-    }
-    (m, ok)
-}
-
-pub(crate) fn check_input<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<f64> {
-    if x.nrows() == 0 || x.ncols() == 0 {
-        return Err(Error::arg(
-            arg,
-            format!(
-                "is empty (shape ({}, {})); pass at least one sample with at least one feature",
-                x.nrows(),
-                x.ncols()
-            ),
-        ));
-    }
-    let (m, ok) = scan(x);
-    if !ok {
-        return Err(Error::arg(
-            arg,
-            "contains NaN or infinite values; remove or impute them first",
-        ));
-    }
-    Ok(m)
-}
-
-/// `Err` unless `x2` has as many features (columns) as `x1`.
-pub(crate) fn same_features<T>(x1: MatRef<'_, T>, x2: MatRef<'_, T>) -> Result<()> {
-    if x2.ncols() != x1.ncols() {
-        return Err(Error::arg(
-            "x2",
-            format!(
-                "has {} features but x1 has {}; both need the same number of columns",
-                x2.ncols(),
-                x1.ncols()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Bytes of memory the OS reports as available, where it says.
-pub fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// Allocate zeroed result buffers of `counts` elements, or fail with the size they would need
-/// (checked against the memory the OS reports as available, before anything is allocated).
-pub(crate) fn alloc_results<T: Element>(counts: &[usize], what: &str) -> Result<Vec<Vec<T>>> {
-    check_room::<T>(counts.iter().map(|&n| n as u128).sum(), what)?;
-    // `vec![0; n]` allocates zeroed pages lazily (calloc): no pass over the memory here
-    let out: Vec<Vec<T>> = counts.iter().map(|&n| vec![T::ZERO; n]).collect();
-    for v in &out {
-        advise_huge_pages(v);
-    }
-    Ok(out)
-}
-
-/// `Err(OutOfMemory)` unless `count` elements of `T` fit in the memory the OS reports available.
-pub(crate) fn check_room<T: Element>(count: u128, what: &str) -> Result<()> {
-    let total = count * std::mem::size_of::<T>() as u128;
-    let avail = available_memory();
-    if total > isize::MAX as u128 || avail.is_some_and(|a| total > a as u128) {
-        return Err(Error::OutOfMemory {
-            bytes: total,
-            available: avail,
-            what: what.to_string(),
-        });
-    }
-    Ok(())
-}
-
-/// Ask the kernel to back a large, untouched buffer with transparent huge pages: 512× fewer page
-/// faults when the result is first written (Linux only; a no-op elsewhere or when refused).
-fn advise_huge_pages<T>(v: &[T]) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let start = v.as_ptr() as usize;
-        let end = start + std::mem::size_of_val(v);
-        let (lo, hi) = (start.div_ceil(HUGE) * HUGE, end / HUGE * HUGE);
-        if hi > lo {
-            // SAFETY: [lo, hi) lies inside the live allocation; MADV_HUGEPAGE changes no contents.
-            unsafe {
-                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = v;
-}
-
-/// Per-sample input variances `|x_i|²/d`, computed in f64 with a power-of-two rescaling so that
-/// neither tiny nor huge inputs under- or overflow in the sum.
-fn input_variances<T: Element>(x: MatRef<'_, T>, scale: f64) -> Vec<f64> {
-    let d = x.ncols() as f64;
-    (0..x.nrows())
-        .map(|i| {
-            let mut s = 0.0f64;
-            for k in 0..x.ncols() {
-                let v = x[(i, k)].to_f64() * scale;
-                s += v * v;
-            }
-            s / (scale * scale) / d
-        })
-        .collect()
-}
-
-/// Power of two bringing the largest magnitude `m` near 1 (1 when no rescaling is needed).
-fn rescale_factor<T: Element>(m: f64) -> f64 {
-    let (lo, hi) = if std::mem::size_of::<T>() == 4 {
-        (2f64.powi(-30), 2f64.powi(30))
-    } else {
-        (2f64.powi(-250), 2f64.powi(250))
-    };
-    if m == 0.0 || (m >= lo && m <= hi) {
-        1.0
-    } else {
-        // clamp the exponent: 2^±1000 is representable, 2^±1030 is not (subnormal inputs)
-        2f64.powi(-(m.log2().round() as i32).clamp(-1000, 1000))
-    }
+/// A network planned for two batches: the scaled inputs and every step's plan.
+pub(crate) struct Prepared<'a, T: Element> {
+    pub x1: MatRef<'a, T>,
+    /// `None` when the kernel is symmetric (x2 absent, or equal to x1 in a network with dropout,
+    /// whose diagonal then differs: neural-tangents' `x1_is_x2`).
+    pub x2: Option<MatRef<'a, T>>,
+    pub scaled: Scaled<T>,
+    pub planned: Planned<T>,
 }
 
 impl Network {
-    /// Plan every layer for the samples with input variances `q1` (and `q2`): per-layer
-    /// pre-activation variances and activation plans. Propagation runs in f64.
-    pub(crate) fn plan_layers<T: Element>(
+    /// Check the call and plan it.
+    pub(crate) fn prepare<'a, T: Element>(
         &self,
-        d: usize,
-        q1: Vec<f64>,
-        q2: Option<Vec<f64>>,
+        x1: MatRef<'a, T>,
+        x2: Option<MatRef<'a, T>>,
+        get: Get,
         ctl: &Control,
-    ) -> Result<Vec<LayerPlan<T>>> {
-        let mut q1 = q1;
-        let mut q2 = q2;
-        let mut n_in = d as f64;
-        let mut plans = Vec::with_capacity(self.blocks.len());
-        for (l, block) in self.blocks.iter().enumerate() {
-            ctl.check()?;
-            let dn = &block.dense;
-            let w2 = dn.w_std * dn.w_std;
-            let b2 = dn.b_std.map_or(0.0, |b| b * b);
-            let q_in: Vec<T> = q1.iter().map(|&v| T::from_f64(v)).collect();
-            let dense = |q: &mut Vec<f64>| q.iter_mut().for_each(|v| *v = w2 * *v + b2);
-            dense(&mut q1);
-            if let Some(q) = q2.as_mut() {
-                dense(q);
-            }
-            let worst = q1.iter().chain(q2.iter().flatten()).cloned().fold(0.0f64, |a, v| {
-                if v.is_finite() {
-                    a.max(v)
-                } else {
-                    f64::INFINITY
-                }
-            });
-            if !worst.is_finite() {
-                return Err(Error::NonFinite(format!(
-                    "the kernel overflows at Dense layer {l}: a pre-activation variance is infinite; \
-                     reduce W_std, the depth or the scale of the inputs"
-                )));
-            }
-            let standard = match dn.parameterization {
-                Parameterization::Ntk => None,
-                Parameterization::Standard => {
-                    Some((T::from_f64(n_in), if dn.b_std.is_some() { T::ONE } else { T::ZERO }))
-                }
-            };
-            n_in = dn.out_dim as f64;
-            let (act, s1, s2) = match &block.act {
-                None => {
-                    let id = Plan::<f64>::Identity;
-                    (
-                        None,
-                        Samples::new(&id, &q1)?,
-                        q2.as_ref().map(|q| Samples::new(&id, q)).transpose()?,
-                    )
-                }
-                Some(a) => {
-                    let all: Vec<f64> = q1.iter().chain(q2.iter().flatten()).cloned().collect();
-                    let plan = Plan::<f64>::new(a, &all, true)?;
-                    let s1 = Samples::<f64>::new(&plan, &q1)?;
-                    let s2 = q2.as_ref().map(|q| Samples::<f64>::new(&plan, q)).transpose()?;
-                    // variances after the activation: E[φ(u)²], the map at c = q
-                    let propagate = |q: &mut Vec<f64>, s: &Samples<f64>| -> Result<()> {
-                        let mut scr = Scratch::new(1);
-                        for (i, qi) in q.iter_mut().enumerate() {
-                            let mut c = [s.q[i]];
-                            let mut t = [0.0];
-                            plan.row::<false>(s, i, s, i, &mut c, &mut t, &mut scr);
-                            if !c[0].is_finite() {
-                                return Err(Error::NonFinite(format!(
-                                    "{} has no finite second moment at pre-activation variance {:.6e} (layer {l})",
-                                    a.name(),
-                                    s.q[i]
-                                )));
-                            }
-                            *qi = c[0];
-                        }
-                        Ok(())
-                    };
-                    propagate(&mut q1, &s1)?;
-                    if let (Some(q), Some(s)) = (q2.as_mut(), s2.as_ref()) {
-                        propagate(q, s)?;
-                    }
-                    (Some(plan.cast::<T>()), s1.cast::<T>(), s2.map(|s| s.cast::<T>()))
-                }
-            };
-            plans.push(LayerPlan {
-                q_in,
-                w2: T::from_f64(w2),
-                b2: T::from_f64(b2),
-                standard,
-                act,
-                s1,
-                s2,
-            });
-        }
-        Ok(plans)
-    }
-
-    /// Check `get` and the inputs; returns the largest input magnitude.
-    pub(crate) fn check_call<T: Element>(&self, x1: MatRef<'_, T>, x2: Option<MatRef<'_, T>>, get: Get) -> Result<f64> {
-        if !get.nngp && !get.ntk {
-            return Err(Error::arg("get", "ask for at least one of \"nngp\" and \"ntk\""));
-        }
-        let mut m = check_input("x1", x1)?;
-        if let Some(x2) = x2 {
-            m = m.max(check_input("x2", x2)?);
-            same_features(x1, x2)?;
-        }
-        Ok(m)
-    }
-
-    /// Plan the layers and the input Gram's scaling for inputs of largest magnitude `m`.
-    pub(crate) fn prepare<T: Element>(
-        &self,
-        x1: MatRef<'_, T>,
-        x2: Option<MatRef<'_, T>>,
-        m: f64,
-        ctl: &Control,
-    ) -> Result<Prepared<T>> {
-        let d = x1.ncols();
-        let scale = rescale_factor::<T>(m);
-        let q1 = input_variances(x1, scale);
-        let q2 = x2.map(|x| input_variances(x, scale));
-        let layers = self.plan_layers::<T>(d, q1, q2, ctl)?;
-        // Input Gram, scaled: G = (s·x1)(s·x2)ᵀ · 1/(s² d).
-        let gscale = 1.0 / (scale * scale) / d as f64;
-        if !(gscale.is_finite() && T::from_f64(gscale).is_finite()) || T::from_f64(m * m).to_f64().is_infinite() {
-            return Err(Error::NonFinite(format!(
-                "inputs of magnitude {m:.3e} make the kernel overflow {}; use dtype=float64 or rescale the inputs",
-                T::NAME
-            )));
-        }
-        let scaled: Option<(faer::Mat<T>, Option<faer::Mat<T>>)> = (scale != 1.0).then(|| {
-            let s = T::from_f64(scale);
-            let f = |x: MatRef<'_, T>| faer::Mat::<T>::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] * s);
-            (f(x1), x2.map(f))
-        });
+    ) -> Result<Prepared<'a, T>> {
+        get.check()?;
+        let m = check_inputs(x1, x2)?;
+        let x2 = x2.filter(|x2| !(self.has_dropout() && same_values(x1, *x2)));
+        let program = self.compile(x1.ncols())?;
+        let scaled = Scaled::new(x1, x2, m)?;
+        let planned = program.plan::<T>(scaled.q1.clone(), scaled.q2.clone(), true, ctl)?;
         Ok(Prepared {
-            layers,
-            gscale: T::from_f64(gscale),
+            x1,
+            x2,
             scaled,
+            planned,
         })
     }
 
@@ -475,7 +70,7 @@ impl Network {
     /// `None`; then only the upper triangle is computed and mirrored).
     ///
     /// ```
-    /// use ntkrs_core::{Activation, Control, Dense, Get, KernelOptions, Layer, Network, Parameterization};
+    /// use ntkrs_core::{Control, Dense, Get, KernelOptions, Layer, Network, Parameterization};
     /// let dense = |w, b| Layer::Dense(Dense::new(1, w, b, Parameterization::Ntk).unwrap());
     /// let net = Network::new(vec![dense(1.0, Some(0.1))]).unwrap();
     /// let x = faer::mat![[1.0, 0.0], [0.6, 0.8]];
@@ -493,70 +88,54 @@ impl Network {
         opts: &KernelOptions,
         ctl: &Control,
     ) -> Result<Kernels<T>> {
-        let m = self.check_call(x1, x2, get)?;
-        let d = x1.ncols();
+        get.check()?;
+        check_inputs(x1, x2)?;
         let (n1, n2) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()));
-        let nout = get.nngp as usize + get.ntk as usize;
-        let count = n1.checked_mul(n2).ok_or_else(|| Error::OutOfMemory {
-            bytes: n1 as u128 * n2 as u128 * nout as u128 * std::mem::size_of::<T>() as u128,
-            available: available_memory(),
-            what: format!("a {n1} x {n2} kernel"),
-        })?;
+        let nout = get.count();
+        let size = count::<T>(n1, n2, nout, || format!("a {n1} x {n2} kernel"))? / nout;
         let mut bufs = alloc_results::<T>(
-            &vec![count; nout],
+            &vec![size; nout],
             &format!("{nout} {} kernel(s) of shape {n1} x {n2}", T::NAME),
         )?;
-        let prep = self.prepare(x1, x2, m, ctl)?;
-        let (a, b) = prep.inputs(x1, x2);
+        let prep = self.prepare(x1, x2, get, ctl)?;
+        let (a, b) = prep.scaled.inputs(prep.x1, prep.x2);
         let tile = crate::tile::tile_size(opts.tile_size);
         let win = crate::tile::Window::whole(n1, n2);
         let sym = b.is_none();
-        ctl.add_total(crate::tile::work_units(win, d, sym, tile));
+        ctl.add_total(crate::tile::work_units(win, x1.ncols(), sym, tile));
         // a single tile has no parallelism to gain: run it here rather than wake a pool thread
-        let runner = crate::pool::Runner::new(opts.threads, n1 > tile || n2 > tile)?;
+        let runner = crate::pool::Runner::new(opts.par, n1 > tile || n2 > tile)?;
         runner.run(|parallel| -> Result<()> {
-            crate::tile::gram(&mut bufs[0], win, a, b, prep.gscale, parallel, ctl)?;
-            crate::tile::layers(&mut bufs, win, get, sym, true, &prep.layers, tile, parallel, ctl)
+            crate::tile::gram(&mut bufs[0], win, a, b, prep.scaled.gscale, parallel, ctl)?;
+            crate::tile::layers(&mut bufs, win, get, sym, true, &prep.planned, tile, parallel, ctl)
         })?;
-        let mut it = bufs.into_iter();
-        let nngp = if get.nngp { it.next() } else { None };
-        let ntk = if get.ntk { it.next() } else { None };
-        Ok(Kernels {
-            nngp,
-            ntk,
-            rows: n1,
-            cols: n2,
-        })
+        Ok(Kernels::from_buffers(get, bufs, n1, n2))
     }
 
-    /// Only the diagonal `k(x_i, x_i)` of the kernels of `x`, in `O(N·(d + depth))`.
+    /// Only the diagonal `k(x_i, x_i)` of the kernels of `x`, in `O(N·(d + steps))`.
     pub fn kernel_diagonal<T: Element>(&self, x: MatRef<'_, T>, get: Get, ctl: &Control) -> Result<Kernels<T>> {
-        if !get.nngp && !get.ntk {
-            return Err(Error::arg("get", "ask for at least one of \"nngp\" and \"ntk\""));
-        }
-        let m = check_input("x1", x)?;
+        let prep = self.prepare(x, None, get, ctl)?;
         let n = x.nrows();
-        let scale = rescale_factor::<T>(m);
-        let q = input_variances(x, scale);
-        let layers = self.plan_layers::<T>(x.ncols(), q, None, ctl)?;
+        let p = &prep.planned;
         let mut nngp = vec![T::ZERO; n];
         let mut ntk = vec![T::ZERO; n];
-        let mut scr = Scratch::new(1);
+        let mut scr = RowScratch::new(p.n_slots, 1);
         ctl.add_total(n as u64);
         for i in 0..n {
             ctl.check()?;
             ctl.advance(1);
-            let mut c = [T::ZERO];
-            let mut t = [T::ZERO];
-            run_layers::<T, true>(&layers, i, i, true, &mut c, &mut t, &mut scr);
-            if !(c[0].is_finite() && t[0].is_finite()) {
+            scr.slots[0].c[0] = p.q_in[i];
+            run_row::<T, true>(p, i, i, 1, true, &mut scr);
+            let out = &scr.slots[p.out_slot];
+            let (c, t) = (out.c[0], out.t[0]);
+            if !(c.is_finite() && t.is_finite()) {
                 return Err(Error::NonFinite(format!(
                     "the kernel of sample {i} is not finite in {} (overflow); reduce W_std, the depth or the input scale",
                     T::NAME
                 )));
             }
-            nngp[i] = c[0];
-            ntk[i] = t[0];
+            nngp[i] = c;
+            ntk[i] = t;
         }
         Ok(Kernels {
             nngp: get.nngp.then_some(nngp),
@@ -570,7 +149,7 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Activation, Dense, Layer};
+    use crate::{Activation, Dense, FanIn, Layer, Parameterization};
     use proptest::prelude::*;
 
     fn net(act: Activation, depth: usize) -> Network {
@@ -603,7 +182,7 @@ mod tests {
             Get::BOTH,
             &KernelOptions {
                 tile_size: tile,
-                threads: 0,
+                ..Default::default()
             },
             &Control::new(),
         )
@@ -703,6 +282,46 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(e, Error::InvalidArgument { arg: "get", .. }));
+    }
+
+    fn resnet(act: Activation, blocks: usize, ln: bool) -> Network {
+        let dense = || Layer::Dense(Dense::new(16, 1.2, Some(0.1), Parameterization::Ntk).unwrap());
+        let norm = || Layer::LayerNorm(crate::LayerNorm::new(vec![-1], 1e-12).unwrap());
+        let mut layers = vec![dense()];
+        for _ in 0..blocks {
+            let mut branch = Vec::new();
+            if ln {
+                branch.push(norm());
+            }
+            branch.extend([dense(), Layer::Activation(act.clone()), dense()]);
+            layers.push(Layer::Serial(vec![
+                Layer::FanOut(2),
+                Layer::Parallel(vec![Layer::Serial(branch), Layer::Identity]),
+                Layer::FanIn(FanIn::Sum),
+            ]));
+        }
+        layers.push(dense());
+        Network::new(layers).unwrap()
+    }
+
+    #[test]
+    fn residual_networks_are_symmetric_tile_independent_and_match_their_diagonal() {
+        let x = data(45, 5, 8);
+        for nw in [resnet(Activation::relu(), 3, true), resnet(Activation::Gelu, 2, false)] {
+            let a = kernel(&nw, &x, None, 0);
+            let b = kernel(&nw, &x, None, 7);
+            assert_eq!(a.ntk, b.ntk);
+            let c = kernel(&nw, &x, Some(&x), 16);
+            let d = nw.kernel_diagonal(x.as_ref(), Get::BOTH, &Control::new()).unwrap();
+            let (an, cn, dn) = (a.nngp.unwrap(), c.nngp.unwrap(), d.nngp.unwrap());
+            for i in 0..45 {
+                assert_eq!(dn[i], an[i * 45 + i]);
+                for j in 0..45 {
+                    assert_eq!(an[i * 45 + j], an[j * 45 + i]);
+                    assert!((an[i * 45 + j] - cn[i * 45 + j]).abs() <= 1e-12 * an[i * 45 + i]);
+                }
+            }
+        }
     }
 
     proptest! {

@@ -1,31 +1,39 @@
-//! Finite-width networks: initialisation, the forward pass, and their empirical NNGP and NTK.
+//! Finite-width networks: initialisation, the forward pass, their empirical NNGP and NTK, Monte
+//! Carlo estimates of the kernels, and training by gradient descent.
 //!
-//! A network of `L` Dense blocks maps `h₀ = x` through `z_l = s_l·h_{l−1}W_l + β_l·b_l`,
-//! `h_l = φ_l(z_l)` (or `h_l = z_l` without an activation) to `f = h_{L−1}`, with neural-tangents'
-//! scales: `s = W_std/√n_in`, `β = b_std` in the NTK parameterization, `s = β = 1` in the standard
-//! one (whose parameters are pre-scaled at initialisation).
+//! The network's [`crate::program::Program`] runs on batches: every value is a column-major
+//! `width × N` matrix (each sample's features contiguous). A `Dense` layer maps its input `h` to
+//! `z = s·h W + β·b`, with neural-tangents' scales: `s = W_std/√n_in`, `β = b_std` in the NTK
+//! parameterization, `s = β = 1` in the standard one (whose parameters are pre-scaled at
+//! initialisation).
 //!
 //! The empirical NTK (eq. 5 of the seed derivation) `Θ(x, x') = Σ_p ∂f/∂θ_p ⊗ ∂f/∂θ_p` is computed
-//! by the per-layer structure of an MLP, never through the `N × P` Jacobian: with the backward
-//! signals `Δ_l(x)[o, :] = ∂f_o(x)/∂z_l`,
+//! from the network's structure, never through the `N × P` Jacobian: with the backward signals
+//! `Δ_l(x)[o, :] = ∂f_o(x)/∂z_l` at the output of `Dense` layer `l` (propagated back through
+//! activations, `LayerNorm`, dropout masks, sums, products, concatenations and branch copies),
 //!
 //! `Θ_l(x, x')[o, o'] = (s_l²·h_{l−1}(x)·h_{l−1}(x') + β_l²) · Δ_l(x)[o, :]·Δ_l(x')[o', :]`
 //!
-//! is the contribution of block `l`'s weights and bias, and `Θ = Σ_l Θ_l`. The cost is the forward
+//! is the contribution of layer `l`'s weights and bias, and `Θ = Σ_l Θ_l`. The cost is the forward
 //! and backward matrix products plus one Gram of the inputs and one of the backward signals per
-//! block: about `N²·Σ_l (n_{l−1} + O·n_l)`.
+//! `Dense` layer: about `N²·Σ_l (n_{l−1} + O·n_l)`.
 
 use faer::linalg::matmul::matmul;
-use faer::reborrow::ReborrowMut;
 use faer::{Accum, MatMut, MatRef, Par};
-use rand_core::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use crate::analytic::{alloc_results, available_memory, check_room, Element, Get, Kernels};
 use crate::control::Control;
+use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::layer::{Block, Network, Parameterization};
+use crate::input::check_input;
+use crate::kernels::{Get, Kernels};
+use crate::layer::{layer_norm, Dropout};
+use crate::linalg::{all_finite, cm, gemm_cols, gram, permute_full, sized, CHUNK, MIN_LEN};
+use crate::memory::{alloc_results, available_memory, check_room, count};
+use crate::network::Network;
+use crate::pool::{Parallelism, Runner};
+use crate::program::{Op, Program};
+use crate::random::normals;
 
 /// One Dense layer's parameters, borrowed: `w` is `n_in × n_out` (neural-tangents' layout), `b`
 /// has `n_out` entries and is present exactly when the layer has a bias (`b_std` is not `None`).
@@ -60,6 +68,15 @@ impl<T: Element> DenseOwned<T> {
     }
 }
 
+/// Options of [`Network::apply`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ApplyOptions {
+    /// Where the computation runs.
+    pub par: Parallelism,
+    /// The seed of the dropout masks (`Dropout(mode="train")` layers only; batch 0's masks).
+    pub dropout_seed: u64,
+}
+
 /// Which empirical kernels to compute and in what form.
 #[derive(Clone, Copy, Debug)]
 pub struct EmpiricalOptions {
@@ -69,6 +86,11 @@ pub struct EmpiricalOptions {
     pub trace: bool,
     /// Also return the NTK's contribution of each Dense layer.
     pub per_layer: bool,
+    /// Where the computation runs.
+    pub par: Parallelism,
+    /// The seed of the dropout masks (`Dropout(mode="train")` layers only): `x1`'s samples use
+    /// the masks of batch 0, `x2`'s those of batch 1.
+    pub dropout_seed: u64,
 }
 
 impl Default for EmpiricalOptions {
@@ -77,6 +99,8 @@ impl Default for EmpiricalOptions {
             get: Get::BOTH,
             trace: true,
             per_layer: false,
+            par: Parallelism::Pool,
+            dropout_seed: 0,
         }
     }
 }
@@ -100,116 +124,168 @@ pub struct Empirical<T> {
     pub traced: bool,
 }
 
-/// `(s, β)` of a block with input width `n_in`: `z = s·h W + β·b`.
-fn scales(block: &Block, n_in: usize) -> (f64, f64) {
-    let d = &block.dense;
-    match d.parameterization {
-        Parameterization::Ntk => (d.w_std / (n_in as f64).sqrt(), d.b_std.unwrap_or(0.0)),
-        Parameterization::Standard => (1.0, 1.0),
-    }
-}
-
-/// `par`, or sequential when a product of `work` multiply-adds is too small to share out.
-fn sized(par: Par, work: usize) -> Par {
-    if work < 1 << 21 {
-        Par::Seq
+/// Elementwise `dst[i] = f(dst[i], src[i])`, in parallel chunks unless `par` is sequential.
+fn zip_apply<T: Element>(par: Par, dst: &mut [T], src: &[T], f: impl Fn(T, T) -> T + Sync + Send) {
+    if matches!(par, Par::Seq) || dst.len() < 2 * MIN_LEN {
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = f(*d, s));
     } else {
-        par
+        dst.par_iter_mut()
+            .zip(src.par_iter())
+            .with_min_len(MIN_LEN)
+            .for_each(|(d, &s)| *d = f(*d, s));
     }
 }
 
-/// Least number of elements per parallel task of the elementwise passes.
-const MIN_LEN: usize = 1 << 12;
+/// Add `add` to the signal in `slot` (or put it there).
+fn accumulate<T: Element>(par: Par, slot: &mut Option<Vec<T>>, add: Vec<T>) {
+    match slot {
+        None => *slot = Some(add),
+        Some(v) => zip_apply(par, v, &add, |a, b| a + b),
+    }
+}
 
-/// Number of elements per parallel work item of the pointwise passes.
-const CHUNK: usize = 1 << 14;
+/// Scale each sample's `k` signal columns (each `width` long) by that sample's column of `by`
+/// (`width × n`): `∂/∂x = Δ ⊙ φ'(z)`, a dropout mask, a product's other factors.
+fn scale_columns<T: Element>(par: Par, sig: &[T], by: &[T], width: usize, k: usize) -> Vec<T> {
+    let mut out = sig.to_vec();
+    let per = width * k;
+    let job = |(blk, da): (&mut [T], &[T])| {
+        for col in blk.chunks_mut(width) {
+            for (v, &g) in col.iter_mut().zip(da) {
+                *v *= g;
+            }
+        }
+    };
+    if matches!(par, Par::Seq) || out.len() < 2 * MIN_LEN {
+        out.chunks_mut(per).zip(by.chunks(width)).for_each(job);
+    } else {
+        out.par_chunks_mut(per)
+            .zip(by.par_chunks(width))
+            .with_min_len(MIN_LEN / per + 1)
+            .for_each(job);
+    }
+    out
+}
 
-/// The parallelism of the matrix products when a call has the pool to itself.
-fn pool_par() -> Par {
-    match crate::pool::num_threads() {
-        0 | 1 => Par::Seq,
-        n => Par::rayon(n),
+/// A batch's forward pass: every value's activations and what the backward pass needs.
+pub(crate) struct Forward<T> {
+    n: usize,
+    d: usize,
+    /// Per value, column-major `width × n`; value 0 (the inputs) only when a step other than a
+    /// `Dense` reads it.
+    h: Vec<Option<Vec<T>>>,
+    /// Per step: `φ'(z)` (activations), `1/√(var + eps)` (`LayerNorm`), the mask (dropout).
+    aux: Vec<Option<Vec<T>>>,
+}
+
+impl<T: Element> Forward<T> {
+    /// Value `v` as a `width × n` matrix.
+    fn mat<'a>(&'a self, p: &Program, v: usize, x: MatRef<'a, T>) -> MatRef<'a, T> {
+        match &self.h[v] {
+            Some(h) => cm(h, p.width(v, self.d), self.n),
+            None => x.transpose(),
+        }
+    }
+
+    fn slice(&self, v: usize) -> &[T] {
+        self.h[v].as_deref().expect("values read elementwise are stored")
     }
 }
 
 impl Network {
-    /// Output width `O` (the last Dense's).
-    pub fn out_dim(&self) -> usize {
-        self.blocks.last().map_or(0, |b| b.dense.out_dim)
-    }
-
     /// Check that `params` fit this network on inputs of width `in_dim`.
     pub fn check_params<T: Element>(&self, params: &[DenseParams<'_, T>], in_dim: usize) -> Result<()> {
-        if params.len() != self.blocks.len() {
+        let prog = self.compile(in_dim)?;
+        check_params(&prog, params, in_dim)
+    }
+}
+
+/// The `Dense` steps of a program: `(param, step, n_in, n_out, layer)`.
+fn dense_steps(p: &Program, d: usize) -> Vec<(usize, usize, usize, usize, &crate::layer::Dense)> {
+    let mut out: Vec<_> = p
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(s, st)| match &st.op {
+            Op::Dense { layer, param } => Some((*param, s, p.width(st.inputs[0], d), layer.out_dim, layer)),
+            _ => None,
+        })
+        .collect();
+    out.sort_by_key(|t| t.0);
+    out
+}
+
+fn check_params<T: Element>(prog: &Program, params: &[DenseParams<'_, T>], in_dim: usize) -> Result<()> {
+    if params.len() != prog.n_dense {
+        return Err(Error::arg(
+            "params",
+            format!(
+                "the network has {} Dense layer(s) but {} (W, b) pair(s) were given; pass the list net.init returns",
+                prog.n_dense,
+                params.len()
+            ),
+        ));
+    }
+    for (l, _, n_in, n_out, layer) in dense_steps(prog, in_dim) {
+        let p = &params[l];
+        if p.w.nrows() != n_in || p.w.ncols() != n_out {
             return Err(Error::arg(
                 "params",
                 format!(
-                    "the network has {} Dense layer(s) but {} (W, b) pair(s) were given; pass the list net.init returns",
-                    self.blocks.len(),
-                    params.len()
+                    "W of Dense layer {l} has shape ({}, {}) but the layer needs ({n_in}, {n_out}) \
+                     (in, out){}",
+                    p.w.nrows(),
+                    p.w.ncols(),
+                    if n_in == in_dim && l == 0 {
+                        " for inputs with this many features"
+                    } else {
+                        ""
+                    }
                 ),
             ));
         }
-        let mut n_in = in_dim;
-        for (l, (block, p)) in self.blocks.iter().zip(params).enumerate() {
-            let n_out = block.dense.out_dim;
-            if p.w.nrows() != n_in || p.w.ncols() != n_out {
+        match (p.b, layer.b_std) {
+            (Some(b), Some(_)) if b.len() != n_out => {
                 return Err(Error::arg(
                     "params",
                     format!(
-                        "W of Dense layer {l} has shape ({}, {}) but the layer needs ({n_in}, {n_out}) \
-                         (in, out){}",
-                        p.w.nrows(),
-                        p.w.ncols(),
-                        if l == 0 {
-                            " for inputs with this many features"
-                        } else {
-                            ""
-                        }
+                        "b of Dense layer {l} has {} entries but the layer has {n_out} units",
+                        b.len()
                     ),
-                ));
+                ))
             }
-            match (p.b, block.dense.b_std) {
-                (Some(b), Some(_)) if b.len() != n_out => {
-                    return Err(Error::arg(
-                        "params",
-                        format!(
-                            "b of Dense layer {l} has {} entries but the layer has {n_out} units",
-                            b.len()
-                        ),
-                    ))
-                }
-                (Some(_), None) => {
-                    return Err(Error::arg(
-                        "params",
-                        format!("Dense layer {l} has no bias (b_std=None) but a bias b was given; pass (W, None)"),
-                    ))
-                }
-                (None, Some(_)) => {
-                    return Err(Error::arg(
-                        "params",
-                        format!("Dense layer {l} has a bias (b_std is set) but b is None"),
-                    ))
-                }
-                _ => {}
-            }
-            let finite_w = all_finite(p.w);
-            let finite_b = p.b.is_none_or(|b| b.iter().all(|v| v.is_finite()));
-            if !(finite_w && finite_b) {
+            (Some(_), None) => {
                 return Err(Error::arg(
                     "params",
-                    format!("Dense layer {l}'s parameters contain NaN or infinite values"),
-                ));
+                    format!("Dense layer {l} has no bias (b_std=None) but a bias b was given; pass (W, None)"),
+                ))
             }
-            n_in = n_out;
+            (None, Some(_)) => {
+                return Err(Error::arg(
+                    "params",
+                    format!("Dense layer {l} has a bias (b_std is set) but b is None"),
+                ))
+            }
+            _ => {}
         }
-        Ok(())
+        let finite_w = all_finite(p.w);
+        let finite_b = p.b.is_none_or(|b| b.iter().all(|v| v.is_finite()));
+        if !(finite_w && finite_b) {
+            return Err(Error::arg(
+                "params",
+                format!("Dense layer {l}'s parameters contain NaN or infinite values"),
+            ));
+        }
     }
+    Ok(())
+}
 
+impl Network {
     /// Random parameters with neural-tangents' layout and distribution, for inputs of width
-    /// `in_dim`: `W ~ N(0, 1)` (`n_in × n_out`) and `b ~ N(0, 1)` in the NTK parameterization;
-    /// `W ~ N(0, W_std²/n_in)`, `b ~ N(0, b_std²)` in the standard one. Deterministic for a
-    /// `seed` (whatever the number of threads); `sample` selects an independent draw.
+    /// `in_dim`, one `(W, b)` per `Dense` layer in network order (depth first): `W ~ N(0, 1)`
+    /// (`n_in × n_out`) and `b ~ N(0, 1)` in the NTK parameterization; `W ~ N(0, W_std²/n_in)`,
+    /// `b ~ N(0, b_std²)` in the standard one. Deterministic for a `seed` (whatever the number of
+    /// threads); `sample` selects an independent draw.
     ///
     /// ```
     /// use ntkrs_core::{Activation, Dense, Layer, Network, Parameterization};
@@ -223,33 +299,38 @@ impl Network {
         if in_dim == 0 {
             return Err(Error::arg("in_dim", "the input width must be at least 1"));
         }
-        let mut n_in = in_dim;
-        let mut out = Vec::with_capacity(self.blocks.len());
-        for (l, block) in self.blocks.iter().enumerate() {
-            let d = &block.dense;
-            let n_out = d.out_dim;
-            let count = n_in
-                .checked_mul(n_out)
-                .ok_or_else(|| Error::arg("in_dim", "the layer is too large"))?;
-            let (sw, sb) = match d.parameterization {
-                Parameterization::Ntk => (1.0, 1.0),
-                Parameterization::Standard => (d.w_std / (n_in as f64).sqrt(), d.b_std.unwrap_or(0.0)),
-            };
-            let w = normals::<T>(count, [seed, sample, l as u64, 0], sw);
-            let b = d.b_std.map(|_| normals::<T>(n_out, [seed, sample, l as u64, 1], sb));
-            out.push(DenseOwned { w, n_in, n_out, b });
-            n_in = n_out;
-        }
-        Ok(out)
+        let prog = self.compile(in_dim)?;
+        dense_steps(&prog, in_dim)
+            .into_iter()
+            .map(|(l, _, n_in, n_out, layer)| {
+                let count = n_in
+                    .checked_mul(n_out)
+                    .ok_or_else(|| Error::arg("in_dim", "the layer is too large"))?;
+                let (sw, sb) = layer.init_stds(n_in);
+                let w = normals::<T>(count, [seed, sample, l as u64, 0], sw);
+                let b = layer
+                    .b_std
+                    .map(|_| normals::<T>(n_out, [seed, sample, l as u64, 1], sb));
+                Ok(DenseOwned { w, n_in, n_out, b })
+            })
+            .collect()
     }
 
     /// The network's outputs `f(x)`, row-major `N × O`.
-    pub fn apply<T: Element>(&self, params: &[DenseParams<'_, T>], x: MatRef<'_, T>, ctl: &Control) -> Result<Vec<T>> {
-        check_x("x", x)?;
-        self.check_params(params, x.ncols())?;
-        ctl.add_total(self.blocks.len() as u64);
-        let fwd = crate::pool::pool().install(|| self.forward(params, x, false, pool_par(), ctl))?;
-        Ok(fwd.h.into_iter().last().unwrap_or_default())
+    pub fn apply<T: Element>(
+        &self,
+        params: &[DenseParams<'_, T>],
+        x: MatRef<'_, T>,
+        opts: &ApplyOptions,
+        ctl: &Control,
+    ) -> Result<Vec<T>> {
+        check_input("x", x)?;
+        let prog = self.compile(x.ncols())?;
+        check_params(&prog, params, x.ncols())?;
+        ctl.add_total(prog.steps.len() as u64);
+        let runner = Runner::new(opts.par, true)?;
+        let fwd = runner.run(|_| forward(&prog, params, x, 0, false, opts.dropout_seed, runner.faer(), ctl))?;
+        Ok(outputs(&prog, &fwd, x))
     }
 
     /// Empirical kernels of the network with parameters `params` between the rows of `x1` and
@@ -276,516 +357,516 @@ impl Network {
         opts: &EmpiricalOptions,
         ctl: &Control,
     ) -> Result<Empirical<T>> {
-        self.check_call(x1, x2, opts.get)?;
-        self.check_params(params, x1.ncols())?;
-        let (n1, n2, o) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()), self.out_dim());
+        opts.get.check()?;
+        crate::input::check_inputs(x1, x2)?;
+        let d = x1.ncols();
+        let prog = self.compile(d)?;
+        check_params(&prog, params, d)?;
+        let (n1, n2, o) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()), prog.out_dim(d));
         let per = if opts.trace { 1 } else { o * o };
-        let count = n1
-            .checked_mul(n2)
-            .and_then(|c| c.checked_mul(per))
-            .ok_or_else(|| Error::OutOfMemory {
-                bytes: n1 as u128 * n2 as u128 * per as u128 * std::mem::size_of::<T>() as u128,
-                available: available_memory(),
-                what: format!("an empirical kernel of {n1} x {n2} x {per} entries"),
-            })?;
-        let nk = opts.get.nngp as usize
-            + opts.get.ntk as usize
+        let size = count::<T>(n1, n2, per, || {
+            format!("an empirical kernel of {n1} x {n2} x {per} entries")
+        })?;
+        let nk = opts.get.count()
             + if opts.get.ntk && opts.per_layer {
-                self.blocks.len()
+                prog.n_dense
             } else {
                 0
             };
         // the results, plus the two temporary Grams of the same size
         check_room::<T>(
-            count as u128 * (nk + 2) as u128,
+            size as u128 * (nk + 2) as u128,
             &format!(
                 "{nk} empirical {} kernel(s) of {n1} x {n2} x {per} entries (with work space)",
                 T::NAME
             ),
         )?;
-        let l = self.blocks.len() as u64;
-        ctl.add_total(
-            l * if x2.is_some() { 2 } else { 1 } + if opts.get.ntk { 2 * l } else { 0 } + opts.get.nngp as u64,
-        );
-        crate::pool::pool().install(|| self.empirical_in_pool(params, x1, x2, opts, pool_par(), ctl))
+        ctl.add_total(units(&prog, x2.is_some(), opts.get));
+        let runner = Runner::new(opts.par, true)?;
+        runner.run(|_| empirical_in(&prog, params, x1, x2, opts, runner.faer(), ctl))
     }
+}
 
-    fn empirical_in_pool<T: Element>(
-        &self,
-        params: &[DenseParams<'_, T>],
-        x1: MatRef<'_, T>,
-        x2: Option<MatRef<'_, T>>,
-        opts: &EmpiricalOptions,
-        par: Par,
-        ctl: &Control,
-    ) -> Result<Empirical<T>> {
-        let (n1, n2, o) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()), self.out_dim());
-        let f1 = self.forward(params, x1, opts.get.ntk, par, ctl)?;
-        let f2 = match x2 {
-            Some(x2) => Some(self.forward(params, x2, opts.get.ntk, par, ctl)?),
-            None => None,
-        };
-        let sym = f2.is_none();
-        let fb = f2.as_ref().unwrap_or(&f1);
-        let last = self.blocks.len() - 1;
-        let mut out = Empirical {
-            nngp: None,
-            ntk: None,
-            ntk_layers: Vec::new(),
-            rows: n1,
-            cols: n2,
-            out_dim: o,
-            traced: opts.trace,
-        };
-        if opts.get.nngp {
-            let (a, b) = (f1.h[last].as_slice(), fb.h[last].as_slice());
-            out.nngp = Some(if opts.trace {
-                // f(x1)·f(x2)/O: a Gram of the outputs, k = O
-                gram(
-                    cm(a, o, n1),
-                    (!sym).then(|| cm(b, o, n2)),
-                    T::from_f64(1.0 / o as f64),
-                    par,
-                    ctl,
-                )?
-            } else {
-                // f_o(x1)·f_o'(x2): the outer product of the flattened outputs, then (a, b, o, o')
-                let g = gram(cm(a, 1, n1 * o), (!sym).then(|| cm(b, 1, n2 * o)), T::ONE, par, ctl)?;
-                permute_full(&g, None, n1, n2, o)
-            });
-            ctl.advance(1);
-        }
-        if opts.get.ntk {
-            let mut total: Option<Vec<T>> = None;
-            let mut layers: Vec<Vec<T>> = Vec::new();
-            let mut d1 = top_signals(&f1, o, last);
-            let mut d2 = (!sym).then(|| top_signals(fb, o, last));
-            for l in (0..=last).rev() {
-                if l < last {
-                    d1 = self.signals_down(params, l, &d1, &f1, o, par, ctl)?;
-                    d2 = match d2 {
-                        Some(d) => Some(self.signals_down(params, l, &d, fb, o, par, ctl)?),
-                        None => None,
-                    };
-                }
-                ctl.advance(1);
-                ctl.check()?;
-                let n_l = self.blocks[l].dense.out_dim;
-                // the input Gram h_{l−1}(x1)·h_{l−1}(x2), then the factor s²·G + β²
-                let n_in = params[l].w.nrows();
-                let (s, beta) = scales(&self.blocks[l], n_in);
-                let (ha, hb): (MatRef<'_, T>, MatRef<'_, T>) = if l == 0 {
-                    (x1.transpose(), x2.unwrap_or(x1).transpose())
-                } else {
-                    (cm(&f1.h[l - 1], n_in, n1), cm(&fb.h[l - 1], n_in, n2))
-                };
-                let mut factor = gram(ha, (!sym).then_some(hb), T::from_f64(s * s), par, ctl)?;
-                let b2 = T::from_f64(if self.blocks[l].dense.b_std.is_some() {
-                    beta * beta
-                } else {
-                    0.0
-                });
-                if b2 != T::ZERO {
-                    factor.par_iter_mut().with_min_len(MIN_LEN).for_each(|v| *v += b2);
-                }
-                let term = if opts.trace {
-                    // (1/O) Σ_o Δ_l(x1)[o]·Δ_l(x2)[o]: the Gram of the flattened per-sample signals
-                    let k = n_l * o;
-                    let db = d2.as_deref().map(|d| cm(d, k, n2));
-                    let mut g = gram(cm(&d1, k, n1), db, T::from_f64(1.0 / o as f64), par, ctl)?;
-                    g.par_iter_mut()
-                        .zip(factor.par_iter())
-                        .with_min_len(MIN_LEN)
-                        .for_each(|(g, f)| *g *= *f);
-                    g
-                } else {
-                    let db = d2.as_deref().map(|d| cm(d, n_l, n2 * o));
-                    let g = gram(cm(&d1, n_l, n1 * o), db, T::ONE, par, ctl)?;
-                    permute_full(&g, Some(&factor), n1, n2, o)
-                };
-                ctl.advance(1);
-                if opts.per_layer {
-                    layers.push(term);
-                } else {
-                    match &mut total {
-                        None => total = Some(term),
-                        Some(t) => t
-                            .par_iter_mut()
-                            .zip(term.par_iter())
-                            .with_min_len(MIN_LEN)
-                            .for_each(|(t, v)| *t += *v),
-                    }
+/// Progress units of one empirical computation.
+fn units(p: &Program, two: bool, get: Get) -> u64 {
+    let s = p.steps.len() as u64;
+    let l = p.n_dense as u64;
+    s * if two { 2 } else { 1 } + if get.ntk { s + l } else { 0 } + get.nngp as u64
+}
+
+/// The outputs `f(x)` of a forward pass, row-major `N × O`.
+fn outputs<T: Element>(p: &Program, fwd: &Forward<T>, x: MatRef<'_, T>) -> Vec<T> {
+    match &fwd.h[p.output] {
+        Some(h) => h.clone(),
+        None => {
+            // the network is the identity on its inputs
+            let (n, d) = (x.nrows(), x.ncols());
+            let mut out = vec![T::ZERO; n * d];
+            for a in 0..n {
+                for k in 0..d {
+                    out[a * d + k] = x[(a, k)];
                 }
             }
-            layers.reverse();
-            if opts.per_layer {
-                // summed in network order, so that the total is exactly `sum(parts)`
-                let mut t = layers[0].clone();
-                for term in &layers[1..] {
-                    t.par_iter_mut()
-                        .zip(term.par_iter())
-                        .with_min_len(MIN_LEN)
-                        .for_each(|(t, v)| *t += *v);
-                }
-                total = Some(t);
-            }
-            out.ntk = total;
-            out.ntk_layers = layers;
-        }
-        Ok(out)
-    }
-
-    /// The forward pass: every block's output `h_l` (and `φ'(z_l)` when `grad`), column-major
-    /// `n_l × N` (each sample's activations contiguous).
-    fn forward<T: Element>(
-        &self,
-        params: &[DenseParams<'_, T>],
-        x: MatRef<'_, T>,
-        grad: bool,
-        par: Par,
-        ctl: &Control,
-    ) -> Result<Forward<T>> {
-        let n = x.nrows();
-        let mut fwd = Forward {
-            h: Vec::with_capacity(self.blocks.len()),
-            d: Vec::with_capacity(self.blocks.len()),
-        };
-        for (l, (block, p)) in self.blocks.iter().zip(params).enumerate() {
-            ctl.check()?;
-            let (n_in, n_out) = (p.w.nrows(), p.w.ncols());
-            let (s, beta) = scales(block, n_in);
-            let mut z = vec![T::ZERO; n_out * n];
-            {
-                let prev = if l == 0 {
-                    x.transpose()
-                } else {
-                    cm(&fwd.h[l - 1], n_in, n)
-                };
-                let dst = MatMut::from_column_major_slice_mut(&mut z, n_out, n);
-                gemm_cols(dst, p.w.transpose(), prev, T::from_f64(s), par, ctl)?;
-            }
-            if let Some(b) = p.b {
-                let beta = T::from_f64(beta);
-                z.par_chunks_mut(n_out)
-                    .with_min_len(MIN_LEN / n_out + 1)
-                    .for_each(|col| {
-                        for (v, &bj) in col.iter_mut().zip(b) {
-                            *v += beta * bj;
-                        }
-                    });
-            }
-            let (h, d) = match &block.act {
-                None => (z, None),
-                Some(act) => {
-                    let mut h = vec![T::ZERO; z.len()];
-                    let mut d = if grad { vec![T::ZERO; z.len()] } else { Vec::new() };
-                    if grad {
-                        h.par_chunks_mut(CHUNK)
-                            .zip(d.par_chunks_mut(CHUNK))
-                            .zip(z.par_chunks(CHUNK))
-                            .try_for_each(|((h, d), z)| act.eval(z, h, Some(d)))?;
-                    } else {
-                        h.par_chunks_mut(CHUNK)
-                            .zip(z.par_chunks(CHUNK))
-                            .try_for_each(|(h, z)| act.eval(z, h, None))?;
-                    }
-                    (h, grad.then_some(d))
-                }
-            };
-            if !h.par_iter().with_min_len(MIN_LEN).all(|v| v.is_finite()) {
-                return Err(Error::NonFinite(format!(
-                    "the forward pass overflowed {} in Dense layer {l}{}: rescale the inputs or parameters, \
-                     or use float64",
-                    T::NAME,
-                    block
-                        .act
-                        .as_ref()
-                        .map_or(String::new(), |a| format!(" (after {})", a.name()))
-                )));
-            }
-            fwd.h.push(h);
-            fwd.d.push(d);
-            ctl.advance(1);
-        }
-        Ok(fwd)
-    }
-
-    /// `Δ_l = (s_{l+1}·W_{l+1}·Δ_{l+1}) ⊙ φ_l'(z_l)` for all samples and outputs: `n_l × (N·O)`.
-    #[allow(clippy::too_many_arguments)]
-    fn signals_down<T: Element>(
-        &self,
-        params: &[DenseParams<'_, T>],
-        l: usize,
-        above: &[T],
-        fwd: &Forward<T>,
-        o: usize,
-        par: Par,
-        ctl: &Control,
-    ) -> Result<Vec<T>> {
-        let p = &params[l + 1];
-        let (n_l, n_up) = (p.w.nrows(), p.w.ncols());
-        let cols = above.len() / n_up;
-        let (s, _) = scales(&self.blocks[l + 1], n_l);
-        let mut out = vec![T::ZERO; n_l * cols];
-        gemm_cols(
-            MatMut::from_column_major_slice_mut(&mut out, n_l, cols),
-            p.w,
-            cm(above, n_up, cols),
-            T::from_f64(s),
-            par,
-            ctl,
-        )?;
-        if let Some(d) = &fwd.d[l] {
-            // column (a, o) is scaled by sample a's φ'(z_l)
-            out.par_chunks_mut(n_l * o)
-                .zip(d.par_chunks(n_l))
-                .with_min_len(MIN_LEN / (n_l * o) + 1)
-                .for_each(|(blk, da)| {
-                    for col in blk.chunks_mut(n_l) {
-                        for (v, &g) in col.iter_mut().zip(da) {
-                            *v *= g;
-                        }
-                    }
-                });
-        }
-        Ok(out)
-    }
-}
-
-/// A batch's forward pass.
-struct Forward<T> {
-    h: Vec<Vec<T>>,
-    d: Vec<Option<Vec<T>>>,
-}
-
-/// `Δ_{L−1} = ∂f/∂z_{L−1}`: column `(a, o)` is `e_o·φ'(z_{L−1}(x_a))_o` (or `e_o` without an activation).
-fn top_signals<T: Element>(fwd: &Forward<T>, o: usize, last: usize) -> Vec<T> {
-    let n = fwd.h[last].len() / o;
-    let mut out = vec![T::ZERO; o * o * n];
-    for a in 0..n {
-        for k in 0..o {
-            out[(a * o + k) * o + k] = fwd.d[last].as_ref().map_or(T::ONE, |d| d[a * o + k]);
+            out
         }
     }
-    out
 }
 
-/// A column-major view of a contiguous buffer.
-fn cm<T: Element>(v: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
-    MatRef::from_column_major_slice(&v[..rows * cols], rows, cols)
-}
-
-/// Whether every entry is finite, read in memory order (rows or columns, whichever is contiguous),
-/// in parallel for large matrices.
-fn all_finite<T: Element>(m: MatRef<'_, T>) -> bool {
-    let m = if m.row_stride().unsigned_abs() < m.col_stride().unsigned_abs() {
-        m
-    } else {
-        m.transpose()
-    };
-    // now each column is the contiguous (or shortest-stride) direction
-    let col_ok = |j: usize| (0..m.nrows()).all(|i| m[(i, j)].is_finite());
-    if m.nrows() * m.ncols() >= 1 << 20 {
-        (0..m.ncols()).into_par_iter().all(col_ok)
-    } else {
-        (0..m.ncols()).all(col_ok)
-    }
-}
-
-/// Non-empty and finite (the analytic kernels' check).
-fn check_x<T: Element>(arg: &'static str, x: MatRef<'_, T>) -> Result<()> {
-    crate::analytic::check_input(arg, x).map(|_| ())
-}
-
-/// `dst = alpha·lhs·rhs`, in column panels of about 2^33 multiply-adds each, checking for
-/// cancellation between panels (so that Ctrl-C is honoured within a fraction of a second).
-fn gemm_cols<T: Element>(
-    mut dst: MatMut<'_, T>,
-    lhs: MatRef<'_, T>,
-    rhs: MatRef<'_, T>,
-    alpha: T,
+/// The forward pass of batch `batch` (0 for `x1`, 1 for `x2`): every value, and with `grad`
+/// what the backward pass needs.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward<T: Element>(
+    p: &Program,
+    params: &[DenseParams<'_, T>],
+    x: MatRef<'_, T>,
+    batch: u64,
+    grad: bool,
+    dropout_seed: u64,
     par: Par,
     ctl: &Control,
-) -> Result<()> {
-    let n = rhs.ncols();
-    let per_col = (lhs.nrows() * lhs.ncols()).max(1);
-    let step = ((1usize << 33) / per_col).clamp(64, n.max(64));
-    for c0 in (0..n).step_by(step) {
+) -> Result<Forward<T>> {
+    let (n, d) = (x.nrows(), x.ncols());
+    let mut fwd = Forward {
+        n,
+        d,
+        h: vec![None; p.values.len()],
+        aux: vec![None; p.steps.len()],
+    };
+    let elementwise_input = p
+        .steps
+        .iter()
+        .any(|st| !matches!(st.op, Op::Dense { .. }) && st.inputs.contains(&0))
+        || p.output == 0;
+    if elementwise_input {
+        let mut h = vec![T::ZERO; d * n];
+        for a in 0..n {
+            for k in 0..d {
+                h[a * d + k] = x[(a, k)];
+            }
+        }
+        fwd.h[0] = Some(h);
+    }
+    for (s, st) in p.steps.iter().enumerate() {
         ctl.check()?;
-        let w = step.min(n - c0);
-        matmul(
-            dst.rb_mut().subcols_mut(c0, w),
-            Accum::Replace,
-            lhs,
-            rhs.subcols(c0, w),
-            alpha,
-            sized(par, per_col * w),
-        );
+        let v = st.inputs[0];
+        let w_in = p.width(v, d);
+        let h: Vec<T> = match &st.op {
+            Op::Dense { layer, param } => {
+                let pr = &params[*param];
+                let n_out = layer.out_dim;
+                let (sc, beta) = layer.scales(w_in);
+                let mut z = vec![T::ZERO; n_out * n];
+                let dst = MatMut::from_column_major_slice_mut(&mut z, n_out, n);
+                gemm_cols(dst, pr.w.transpose(), fwd.mat(p, v, x), T::from_f64(sc), par, ctl)?;
+                if let Some(b) = pr.b {
+                    let beta = T::from_f64(beta);
+                    let add = |col: &mut [T]| {
+                        for (zv, &bj) in col.iter_mut().zip(b) {
+                            *zv += beta * bj;
+                        }
+                    };
+                    if matches!(par, Par::Seq) {
+                        z.chunks_mut(n_out).for_each(add);
+                    } else {
+                        z.par_chunks_mut(n_out).with_min_len(MIN_LEN / n_out + 1).for_each(add);
+                    }
+                }
+                z
+            }
+            Op::Act(act) => {
+                let z = fwd.slice(v);
+                let mut h = vec![T::ZERO; z.len()];
+                if grad {
+                    let mut dz = vec![T::ZERO; z.len()];
+                    if matches!(par, Par::Seq) {
+                        act.eval(z, &mut h, Some(&mut dz))?;
+                    } else {
+                        h.par_chunks_mut(CHUNK)
+                            .zip(dz.par_chunks_mut(CHUNK))
+                            .zip(z.par_chunks(CHUNK))
+                            .try_for_each(|((h, dz), z)| act.eval(z, h, Some(dz)))?;
+                    }
+                    fwd.aux[s] = Some(dz);
+                } else if matches!(par, Par::Seq) {
+                    act.eval(z, &mut h, None)?;
+                } else {
+                    h.par_chunks_mut(CHUNK)
+                        .zip(z.par_chunks(CHUNK))
+                        .try_for_each(|(h, z)| act.eval(z, h, None))?;
+                }
+                h
+            }
+            Op::LayerNorm(ln) => {
+                let (y, inv) = ln.forward(fwd.slice(v), w_in);
+                if grad {
+                    fwd.aux[s] = Some(inv);
+                }
+                y
+            }
+            Op::Dropout { rate, index } => {
+                let mask = Dropout::mask::<T>(*rate, dropout_seed, *index, batch, w_in, n);
+                let mut h = fwd.slice(v).to_vec();
+                zip_apply(par, &mut h, &mask, |a, m| a * m);
+                if grad {
+                    fwd.aux[s] = Some(mask);
+                }
+                h
+            }
+            Op::Sum | Op::Prod => {
+                let mut h = fwd.slice(v).to_vec();
+                for &u in &st.inputs[1..] {
+                    match st.op {
+                        Op::Sum => zip_apply(par, &mut h, fwd.slice(u), |a, b| a + b),
+                        _ => zip_apply(par, &mut h, fwd.slice(u), |a, b| a * b),
+                    }
+                }
+                h
+            }
+            Op::Concat { .. } => {
+                let widths: Vec<usize> = st.inputs.iter().map(|&u| p.width(u, d)).collect();
+                let total: usize = widths.iter().sum();
+                let mut h = vec![T::ZERO; total * n];
+                for a in 0..n {
+                    let mut at = a * total;
+                    for (&u, &w) in st.inputs.iter().zip(&widths) {
+                        h[at..at + w].copy_from_slice(&fwd.slice(u)[a * w..(a + 1) * w]);
+                        at += w;
+                    }
+                }
+                h
+            }
+        };
+        let finite = if matches!(par, Par::Seq) {
+            h.iter().all(|v| v.is_finite())
+        } else {
+            h.par_iter().with_min_len(MIN_LEN).all(|v| v.is_finite())
+        };
+        if !finite {
+            return Err(Error::NonFinite(format!(
+                "the forward pass overflowed {} at {}: rescale the inputs or parameters, or use float64",
+                T::NAME,
+                st.label
+            )));
+        }
+        fwd.h[st.output] = Some(h);
+        ctl.advance(1);
+    }
+    Ok(fwd)
+}
+
+/// The backward pass of one or two batches in lockstep: from the signals `tops[b]` at the
+/// output (`O × (n_b·k)`, `k` columns per sample), back through every step; `at_dense(step,
+/// signals)` sees the signals `∂/∂z` at the output of each `Dense` layer (one per batch) before
+/// they move below it. Signals into the raw inputs are not formed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward<T: Element>(
+    p: &Program,
+    params: &[DenseParams<'_, T>],
+    fwds: &[&Forward<T>],
+    tops: Vec<Vec<T>>,
+    k: usize,
+    par: Par,
+    ctl: &Control,
+    at_dense: &mut dyn FnMut(usize, &[&[T]]) -> Result<()>,
+) -> Result<()> {
+    let d = fwds[0].d;
+    let mut sig: Vec<Vec<Option<Vec<T>>>> = tops
+        .into_iter()
+        .map(|t| {
+            let mut v = vec![None; p.values.len()];
+            v[p.output] = Some(t);
+            v
+        })
+        .collect();
+    for (s, st) in p.steps.iter().enumerate().rev() {
+        ctl.check()?;
+        let outs: Vec<Vec<T>> = match sig.iter_mut().map(|v| v[st.output].take()).collect::<Option<Vec<_>>>() {
+            Some(o) => o,
+            None => continue, // the value does not reach the output
+        };
+        let w_out = p.width(st.output, d);
+        if let Op::Dense { .. } = st.op {
+            let refs: Vec<&[T]> = outs.iter().map(|v| v.as_slice()).collect();
+            at_dense(s, &refs)?;
+        }
+        for (b, (out, fwd)) in outs.into_iter().zip(fwds).enumerate() {
+            let cols = out.len() / w_out;
+            match &st.op {
+                Op::Dense { layer, param } => {
+                    let v = st.inputs[0];
+                    if v == 0 {
+                        continue;
+                    }
+                    let pr = &params[*param];
+                    let n_in = pr.w.nrows();
+                    let (sc, _) = layer.scales(n_in);
+                    let mut below = vec![T::ZERO; n_in * cols];
+                    gemm_cols(
+                        MatMut::from_column_major_slice_mut(&mut below, n_in, cols),
+                        pr.w,
+                        cm(&out, w_out, cols),
+                        T::from_f64(sc),
+                        par,
+                        ctl,
+                    )?;
+                    accumulate(par, &mut sig[b][v], below);
+                }
+                Op::Act(_) => {
+                    let dz = fwd.aux[s].as_deref().expect("the forward pass kept φ'");
+                    let g = scale_columns(par, &out, dz, w_out, k);
+                    accumulate(par, &mut sig[b][st.inputs[0]], g);
+                }
+                Op::LayerNorm(_) => {
+                    let inv = fwd.aux[s].as_deref().expect("the forward pass kept the norms");
+                    let g = layer_norm::backward(&out, fwd.slice(st.output), inv, w_out, k);
+                    accumulate(par, &mut sig[b][st.inputs[0]], g);
+                }
+                Op::Dropout { .. } => {
+                    let mask = fwd.aux[s].as_deref().expect("the forward pass kept the mask");
+                    let g = scale_columns(par, &out, mask, w_out, k);
+                    accumulate(par, &mut sig[b][st.inputs[0]], g);
+                }
+                Op::Sum => {
+                    for &u in &st.inputs {
+                        if u != 0 {
+                            accumulate(par, &mut sig[b][u], out.clone());
+                        }
+                    }
+                }
+                Op::Prod => {
+                    for (m, &u) in st.inputs.iter().enumerate() {
+                        if u == 0 {
+                            continue;
+                        }
+                        // the product of the other factors, per sample
+                        let mut others = vec![T::ONE; w_out * fwd.n];
+                        for (j, &w) in st.inputs.iter().enumerate() {
+                            if j != m {
+                                zip_apply(par, &mut others, fwd.slice(w), |a, b| a * b);
+                            }
+                        }
+                        accumulate(par, &mut sig[b][u], scale_columns(par, &out, &others, w_out, k));
+                    }
+                }
+                Op::Concat { .. } => {
+                    let mut at = 0;
+                    for &u in &st.inputs {
+                        let w = p.width(u, d);
+                        if u != 0 {
+                            let mut g = vec![T::ZERO; w * cols];
+                            for (c, dst) in g.chunks_mut(w).enumerate() {
+                                dst.copy_from_slice(&out[c * w_out + at..c * w_out + at + w]);
+                            }
+                            accumulate(par, &mut sig[b][u], g);
+                        }
+                        at += w;
+                    }
+                }
+            }
+        }
+        ctl.advance(1);
     }
     Ok(())
 }
 
-/// Most columns per panel of [`gram`]: the unit of parallel work and cancellation.
-const PANEL: usize = 256;
+/// `Δ` at the output for the empirical NTK: column `(a, o)` of `O × (n·O)` is `e_o`.
+fn identity_signals<T: Element>(n: usize, o: usize) -> Vec<T> {
+    let mut v = vec![T::ZERO; o * n * o];
+    for a in 0..n {
+        for k in 0..o {
+            v[(a * o + k) * o + k] = T::ONE;
+        }
+    }
+    v
+}
 
-/// `alpha·aᵀb` as a row-major `n1 × n2` matrix, where `a` is `k × n1` and `b` is `k × n2`
-/// (`None`: `a` itself; then only one triangle is multiplied and the other mirrored, so the
-/// result is exactly symmetric).
-fn gram<T: Element>(a: MatRef<'_, T>, b: Option<MatRef<'_, T>>, alpha: T, par: Par, ctl: &Control) -> Result<Vec<T>> {
-    let n1 = a.ncols();
-    let n2 = b.map_or(n1, |b| b.ncols());
-    let mut out = vec![T::ZERO; n1 * n2];
-    // row-major n1 × n2 is column-major n2 × n1: out_cm = bᵀ a
-    let bb = b.unwrap_or(a);
-    // about 2^31 multiply-adds per panel, at most PANEL columns; for a symmetric product narrow
-    // panels keep the multiplied part close to the lower half (1/2 + panel/(2·n) of the square;
-    // n/8 balances that against re-packing the left-hand side for every panel)
-    let mut panel = ((1usize << 31) / (a.nrows() * n2).max(1)).clamp(32, PANEL);
-    if b.is_none() {
-        panel = panel.min((n1 / 8).max(32));
+fn add_into<T: Element>(par: Par, total: &mut Option<Vec<T>>, term: &[T]) {
+    match total {
+        None => *total = Some(term.to_vec()),
+        Some(t) => zip_apply(par, t, term, |a, b| a + b),
     }
-    for c0 in (0..n1).step_by(panel) {
-        ctl.check()?;
-        let c1 = (c0 + panel).min(n1);
-        let r0 = if b.is_none() { c0 } else { 0 };
-        let dst = MatMut::from_column_major_slice_mut(&mut out, n2, n1).submatrix_mut(r0, c0, n2 - r0, c1 - c0);
-        matmul(
-            dst,
-            Accum::Replace,
-            bb.subcols(r0, n2 - r0).transpose(),
-            a.subcols(c0, c1 - c0),
-            alpha,
-            sized(par, (n2 - r0) * (c1 - c0) * a.nrows()),
-        );
+}
+
+fn empirical_in<T: Element>(
+    p: &Program,
+    params: &[DenseParams<'_, T>],
+    x1: MatRef<'_, T>,
+    x2: Option<MatRef<'_, T>>,
+    opts: &EmpiricalOptions,
+    par: Par,
+    ctl: &Control,
+) -> Result<Empirical<T>> {
+    let d = x1.ncols();
+    let (n1, n2, o) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()), p.out_dim(d));
+    let grad = opts.get.ntk;
+    let f1 = forward(p, params, x1, 0, grad, opts.dropout_seed, par, ctl)?;
+    let f2 = match x2 {
+        Some(x2) => Some(forward(p, params, x2, 1, grad, opts.dropout_seed, par, ctl)?),
+        None => None,
+    };
+    let sym = f2.is_none();
+    let fb = f2.as_ref().unwrap_or(&f1);
+    let xb = x2.unwrap_or(x1);
+    let mut out = Empirical {
+        nngp: None,
+        ntk: None,
+        ntk_layers: Vec::new(),
+        rows: n1,
+        cols: n2,
+        out_dim: o,
+        traced: opts.trace,
+    };
+    if opts.get.nngp {
+        let (a, b) = (f1.mat(p, p.output, x1), fb.mat(p, p.output, xb));
+        out.nngp = Some(if opts.trace {
+            // f(x1)·f(x2)/O: a Gram of the outputs, k = O
+            gram(a, (!sym).then_some(b), T::from_f64(1.0 / o as f64), par, ctl)?
+        } else {
+            // f_o(x1)·f_o'(x2): the outer product of the flattened outputs, then (a, b, o, o')
+            let (fa, fbv) = (outputs(p, &f1, x1), outputs(p, fb, xb));
+            let g = gram(
+                cm(&fa, 1, n1 * o),
+                (!sym).then(|| cm(&fbv, 1, n2 * o)),
+                T::ONE,
+                par,
+                ctl,
+            )?;
+            permute_full(&g, None, n1, n2, o)
+        });
+        ctl.advance(1);
     }
-    if b.is_none() {
-        mirror_lower_to_upper(&mut out, n1);
+    if opts.get.ntk {
+        let mut terms: Vec<(usize, Vec<T>)> = Vec::new();
+        let mut total: Option<Vec<T>> = None;
+        let fwds: Vec<&Forward<T>> = if sym { vec![&f1] } else { vec![&f1, fb] };
+        let tops: Vec<Vec<T>> = fwds.iter().map(|f| identity_signals::<T>(f.n, o)).collect();
+        let mut at_dense = |s: usize, deltas: &[&[T]]| -> Result<()> {
+            let st = &p.steps[s];
+            let Op::Dense { layer, param } = &st.op else {
+                unreachable!("called at Dense steps")
+            };
+            let v = st.inputs[0];
+            let n_in = p.width(v, d);
+            let n_l = layer.out_dim;
+            let (sc, beta) = layer.scales(n_in);
+            // the input Gram h_{l−1}(x1)·h_{l−1}(x2), then the factor s²·G + β²
+            let (ha, hb) = (f1.mat(p, v, x1), fb.mat(p, v, xb));
+            let mut factor = gram(ha, (!sym).then_some(hb), T::from_f64(sc * sc), par, ctl)?;
+            let b2 = T::from_f64(if layer.b_std.is_some() { beta * beta } else { 0.0 });
+            if b2 != T::ZERO {
+                let ones = vec![b2; factor.len()];
+                zip_apply(par, &mut factor, &ones, |a, b| a + b);
+            }
+            let (d1, d2) = (deltas[0], deltas.get(1).copied());
+            let term = if opts.trace {
+                // (1/O) Σ_o Δ_l(x1)[o]·Δ_l(x2)[o]: the Gram of the flattened per-sample signals
+                let kk = n_l * o;
+                let mut g = gram(
+                    cm(d1, kk, n1),
+                    d2.map(|v| cm(v, kk, n2)),
+                    T::from_f64(1.0 / o as f64),
+                    par,
+                    ctl,
+                )?;
+                zip_apply(par, &mut g, &factor, |a, b| a * b);
+                g
+            } else {
+                let g = gram(cm(d1, n_l, n1 * o), d2.map(|v| cm(v, n_l, n2 * o)), T::ONE, par, ctl)?;
+                permute_full(&g, Some(&factor), n1, n2, o)
+            };
+            ctl.advance(1);
+            if opts.per_layer {
+                terms.push((*param, term));
+            } else {
+                add_into(par, &mut total, &term);
+            }
+            Ok(())
+        };
+        backward(p, params, &fwds, tops, o, par, ctl, &mut at_dense)?;
+        if opts.per_layer {
+            // summed in network order, so that the total is exactly `sum(parts)`
+            terms.sort_by_key(|t| t.0);
+            for (_, t) in &terms {
+                add_into(par, &mut total, t);
+            }
+            out.ntk_layers = terms.into_iter().map(|t| t.1).collect();
+        }
+        out.ntk = Some(total.unwrap_or_else(|| vec![T::ZERO; n1 * n2 * if opts.trace { 1 } else { o * o }]));
     }
     Ok(out)
 }
 
-/// Copy the lower triangle of a column-major `n × n` matrix onto its upper triangle.
-fn mirror_lower_to_upper<T: Element>(m: &mut [T], n: usize) {
-    const B: usize = 64;
-    // in blocks, so that both the read and the write side stay in cache
-    for j0 in (0..n).step_by(B) {
-        for i0 in (0..=j0).step_by(B) {
-            for j in j0..(j0 + B).min(n) {
-                for i in i0..(i0 + B).min(j) {
-                    // (i, j) with i < j is in the upper triangle; its mirror (j, i) is below
-                    m[i + j * n] = m[j + i * n];
-                }
-            }
-        }
-    }
-}
-
-/// Reorder a row-major `(n1·O) × (n2·O)` Gram with rows `(a, o)` and columns `(b, o')` into the
-/// row-major `(n1, n2, O, O)` layout, multiplying by `factor[a, b]` when given.
-fn permute_full<T: Element>(g: &[T], factor: Option<&[T]>, n1: usize, n2: usize, o: usize) -> Vec<T> {
-    debug_assert_eq!(g.len(), n1 * n2 * o * o);
-    let mut out = vec![T::ZERO; g.len()];
-    out.par_chunks_mut(n2 * o * o)
-        .with_min_len(MIN_LEN / (n2 * o * o) + 1)
-        .enumerate()
-        .for_each(|(a, row)| {
-            for b in 0..n2 {
-                let f = factor.map_or(T::ONE, |f| f[a * n2 + b]);
-                for k in 0..o {
-                    let src = &g[(a * o + k) * n2 * o + b * o..][..o];
-                    let dst = &mut row[(b * o + k) * o..][..o];
-                    for (d, &s) in dst.iter_mut().zip(src) {
-                        *d = f * s;
-                    }
-                }
-            }
-        });
-    out
-}
-
-/// `count` independent N(0, scale²) draws as `T`, deterministic for `key` whatever the number of
-/// threads: the buffer is cut into fixed chunks, each with its own generator seeded from `key`
-/// and the chunk index.
-fn normals<T: Element>(count: usize, key: [u64; 4], scale: f64) -> Vec<T> {
-    const CH: usize = 1 << 15;
-    let mut out = vec![T::ZERO; count];
-    out.par_chunks_mut(CH).enumerate().for_each(|(c, chunk)| {
-        let mut seed = [0u8; 32];
-        let mut state = 0x6a09_e667_f3bc_c908u64;
-        for (i, k) in key.iter().chain(std::iter::once(&(c as u64))).enumerate() {
-            state = splitmix(state ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i as u64));
-        }
-        for w in seed.chunks_mut(8) {
-            state = splitmix(state);
-            w.copy_from_slice(&state.to_le_bytes());
-        }
-        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::from_seed(seed);
-        for v in chunk.iter_mut() {
-            let z: f64 = StandardNormal.sample(&mut rng);
-            *v = T::from_f64(z * scale);
-        }
-    });
-    out
-}
-
-/// SplitMix64's output function: a bijective 64-bit mixer.
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// Options of [`Network::monte_carlo`].
+#[derive(Clone, Copy, Debug)]
+pub struct MonteCarloOptions {
+    /// The kernels wanted.
+    pub get: Get,
+    /// Number of random networks averaged (≥ 1).
+    pub n_samples: usize,
+    /// Sample `k` uses `init(in_dim, seed, k)` and dropout masks from `(seed, k)`.
+    pub seed: u64,
+    /// Where the computation runs: samples are spread over the threads.
+    pub par: Parallelism,
 }
 
 impl Network {
     /// Monte Carlo estimate of the NNGP and NTK: the mean over `n_samples` random initialisations
     /// of the traced empirical kernels. It converges to [`Network::kernel`] as the widths and
-    /// `n_samples` grow. Sample `k` uses `init(in_dim, seed, k)`; the samples are added in sample
-    /// order, so the result is deterministic for a seed.
+    /// `n_samples` grow. The samples are added in sample order, so the result is deterministic
+    /// for a seed whatever the number of threads.
     pub fn monte_carlo<T: Element>(
         &self,
         x1: MatRef<'_, T>,
         x2: Option<MatRef<'_, T>>,
-        n_samples: usize,
-        seed: u64,
-        get: Get,
+        opts: &MonteCarloOptions,
         ctl: &Control,
     ) -> Result<Kernels<T>> {
+        let (n_samples, get) = (opts.n_samples, opts.get);
         if n_samples == 0 {
             return Err(Error::arg("n_samples", "must be at least 1"));
         }
-        self.check_call(x1, x2, get)?;
+        get.check()?;
+        crate::input::check_inputs(x1, x2)?;
+        let d = x1.ncols();
+        let prog = self.compile(d)?;
         let (n1, n2) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()));
-        let kinds = get.nngp as usize + get.ntk as usize;
-        let count = n1
-            .checked_mul(n2)
-            .ok_or_else(|| Error::arg("x1", "the kernel is too large"))?;
-        let mut sums = alloc_results::<T>(&vec![count; kinds], "the Monte Carlo kernels")?;
-        let opts = EmpiricalOptions {
+        let kinds = get.count();
+        let size = count::<T>(n1, n2, 1, || format!("a {n1} x {n2} Monte Carlo kernel"))?;
+        let mut sums = alloc_results::<T>(&vec![size; kinds], "the Monte Carlo kernels")?;
+        let runner = Runner::new(opts.par, true)?;
+        let threads = match &runner {
+            Runner::Inline => 1,
+            Runner::Pool(p) => p.current_num_threads().max(1),
+        };
+        // samples run `window` at a time, one per thread; their results are added in sample order
+        let bytes = (size * std::mem::size_of::<T>() * (kinds + 2)) as u64;
+        let room = available_memory().map_or(threads as u64, |a| (a / 4 / bytes.max(1)).max(1));
+        let window = threads.min(n_samples).min(room as usize).max(1);
+        ctl.add_total(units(&prog, x2.is_some(), get) * n_samples as u64);
+        // one sample per thread (each multiplying sequentially), or one at a time using them all
+        let inner = if window > 1 { Par::Seq } else { runner.faer() };
+        let eopts = EmpiricalOptions {
             get,
             trace: true,
             per_layer: false,
+            par: Parallelism::Sequential,
+            dropout_seed: 0,
         };
-        let threads = crate::pool::num_threads().max(1);
-        // samples run `window` at a time, one per thread; their results are added in sample order
-        let bytes = (count * std::mem::size_of::<T>() * (kinds + 2)) as u64;
-        let room = available_memory().map_or(threads as u64, |a| (a / 4 / bytes.max(1)).max(1));
-        let window = threads.min(n_samples).min(room as usize).max(1);
-        let l = self.blocks.len() as u64;
-        let per_sample = l * if x2.is_some() { 2 } else { 1 } + if get.ntk { 2 * l } else { 0 } + get.nngp as u64;
-        ctl.add_total(per_sample * n_samples as u64);
-        let in_dim = x1.ncols();
-        // one sample per thread (each multiplying sequentially), or one at a time using them all
-        let inner = if window > 1 { Par::Seq } else { pool_par() };
         let one = |k: usize| -> Result<Empirical<T>> {
-            let p = self.init::<T>(in_dim, seed, k as u64)?;
+            let p = self.init::<T>(d, opts.seed, k as u64)?;
             let view: Vec<DenseParams<'_, T>> = p.iter().map(|p| p.view()).collect();
-            self.empirical_in_pool(&view, x1, x2, &opts, inner, ctl)
+            let eo = EmpiricalOptions {
+                dropout_seed: crate::random::splitmix(opts.seed ^ (k as u64).wrapping_mul(0x9e37_79b9)),
+                ..eopts
+            };
+            empirical_in(&prog, &view, x1, x2, &eo, inner, ctl)
         };
-        crate::pool::pool().install(|| -> Result<()> {
+        let outer = runner.faer();
+        runner.run(|parallel| -> Result<()> {
             for start in (0..n_samples).step_by(window) {
                 let end = (start + window).min(n_samples);
-                let res: Vec<Result<Empirical<T>>> = if end - start == 1 {
-                    vec![one(start)]
+                let res: Vec<Result<Empirical<T>>> = if end - start == 1 || !parallel {
+                    (start..end).map(one).collect()
                 } else {
                     (start..end).into_par_iter().map(one).collect()
                 };
@@ -794,10 +875,7 @@ impl Network {
                     let mut it = sums.iter_mut();
                     for v in [e.nngp, e.ntk].into_iter().flatten() {
                         if let Some(s) = it.next() {
-                            s.par_iter_mut()
-                                .zip(v.par_iter())
-                                .with_min_len(MIN_LEN)
-                                .for_each(|(s, v)| *s += *v);
+                            zip_apply(outer, s, &v, |a, b| a + b);
                         }
                     }
                 }
@@ -806,15 +884,9 @@ impl Network {
         })?;
         let inv = T::from_f64(1.0 / n_samples as f64);
         for s in &mut sums {
-            s.par_iter_mut().with_min_len(MIN_LEN).for_each(|v| *v *= inv);
+            s.iter_mut().for_each(|v| *v *= inv);
         }
-        let mut it = sums.into_iter();
-        Ok(Kernels {
-            nngp: if get.nngp { it.next() } else { None },
-            ntk: if get.ntk { it.next() } else { None },
-            rows: n1,
-            cols: n2,
-        })
+        Ok(Kernels::from_buffers(get, sums, n1, n2))
     }
 }
 
@@ -829,6 +901,23 @@ pub struct TrainOptions {
     pub record_every: usize,
     /// Also record the traced empirical NTK of the training inputs at the recorded steps.
     pub record_ntk: bool,
+    /// Where the computation runs.
+    pub par: Parallelism,
+    /// Seed of the dropout masks; step `s` uses fresh masks from `(seed, s)`.
+    pub dropout_seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            learning_rate: 1.0,
+            steps: 100,
+            record_every: 1,
+            record_ntk: false,
+            par: Parallelism::Pool,
+            dropout_seed: 0,
+        }
+    }
 }
 
 /// The trajectory of full-batch gradient descent, recorded at `steps`.
@@ -880,10 +969,12 @@ impl Network {
         opts: &TrainOptions,
         ctl: &Control,
     ) -> Result<Trajectory<T>> {
-        check_x("x", x)?;
-        check_x("y", y)?;
-        self.check_params(params, x.ncols())?;
-        let o = self.out_dim();
+        check_input("x", x)?;
+        check_input("y", y)?;
+        let d = x.ncols();
+        let prog = self.compile(d)?;
+        check_params(&prog, params, d)?;
+        let o = prog.out_dim(d);
         if y.nrows() != x.nrows() || y.ncols() != o {
             return Err(Error::arg(
                 "y",
@@ -897,16 +988,16 @@ impl Network {
             ));
         }
         if let Some(xt) = x_test {
-            check_x("x_test", xt)?;
-            if xt.ncols() != x.ncols() {
+            check_input("x_test", xt)?;
+            if xt.ncols() != d {
                 return Err(Error::arg(
                     "x_test",
-                    format!("has {} features but x has {}", xt.ncols(), x.ncols()),
+                    format!("has {} features but x has {d}", xt.ncols()),
                 ));
             }
         }
         if let Some(yt) = y_test {
-            check_x("y_test", yt)?;
+            check_input("y_test", yt)?;
             let Some(xt) = x_test else {
                 return Err(Error::arg("y_test", "needs x_test"));
             };
@@ -970,10 +1061,17 @@ impl Network {
             ntk_train: opts.record_ntk.then(|| Vec::with_capacity(r * n * n)),
             params: Vec::new(),
         };
-        let par = pool_par();
         let eta = opts.learning_rate;
         let inv_size = 1.0 / (n * o) as f64;
-        crate::pool::pool().install(|| -> Result<()> {
+        let runner = Runner::new(opts.par, true)?;
+        let par = runner.faer();
+        let denses = dense_steps(&prog, d);
+        runner.run(|_| -> Result<()> {
+            // per Dense layer: ∂loss/∂W (column-major n_out × n_in) and ∂loss/∂b
+            let mut grads: Vec<(Vec<T>, Vec<f64>)> = p
+                .iter()
+                .map(|q| (vec![T::ZERO; q.w.len()], vec![0.0; q.n_out]))
+                .collect();
             for step in 0..=opts.steps {
                 ctl.check()?;
                 let view: Vec<DenseParams<'_, T>> = p.iter().map(|q| q.view()).collect();
@@ -983,38 +1081,39 @@ impl Network {
                          ntkrs.predict.max_learning_rate gives the largest stable one"
                     ))
                 };
-                let fwd = match self.forward(&view, x, true, par, ctl) {
+                let seed = crate::random::splitmix(opts.dropout_seed ^ (step as u64).wrapping_mul(0x9e37_79b9));
+                let fwd = match forward(&prog, &view, x, 0, true, seed, par, ctl) {
                     Err(Error::NonFinite(m)) if step > 0 => return Err(diverged(m)),
                     other => other?,
                 };
-                let last = self.blocks.len() - 1;
-                let f = &fwd.h[last];
-                let loss = half_mse(f, y);
+                let f = outputs(&prog, &fwd, x);
+                let loss = half_mse(&f, y);
                 if !loss.is_finite() {
                     return Err(diverged(format!("the loss is {loss}")));
                 }
                 if recorded.binary_search(&step).is_ok() {
-                    traj.f_train.extend_from_slice(f);
+                    traj.f_train.extend_from_slice(&f);
                     traj.loss_train.push(loss);
                     if let Some(xt) = x_test {
-                        let ft = self.forward(&view, xt, false, par, ctl)?;
-                        let ft = &ft.h[last];
+                        let ft = forward(&prog, &view, xt, 1, false, seed, par, ctl)?;
+                        let ft = outputs(&prog, &ft, xt);
                         if let (Some(lt), Some(yt)) = (traj.loss_test.as_mut(), y_test) {
-                            lt.push(half_mse(ft, yt));
+                            lt.push(half_mse(&ft, yt));
                         }
                         if let Some(v) = traj.f_test.as_mut() {
-                            v.extend_from_slice(ft);
+                            v.extend_from_slice(&ft);
                         }
                     }
                     if let Some(v) = traj.ntk_train.as_mut() {
-                        let e = self.empirical_in_pool(
+                        let e = empirical_in(
+                            &prog,
                             &view,
                             x,
                             None,
                             &EmpiricalOptions {
                                 get: Get::NTK,
-                                trace: true,
-                                per_layer: false,
+                                dropout_seed: seed,
+                                ..Default::default()
                             },
                             par,
                             &Control::new(),
@@ -1025,68 +1124,54 @@ impl Network {
                 if step == opts.steps {
                     break;
                 }
-                drop(view);
-                // back-propagate g = ∂loss/∂z, column-major n_l × N, and step every layer
-                let mut g: Vec<T> = f
+                // back-propagate g = ∂loss/∂f, column-major O × N, collecting every gradient
+                let g: Vec<T> = f
                     .iter()
                     .enumerate()
                     .map(|(k, &v)| T::from_f64((v.to_f64() - y[(k / o, k % o)].to_f64()) * inv_size))
                     .collect();
-                if let Some(d) = &fwd.d[last] {
-                    g.par_iter_mut()
-                        .zip(d.par_iter())
-                        .with_min_len(MIN_LEN)
-                        .for_each(|(g, d)| *g *= *d);
-                }
-                for l in (0..=last).rev() {
-                    let (n_in, n_out) = (p[l].n_in, p[l].n_out);
-                    let (s, beta) = scales(&self.blocks[l], n_in);
-                    // the signal for the layer below, with this layer's weights before the step
-                    let below = (l > 0).then(|| {
-                        let mut gb = vec![T::ZERO; n_in * n];
+                let mut visited = vec![false; grads.len()];
+                {
+                    let mut at_dense = |s: usize, deltas: &[&[T]]| -> Result<()> {
+                        let st = &prog.steps[s];
+                        let Op::Dense { layer, param } = &st.op else {
+                            unreachable!("called at Dense steps")
+                        };
+                        let (n_in, n_out) = (view[*param].w.nrows(), layer.out_dim);
+                        let (sc, beta) = layer.scales(n_in);
+                        let (gw, gb) = &mut grads[*param];
+                        visited[*param] = true;
+                        // ∂W = s·Δ hᵀ (column-major n_out × n_in, i.e. W's row-major layout)
                         matmul(
-                            MatMut::from_column_major_slice_mut(&mut gb, n_in, n),
+                            MatMut::from_column_major_slice_mut(gw, n_out, n_in),
                             Accum::Replace,
-                            p[l].view().w,
-                            cm(&g, n_out, n),
-                            T::from_f64(s),
+                            cm(deltas[0], n_out, n),
+                            fwd.mat(&prog, st.inputs[0], x).transpose(),
+                            T::from_f64(sc),
                             sized(par, n_in * n_out * n),
                         );
-                        if let Some(d) = &fwd.d[l - 1] {
-                            gb.par_iter_mut()
-                                .zip(d.par_iter())
-                                .with_min_len(MIN_LEN)
-                                .for_each(|(g, d)| *g *= *d);
-                        }
-                        gb
-                    });
-                    // W ← W − η·s·h_{l−1}ᵀ g (W row-major n_in × n_out is column-major n_out × n_in)
-                    let h: MatRef<'_, T> = if l == 0 {
-                        x
-                    } else {
-                        cm(&fwd.h[l - 1], n_in, n).transpose()
-                    };
-                    matmul(
-                        MatMut::from_column_major_slice_mut(&mut p[l].w, n_out, n_in),
-                        Accum::Add,
-                        cm(&g, n_out, n),
-                        h,
-                        T::from_f64(-eta * s),
-                        sized(par, n_in * n_out * n),
-                    );
-                    if let Some(b) = p[l].b.as_mut() {
-                        let mut sums = vec![0.0f64; n_out];
-                        for col in g.chunks(n_out) {
-                            for (acc, &v) in sums.iter_mut().zip(col) {
-                                *acc += v.to_f64();
+                        gb.iter_mut().for_each(|v| *v = 0.0);
+                        for col in deltas[0].chunks(n_out) {
+                            for (acc, &v) in gb.iter_mut().zip(col) {
+                                *acc += beta * v.to_f64();
                             }
                         }
-                        for (bj, sj) in b.iter_mut().zip(&sums) {
-                            *bj = T::from_f64(bj.to_f64() - eta * beta * sj);
-                        }
+                        Ok(())
+                    };
+                    backward(&prog, &view, &[&fwd], vec![g], 1, par, ctl, &mut at_dense)?;
+                }
+                drop(view);
+                for (l, _, _, _, _) in &denses {
+                    if !visited[*l] {
+                        continue; // a layer that does not reach the output has no gradient
                     }
-                    if let Some(gb) = below {
-                        g = gb;
+                    let (gw, gb) = &grads[*l];
+                    let q = &mut p[*l];
+                    zip_apply(par, &mut q.w, gw, |w, g| w - T::from_f64(eta) * g);
+                    if let Some(b) = q.b.as_mut() {
+                        for (bj, gj) in b.iter_mut().zip(gb) {
+                            *bj = T::from_f64(bj.to_f64() - eta * gj);
+                        }
                     }
                 }
                 ctl.advance(1);
@@ -1102,7 +1187,7 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Activation, Dense, Layer};
+    use crate::{Activation, Dense, Layer, Parameterization};
 
     fn net(widths: &[usize], act: Activation, b_std: Option<f64>, p: Parameterization) -> Network {
         let mut layers = Vec::new();
@@ -1122,10 +1207,11 @@ mod tests {
     /// The NTK from an explicit Jacobian: ∂f_o/∂θ_p by central differences of `apply`.
     fn fd_ntk(net: &Network, p: &[DenseOwned<f64>], x: &faer::Mat<f64>) -> Vec<f64> {
         let n = x.nrows();
-        let o = net.out_dim();
+        let o = net.out_dim(x.ncols());
         let f = |p: &[DenseOwned<f64>]| {
             let v: Vec<_> = p.iter().map(|q| q.view()).collect();
-            net.apply(&v, x.as_ref(), &Control::new()).unwrap()
+            net.apply(&v, x.as_ref(), &ApplyOptions::default(), &Control::new())
+                .unwrap()
         };
         let mut jac: Vec<Vec<f64>> = Vec::new(); // per parameter: n·o derivatives
         let h = 1e-5;
@@ -1234,13 +1320,18 @@ mod tests {
             steps: 1,
             record_every: 1,
             record_ntk: false,
+            ..Default::default()
         };
         let t = nw
             .train(&view, xs.as_ref(), ys.as_ref(), None, None, &opts, &Control::new())
             .unwrap();
         let loss = |p: &[DenseOwned<f64>]| {
             let v: Vec<_> = p.iter().map(|q| q.view()).collect();
-            half_mse(&nw.apply(&v, xs.as_ref(), &Control::new()).unwrap(), ys.as_ref())
+            half_mse(
+                &nw.apply(&v, xs.as_ref(), &ApplyOptions::default(), &Control::new())
+                    .unwrap(),
+                ys.as_ref(),
+            )
         };
         assert!((t.loss_train[0] - loss(&p0)).abs() < 1e-15);
         let h = 1e-6;
@@ -1271,13 +1362,27 @@ mod tests {
         let p = nw.init::<f64>(3, 0, 0).unwrap();
         let mut view: Vec<_> = p.iter().map(|q| q.view()).collect();
         let xs = x(2, 5);
-        let e = nw.apply(&view, xs.as_ref(), &Control::new()).unwrap_err();
+        let e = nw
+            .apply(&view, xs.as_ref(), &ApplyOptions::default(), &Control::new())
+            .unwrap_err();
         assert!(e.to_string().contains("shape (3, 4)"), "{e}");
         view.pop();
-        let e = nw.apply(&view, x(2, 3).as_ref(), &Control::new()).unwrap_err();
+        let e = nw
+            .apply(&view, x(2, 3).as_ref(), &ApplyOptions::default(), &Control::new())
+            .unwrap_err();
         assert!(e.to_string().contains("2 Dense layer(s) but 1"), "{e}");
         let e = nw
-            .monte_carlo(x(2, 3).as_ref(), None, 0, 0, Get::NTK, &Control::new())
+            .monte_carlo(
+                x(2, 3).as_ref(),
+                None,
+                &MonteCarloOptions {
+                    get: Get::NTK,
+                    n_samples: 0,
+                    seed: 0,
+                    par: Parallelism::Pool,
+                },
+                &Control::new(),
+            )
             .unwrap_err();
         assert!(matches!(e, Error::InvalidArgument { arg: "n_samples", .. }));
     }

@@ -1,7 +1,9 @@
 //! # ntkrs-core
 //!
-//! Infinite-width NNGP and NTK kernels of fully-connected networks, in pure Rust (no Python).
-//! This crate is the engine of the `ntkrs` Python package and can be embedded on its own.
+//! Infinite-width NNGP and NTK kernels, and finite-width empirical kernels, of networks built
+//! from neural-tangents' `stax` layers (dense, residual and LayerNorm networks), in pure Rust (no
+//! Python). This crate is the engine of the `ntkrs` Python package and can be embedded on its
+//! own.
 //!
 //! Conventions are those of neural-tangents' `stax`: the input covariance is `x·x'/d`, a
 //! [`Dense`] layer maps `Σ ↦ W_std²·Σ + b_std²` and (NTK parameterization) `Θ ↦ Σ' + W_std²·Θ`,
@@ -18,28 +20,51 @@
 //! assert_eq!(nngp[3 * 10 + 7], nngp[7 * 10 + 3]); // symmetric
 //! assert!(ntk[0] > nngp[0]);
 //! ```
+//!
+//! Modules hold one concept each: the shared vocabulary ([`element`], [`kernels`], [`error`],
+//! [`control`], [`memory`], [`pool`]) is imported by the rest and imports none of it;
+//! [`activation`] and [`layer`] hold one module per activation and per layer kind;
+//! [`network`] validates a layer tree, `program` compiles it into steps, `plan` prepares them for
+//! a batch, `tile` runs them over the output in tiles; [`analytic`], [`out`] and [`empirical`]
+//! are the entry points.
 
 pub mod activation;
 pub mod analytic;
 pub mod control;
+pub mod element;
 pub mod empirical;
 pub mod error;
+mod input;
+pub mod kernels;
 pub mod layer;
+mod linalg;
+pub mod memory;
+pub mod network;
 pub mod out;
+mod plan;
 pub mod pool;
+mod program;
 pub mod quadrature;
+mod random;
+pub mod spec;
 pub(crate) mod tile;
 pub mod vmath;
 
-pub use activation::Activation;
-pub use analytic::{available_memory, Element, Get, KernelOptions, Kernels};
+pub use activation::{Activation, BatchFn, Pointwise};
+pub use analytic::KernelOptions;
 pub use control::Control;
-pub use empirical::{DenseOwned, DenseParams, Empirical, EmpiricalOptions, TrainOptions, Trajectory};
+pub use element::Element;
+pub use empirical::{
+    ApplyOptions, DenseOwned, DenseParams, Empirical, EmpiricalOptions, MonteCarloOptions, TrainOptions, Trajectory,
+};
 pub use error::{Error, Result};
-pub use layer::{Dense, Layer, Network, Parameterization};
+pub use kernels::{Get, Kernels};
+pub use layer::{Dense, Dropout, DropoutMode, FanIn, Layer, LayerNorm, Parameterization};
+pub use memory::available_memory;
+pub use network::Network;
 pub use out::{parse_bytes, MemorySink, NpyFile, OutOptions, Sink, Stats};
-pub use pool::{num_threads, set_num_threads, simd_level};
-pub use quadrature::{gauss_legendre, BatchFn, Pointwise};
+pub use pool::{num_threads, set_num_threads, simd_level, Parallelism};
+pub use quadrature::gauss_legendre;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -27,10 +27,13 @@ use std::time::Instant;
 
 use faer::MatRef;
 
-use crate::analytic::{Element, Get};
 use crate::control::Control;
+use crate::element::Element;
 use crate::error::{human_bytes, Error, Result};
-use crate::layer::Network;
+use crate::input::check_inputs;
+use crate::kernels::Get;
+use crate::memory::available_memory;
+use crate::network::Network;
 use crate::tile::{panel_height, tile_size, work_units, Window};
 
 /// Where the rows of one kernel go.
@@ -684,8 +687,9 @@ impl Network {
         ctl: &Control,
     ) -> Result<Stats> {
         let start = Instant::now();
-        let m = self.check_call(x1, x2, get)?;
-        let nbuf = get.nngp as usize + get.ntk as usize;
+        get.check()?;
+        check_inputs(x1, x2)?;
+        let nbuf = get.count();
         if sinks.len() != nbuf {
             return Err(Error::arg(
                 "out",
@@ -694,15 +698,15 @@ impl Network {
         }
         let d = x1.ncols();
         let (n1, n2) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()));
-        let sym = x2.is_none();
         let elem = std::mem::size_of::<T>();
         let p = panel_height(n2, d);
         // the limit is a ceiling: never plan for more than 80% of the memory the OS says is
         // available (unless even one panel needs more; then the limit as given decides)
-        let limit = match crate::analytic::available_memory() {
+        let sym0 = x2.is_none();
+        let limit = match available_memory() {
             Some(a) if a / 10 * 8 < opts.memory_limit => {
                 let capped = a / 10 * 8;
-                if plan_layout(n1, n2, nbuf, elem, p, sym, capped, 0).is_ok() {
+                if plan_layout(n1, n2, nbuf, elem, p, sym0, capped, 0).is_ok() {
                     capped
                 } else {
                     opts.memory_limit
@@ -712,9 +716,10 @@ impl Network {
         };
         // fail on a too-small budget before any work (the rescaled copies, if any, are known
         // only after planning and are checked again below)
-        plan_layout(n1, n2, nbuf, elem, p, sym, limit, 0)?;
+        plan_layout(n1, n2, nbuf, elem, p, sym0, limit, 0)?;
         let t = Instant::now();
-        let prep = self.prepare(x1, x2, m, ctl)?;
+        let prep = self.prepare(x1, x2, get, ctl)?;
+        let sym = prep.x2.is_none();
         let mut stats = Stats {
             plan_s: t.elapsed().as_secs_f64(),
             ..Stats::default()
@@ -727,9 +732,9 @@ impl Network {
             p,
             sym,
             opts.memory_limit,
-            prep.scaled_bytes() as u64,
+            prep.scaled.copy_bytes() as u64,
         )?;
-        let (a, b) = prep.inputs(x1, x2);
+        let (a, b) = prep.scaled.inputs(prep.x1, prep.x2);
         let tile = tile_size(opts.kernel.tile_size);
         let h = lay.h;
         let window = |r0: usize| Window {
@@ -744,7 +749,7 @@ impl Network {
         stats.panel_rows = h;
         stats.buffer_sets = lay.sets;
         stats.buffer_bytes = lay.buffer_bytes;
-        let runner = crate::pool::Runner::new(opts.kernel.threads, n1 > tile || n2 > tile)?;
+        let runner = crate::pool::Runner::new(opts.kernel.par, n1 > tile || n2 > tile)?;
 
         let (to_writer, panels_rx) = mpsc::sync_channel::<Panel<T>>(lay.sets);
         let (free_tx, free_rx) = mpsc::channel::<Vec<Vec<T>>>();
@@ -786,10 +791,10 @@ impl Network {
                     let win = window(r0);
                     let (tg, tl) = runner.run(|parallel| -> Result<(f64, f64)> {
                         let t = Instant::now();
-                        crate::tile::gram(&mut bufs[0], win, a, b, prep.gscale, parallel, ctl)?;
+                        crate::tile::gram(&mut bufs[0], win, a, b, prep.scaled.gscale, parallel, ctl)?;
                         let tg = t.elapsed().as_secs_f64();
                         let t = Instant::now();
-                        crate::tile::layers(&mut bufs, win, get, sym, false, &prep.layers, tile, parallel, ctl)?;
+                        crate::tile::layers(&mut bufs, win, get, sym, false, &prep.planned, tile, parallel, ctl)?;
                         Ok((tg, t.elapsed().as_secs_f64()))
                     })?;
                     stats.gram_s += tg;
@@ -856,7 +861,10 @@ mod tests {
 
     fn opts(limit: u64, threads: usize) -> OutOptions {
         OutOptions {
-            kernel: KernelOptions { tile_size: 32, threads },
+            kernel: KernelOptions {
+                tile_size: 32,
+                par: crate::Parallelism::from_threads(threads),
+            },
             memory_limit: limit,
         }
     }

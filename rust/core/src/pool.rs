@@ -3,7 +3,7 @@
 //! The pool is fork-safe: it remembers the process id it was built in, and a forked child (where
 //! the parent's worker threads do not exist) builds a fresh pool of the same size on first use
 //! instead of queueing work to threads that will never run it. A call can also bypass the pool:
-//! [`Runner`] runs on the calling thread (`threads = 1`) or on a pool of its own (`threads ≥ 2`).
+//! [`Parallelism`] chooses the calling thread or a pool of its own.
 
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -102,9 +102,34 @@ pub fn num_threads() -> usize {
     pool().current_num_threads()
 }
 
-/// Where one computation runs: `threads = 0` in the shared pool, `1` on the calling thread (no
-/// pool at all: what a task of a task scheduler such as dask wants), `n ≥ 2` in a pool of `n`
-/// threads built for this computation alone.
+/// Where one computation runs: the analogue of faer's `Par` for ntkrs's entry points. Results
+/// do not depend on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Parallelism {
+    /// The shared pool of [`set_num_threads`] threads.
+    #[default]
+    Pool,
+    /// The calling thread only, no pool at all: what a task of a task scheduler such as dask
+    /// wants.
+    Sequential,
+    /// A pool of this many threads built for this computation alone.
+    Threads(usize),
+}
+
+impl Parallelism {
+    /// The convention of the Python API's `threads=` argument: 0 the shared pool, 1 the calling
+    /// thread only, `n ≥ 2` a pool of `n` threads for this call.
+    pub fn from_threads(threads: usize) -> Self {
+        match threads {
+            0 => Parallelism::Pool,
+            1 => Parallelism::Sequential,
+            n => Parallelism::Threads(n),
+        }
+    }
+}
+
+/// A [`Parallelism`] made concrete for one computation: the calling thread, or a pool.
 pub(crate) enum Runner {
     Inline,
     Pool(Arc<rayon::ThreadPool>),
@@ -112,17 +137,17 @@ pub(crate) enum Runner {
 
 impl Runner {
     /// `worth`: whether the work is large enough to gain from threads at all.
-    pub(crate) fn new(threads: usize, worth: bool) -> crate::Result<Runner> {
-        if !worth || threads == 1 {
-            return Ok(Runner::Inline);
-        }
-        if threads > 4096 {
-            return Err(crate::Error::arg(
+    pub(crate) fn new(par: Parallelism, worth: bool) -> crate::Result<Runner> {
+        match par {
+            _ if !worth => Ok(Runner::Inline),
+            Parallelism::Sequential | Parallelism::Threads(1) => Ok(Runner::Inline),
+            Parallelism::Pool => Ok(Runner::Pool(pool())),
+            Parallelism::Threads(n) if n > 4096 => Err(crate::Error::arg(
                 "threads",
-                format!("{threads} is too many threads; use at most 4096"),
-            ));
+                format!("{n} is too many threads; use at most 4096"),
+            )),
+            Parallelism::Threads(n) => Ok(Runner::Pool(build(n.max(1))?)),
         }
-        Ok(Runner::Pool(if threads == 0 { pool() } else { build(threads)? }))
     }
 
     /// Run `f(parallel)`: `parallel` says whether `f` may use rayon (it then runs inside the pool).
@@ -130,6 +155,17 @@ impl Runner {
         match self {
             Runner::Inline => f(false),
             Runner::Pool(p) => p.install(|| f(true)),
+        }
+    }
+
+    /// faer's parallelism for matrix products run inside [`Runner::run`].
+    pub(crate) fn faer(&self) -> faer::Par {
+        match self {
+            Runner::Inline => faer::Par::Seq,
+            Runner::Pool(p) => match p.current_num_threads() {
+                0 | 1 => faer::Par::Seq,
+                n => faer::Par::rayon(n),
+            },
         }
     }
 }

@@ -4,10 +4,11 @@
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use crate::activation::Scratch;
-use crate::analytic::{Element, Get, LayerPlan};
 use crate::control::Control;
+use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::kernels::Get;
+use crate::plan::{run_row, Planned, RowScratch};
 
 /// Tile side used when none is given.
 pub const DEFAULT_TILE: usize = 256;
@@ -179,7 +180,7 @@ pub(crate) fn layers<T: Element>(
     get: Get,
     sym: bool,
     mirror: bool,
-    plans: &[LayerPlan<T>],
+    plans: &Planned<T>,
     tile: usize,
     parallel: bool,
     ctl: &Control,
@@ -201,7 +202,7 @@ pub(crate) fn layers<T: Element>(
         mirror: mirror && sym,
         plans,
     };
-    let tile_job = |scr: &mut Scratch<T>, &t: &(usize, usize, usize, usize, bool)| -> Result<()> {
+    let tile_job = |scr: &mut RowScratch<T>, &t: &(usize, usize, usize, usize, bool)| -> Result<()> {
         ctl.check()?;
         let ok = crate::pool::arch().dispatch(RunTile { job: &job, t, scr });
         if !ok {
@@ -213,9 +214,9 @@ pub(crate) fn layers<T: Element>(
     if parallel {
         tiles
             .par_iter()
-            .try_for_each_init(|| Scratch::<T>::new(tile), tile_job)?;
+            .try_for_each_init(|| RowScratch::<T>::new(plans.n_slots, tile), tile_job)?;
     } else {
-        let mut scr = Scratch::<T>::new(tile);
+        let mut scr = RowScratch::<T>::new(plans.n_slots, tile);
         tiles.iter().try_for_each(|t| tile_job(&mut scr, t))?;
     }
     if nonfinite.into_inner() {
@@ -234,7 +235,7 @@ struct TileJob<'a, T> {
     get: Get,
     win: Window,
     mirror: bool,
-    plans: &'a [LayerPlan<T>],
+    plans: &'a Planned<T>,
 }
 
 type Tile = (usize, usize, usize, usize, bool);
@@ -242,7 +243,7 @@ type Tile = (usize, usize, usize, usize, bool);
 struct RunTile<'a, 'b, T> {
     job: &'a TileJob<'a, T>,
     t: Tile,
-    scr: &'b mut Scratch<T>,
+    scr: &'b mut RowScratch<T>,
 }
 
 impl<T: Element> pulp::WithSimd for RunTile<'_, '_, T> {
@@ -260,16 +261,14 @@ impl<T: Element> pulp::WithSimd for RunTile<'_, '_, T> {
 /// One tile: rows `r0..r1`, columns `c0..c1` (from the diagonal on when `diag`); returns whether
 /// every entry is finite.
 #[inline(always)]
-fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, t: Tile, scr: &mut Scratch<T>) -> bool {
+fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, t: Tile, scr: &mut RowScratch<T>) -> bool {
     let (r0, r1, c0, c1, diag) = t;
     let win = job.win;
-    let width = c1 - c0;
-    let mut c = vec![T::ZERO; width];
-    let mut t = vec![T::ZERO; width];
     let mut ok = true;
     let out_n = job.get.nngp.then_some(job.ptrs[0]);
     let out_t = job.get.ntk.then(|| job.ptrs[job.ptrs.len() - 1]);
     let src = job.ptrs[0];
+    let out = job.plans.out_slot;
     for i in r0..r1 {
         if job.ctl.is_cancelled() {
             // deep networks make a tile long: stop within a row (the result is discarded)
@@ -277,15 +276,14 @@ fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, t: Tile, scr: &mu
         }
         let js = if diag { i } else { c0 };
         let len = c1 - js;
-        let (c, t) = (&mut c[..len], &mut t[..len]);
         let at = win.idx(i, js);
         // SAFETY: this tile owns rows r0..r1 × columns c0..c1 of every buffer (and, when
         // mirroring, the transposed block), and the buffers hold the whole window.
         unsafe {
-            std::ptr::copy_nonoverlapping(src.get().add(at), c.as_mut_ptr(), len);
+            std::ptr::copy_nonoverlapping(src.get().add(at), scr.slots[0].c.as_mut_ptr(), len);
         }
-        t.iter_mut().for_each(|v| *v = T::ZERO);
-        crate::analytic::run_layers::<T, NTK>(job.plans, i, js, diag, c, t, scr);
+        run_row::<T, NTK>(job.plans, i, js, len, diag, scr);
+        let (c, t) = (&scr.slots[out].c[..len], &scr.slots[out].t[..len]);
         let mut fin = true;
         for &v in c.iter() {
             fin &= v.is_finite();

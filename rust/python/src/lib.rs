@@ -8,8 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ntkrs_core::activation::registry;
 use ntkrs_core::out::{MemorySink, NpyFile, OutOptions, Sink, Stats};
-use ntkrs_core::{self as core, Activation as CoreAct, BatchFn, Control, Error, Get, KernelOptions, Pointwise};
+use ntkrs_core::{
+    self as core, Activation as CoreAct, BatchFn, Control, Error, Get, KernelOptions, Parallelism, Pointwise,
+};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -178,23 +181,6 @@ struct PyActivation {
     inner: CoreAct,
 }
 
-fn param(params: &[f64], k: usize, kind: &str) -> PyResult<f64> {
-    params
-        .get(k)
-        .copied()
-        .ok_or_else(|| PyValueError::new_err(format!("{kind} needs {} parameter(s)", k + 1)))
-}
-
-fn degree_arg(params: &[f64], kind: &str) -> PyResult<usize> {
-    let d = param(params, 0, kind)?;
-    if !(d >= 0.0 && d.fract() == 0.0 && d <= 1e6) {
-        return Err(PyValueError::new_err(format!(
-            "degree: must be a non-negative integer, got {d}"
-        )));
-    }
-    Ok(d as usize)
-}
-
 #[pymethods]
 impl PyActivation {
     /// Activation(kind, params=(), quad_degree=32, fn=None, dfn=None)
@@ -208,46 +194,12 @@ impl PyActivation {
         dfn: Option<Py<PyAny>>,
         name: Option<String>,
     ) -> PyResult<Self> {
-        let p = &params;
-        let num = |f: Pointwise| CoreAct::numerical(f, quad_degree);
-        let inner: core::Result<CoreAct> = match kind {
-            "identity" => Ok(CoreAct::Identity),
-            "relu" => Ok(CoreAct::relu()),
-            "leaky_relu" => CoreAct::leaky_relu(param(p, 0, kind)?),
-            "ab_relu" => CoreAct::ab_relu(param(p, 0, kind)?, param(p, 1, kind)?),
-            "abs" => Ok(CoreAct::abs()),
-            "erf" => CoreAct::erf(param(p, 0, kind)?, param(p, 1, kind)?, param(p, 2, kind)?),
-            "sigmoid_like" => Ok(CoreAct::sigmoid_like()),
-            "gelu" => Ok(CoreAct::Gelu),
-            "sin" => CoreAct::sin(param(p, 0, kind)?, param(p, 1, kind)?, param(p, 2, kind)?),
-            "cos" => CoreAct::cos(param(p, 0, kind)?, param(p, 1, kind)?, param(p, 2, kind)?),
-            "rbf" => CoreAct::rbf(param(p, 0, kind)?),
-            "exp" => CoreAct::exp(param(p, 0, kind)?, param(p, 1, kind)?),
-            "gaussian" => CoreAct::gaussian(param(p, 0, kind)?, param(p, 1, kind)?),
-            "sign" => Ok(CoreAct::Sign),
-            "monomial" => CoreAct::monomial(degree_arg(p, kind)?),
-            "rectified_monomial" => CoreAct::rectified_monomial(degree_arg(p, kind)?),
-            "hermite" => CoreAct::hermite(degree_arg(p, kind)?),
-            "polynomial" => CoreAct::polynomial(params.clone()),
-            "tanh" => num(Pointwise::Tanh),
-            "sigmoid" => num(Pointwise::Sigmoid),
-            "softplus" => num(Pointwise::Softplus),
-            "silu" => num(Pointwise::Silu),
-            "elu" => {
-                let alpha = param(p, 0, kind)?;
-                if !alpha.is_finite() {
-                    return Err(PyValueError::new_err(format!("alpha: must be finite, got {alpha}")));
-                }
-                num(Pointwise::Elu { alpha })
-            }
-            "selu" => num(Pointwise::Selu),
-            "mish" => num(Pointwise::Mish),
-            "elementwise" => {
-                let f = r#fn.ok_or_else(|| PyTypeError::new_err("fn: Elementwise needs a callable"))?;
-                let name = name.unwrap_or_else(|| "Elementwise".into());
-                num(Pointwise::Custom(Arc::new(PyFn { f, df: dfn, name })))
-            }
-            other => return Err(PyValueError::new_err(format!("unknown activation kind {other:?}"))),
+        let inner: core::Result<CoreAct> = if kind == "elementwise" {
+            let f = r#fn.ok_or_else(|| PyTypeError::new_err("fn: Elementwise needs a callable"))?;
+            let name = name.unwrap_or_else(|| "Elementwise".into());
+            CoreAct::numerical(Pointwise::Custom(Arc::new(PyFn { f, df: dfn, name })), quad_degree)
+        } else {
+            registry::build(kind, &params, quad_degree)
         };
         Ok(PyActivation {
             inner: inner.map_err(PyErrWrap)?,
@@ -277,27 +229,115 @@ impl PyActivation {
     }
 }
 
-/// A Dense layer.
-#[pyclass(module = "ntkrs._core", name = "Dense", frozen)]
+/// One layer or combinator of a network (see `ntkrs.layers` for the user-facing classes).
+#[pyclass(module = "ntkrs._core", name = "Layer", frozen)]
 #[derive(Clone)]
-struct PyDense {
-    inner: core::Dense,
+struct PyLayer {
+    inner: core::Layer,
 }
 
 #[pymethods]
-impl PyDense {
-    #[new]
+impl PyLayer {
+    /// Dense(out_dim, w_std, b_std, parameterization)
+    #[staticmethod]
     #[pyo3(signature = (out_dim, w_std=1.0, b_std=None, parameterization="ntk"))]
-    fn new(out_dim: i64, w_std: f64, b_std: Option<f64>, parameterization: &str) -> PyResult<Self> {
+    fn dense(out_dim: i64, w_std: f64, b_std: Option<f64>, parameterization: &str) -> PyResult<Self> {
         if out_dim < 1 {
             return Err(PyValueError::new_err(format!(
                 "out_dim: the width of a Dense layer must be at least 1, got {out_dim}"
             )));
         }
         let p = parameterization.parse().map_err(PyErrWrap)?;
-        Ok(PyDense {
-            inner: core::Dense::new(out_dim as usize, w_std, b_std, p).map_err(PyErrWrap)?,
+        let d = core::Dense::new(out_dim as usize, w_std, b_std, p).map_err(PyErrWrap)?;
+        Ok(PyLayer {
+            inner: core::Layer::Dense(d),
         })
+    }
+
+    /// An activation layer.
+    #[staticmethod]
+    fn activation(act: &Bound<'_, PyActivation>) -> Self {
+        PyLayer {
+            inner: core::Layer::Activation(act.get().inner.clone()),
+        }
+    }
+
+    /// Identity()
+    #[staticmethod]
+    fn identity() -> Self {
+        PyLayer {
+            inner: core::Layer::Identity,
+        }
+    }
+
+    /// LayerNorm(axes, eps)
+    #[staticmethod]
+    fn layer_norm(axes: Vec<isize>, eps: f64) -> PyResult<Self> {
+        Ok(PyLayer {
+            inner: core::Layer::LayerNorm(core::LayerNorm::new(axes, eps).map_err(PyErrWrap)?),
+        })
+    }
+
+    /// Dropout(rate, mode)
+    #[staticmethod]
+    fn dropout(rate: f64, mode: &str) -> PyResult<Self> {
+        let m = mode.parse().map_err(PyErrWrap)?;
+        Ok(PyLayer {
+            inner: core::Layer::Dropout(core::Dropout::new(rate, m).map_err(PyErrWrap)?),
+        })
+    }
+
+    /// FanOut(num)
+    #[staticmethod]
+    fn fan_out(num: i64) -> PyResult<Self> {
+        if num < 1 {
+            return Err(PyValueError::new_err(format!(
+                "num: FanOut needs at least 1 branch, got {num}"
+            )));
+        }
+        Ok(PyLayer {
+            inner: core::Layer::fan_out(num as usize).map_err(PyErrWrap)?,
+        })
+    }
+
+    /// fan_in("sum" | "prod" | "concat", axis)
+    #[staticmethod]
+    #[pyo3(signature = (kind, axis=-1))]
+    fn fan_in(kind: &str, axis: isize) -> PyResult<Self> {
+        let f = match kind {
+            "sum" => core::FanIn::Sum,
+            "prod" => core::FanIn::Prod,
+            "concat" => core::FanIn::Concat { axis },
+            other => return Err(PyValueError::new_err(format!("unknown fan-in {other:?}"))),
+        };
+        Ok(PyLayer {
+            inner: core::Layer::FanIn(f),
+        })
+    }
+
+    /// serial(layers)
+    #[staticmethod]
+    fn serial(layers: Vec<Bound<'_, PyLayer>>) -> Self {
+        PyLayer {
+            inner: core::Layer::Serial(layers.iter().map(|l| l.get().inner.clone()).collect()),
+        }
+    }
+
+    /// parallel(layers)
+    #[staticmethod]
+    fn parallel(layers: Vec<Bound<'_, PyLayer>>) -> Self {
+        PyLayer {
+            inner: core::Layer::Parallel(layers.iter().map(|l| l.get().inner.clone()).collect()),
+        }
+    }
+
+    /// Raise ValueError when the layer is invalid in every context (see `Network::check_layer`).
+    fn check(&self) -> PyResult<()> {
+        core::Network::check_layer(&self.inner).map_err(|e| PyErrWrap(e).into())
+    }
+
+    fn __repr__(&self) -> String {
+        self.inner.name()
     }
 }
 
@@ -460,23 +500,20 @@ fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
 #[pymethods]
 impl PyNetwork {
     #[new]
-    fn new(layers: Vec<Bound<'_, PyAny>>) -> PyResult<Self> {
-        let mut out = Vec::with_capacity(layers.len());
-        for (i, l) in layers.iter().enumerate() {
-            if let Ok(d) = l.cast::<PyDense>() {
-                out.push(core::Layer::Dense(d.get().inner.clone()));
-            } else if let Ok(a) = l.cast::<PyActivation>() {
-                out.push(core::Layer::Activation(a.get().inner.clone()));
-            } else {
-                return Err(PyTypeError::new_err(format!(
-                    "layers: item {i} is {}, not a Dense or an activation",
-                    l.get_type().name()?
-                )));
-            }
-        }
+    fn new(root: &Bound<'_, PyLayer>) -> PyResult<Self> {
         Ok(PyNetwork {
-            inner: core::Network::new(out).map_err(PyErrWrap)?,
+            inner: core::Network::from_layer(root.get().inner.clone()).map_err(PyErrWrap)?,
         })
+    }
+
+    /// Output width for inputs of width `in_dim`.
+    fn out_dim(&self, in_dim: usize) -> usize {
+        self.inner.out_dim(in_dim)
+    }
+
+    /// Whether the network has a Dropout layer in train mode.
+    fn has_dropout(&self) -> bool {
+        self.inner.has_dropout()
     }
 
     /// kernel_to(x1, x2, nngp, ntk, targets, release, memory_limit, tile_size, threads, progress) -> stats
@@ -498,7 +535,10 @@ impl PyNetwork {
     ) -> PyResult<Bound<'py, PyDict>> {
         let get = Get { nngp, ntk };
         let opts = OutOptions {
-            kernel: KernelOptions { tile_size, threads },
+            kernel: KernelOptions {
+                tile_size,
+                par: Parallelism::from_threads(threads),
+            },
             memory_limit,
         };
         let net = &self.inner;
@@ -531,7 +571,10 @@ impl PyNetwork {
         threads: usize,
     ) -> PyResult<Pair<'py>> {
         let get = Get { nngp, ntk };
-        let opts = KernelOptions { tile_size, threads };
+        let opts = KernelOptions {
+            tile_size,
+            par: Parallelism::from_threads(threads),
+        };
         let net = &self.inner;
         let a = input(x1, "x1")?;
         let b = x2.map(|x| input(x, "x2")).transpose()?;
@@ -581,35 +624,43 @@ impl PyNetwork {
         }
     }
 
-    /// apply(params, x) -> f(x) of shape (N, O); params and x of one dtype.
+    /// apply(params, x, dropout_seed, threads) -> f(x) of shape (N, O); params and x of one dtype.
+    #[pyo3(signature = (params, x, dropout_seed=0, threads=0))]
     fn apply<'py>(
         &self,
         py: Python<'py>,
         params: Vec<ParamPair<'py>>,
         x: &Bound<'py, PyAny>,
+        dropout_seed: u64,
+        threads: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         let net = &self.inner;
-        let o = net.out_dim();
+        let opts = core::ApplyOptions {
+            par: Parallelism::from_threads(threads),
+            dropout_seed,
+        };
         match input(x, "x")? {
             Input::F64(x) => {
                 let p = typed_params::<f64>(&params)?;
                 let v = views(&p)?;
                 let mx = mat(&x);
-                let f = run_long(py, None, |ctl| net.apply(&v, mx, ctl))?;
+                let f = run_long(py, None, |ctl| net.apply(&v, mx, &opts, ctl))?;
+                let o = net.out_dim(mx.ncols());
                 Ok(PyArray1::from_vec(py, f).reshape([mx.nrows(), o])?.into_any())
             }
             Input::F32(x) => {
                 let p = typed_params::<f32>(&params)?;
                 let v = views(&p)?;
                 let mx = mat(&x);
-                let f = run_long(py, None, |ctl| net.apply(&v, mx, ctl))?;
+                let f = run_long(py, None, |ctl| net.apply(&v, mx, &opts, ctl))?;
+                let o = net.out_dim(mx.ncols());
                 Ok(PyArray1::from_vec(py, f).reshape([mx.nrows(), o])?.into_any())
             }
         }
     }
 
-    /// empirical(params, x1, x2, nngp, ntk, trace, per_layer, progress) -> (nngp | None, ntk | None, [ntk per layer])
-    #[pyo3(signature = (params, x1, x2=None, nngp=true, ntk=true, trace=true, per_layer=false, progress=None))]
+    /// empirical(params, x1, x2, nngp, ntk, trace, per_layer, progress, dropout_seed, threads) -> (nngp | None, ntk | None, [ntk per layer])
+    #[pyo3(signature = (params, x1, x2=None, nngp=true, ntk=true, trace=true, per_layer=false, progress=None, dropout_seed=0, threads=0))]
     #[allow(clippy::too_many_arguments)]
     fn empirical<'py>(
         &self,
@@ -622,11 +673,15 @@ impl PyNetwork {
         trace: bool,
         per_layer: bool,
         progress: Option<&Bound<'py, PyAny>>,
+        dropout_seed: u64,
+        threads: usize,
     ) -> PyResult<Triple<'py>> {
         let opts = core::EmpiricalOptions {
             get: Get { nngp, ntk },
             trace,
             per_layer,
+            par: Parallelism::from_threads(threads),
+            dropout_seed,
         };
         let net = &self.inner;
         let a = input(x1, "x1")?;
@@ -651,8 +706,8 @@ impl PyNetwork {
         }
     }
 
-    /// monte_carlo(x1, x2, n_samples, seed, nngp, ntk, progress) -> (nngp | None, ntk | None)
-    #[pyo3(signature = (x1, x2=None, n_samples=64, seed=0, nngp=true, ntk=true, progress=None))]
+    /// monte_carlo(x1, x2, n_samples, seed, nngp, ntk, progress, threads) -> (nngp | None, ntk | None)
+    #[pyo3(signature = (x1, x2=None, n_samples=64, seed=0, nngp=true, ntk=true, progress=None, threads=0))]
     #[allow(clippy::too_many_arguments)]
     fn monte_carlo<'py>(
         &self,
@@ -664,12 +719,17 @@ impl PyNetwork {
         nngp: bool,
         ntk: bool,
         progress: Option<&Bound<'py, PyAny>>,
+        threads: usize,
     ) -> PyResult<Pair<'py>> {
-        let get = Get { nngp, ntk };
         let net = &self.inner;
         let a = input(x1, "x1")?;
         let b = x2.map(|x| input(x, "x2")).transpose()?;
-        let mc = (n_samples, seed, get);
+        let mc = core::MonteCarloOptions {
+            get: Get { nngp, ntk },
+            n_samples,
+            seed,
+            par: Parallelism::from_threads(threads),
+        };
         match (a, b) {
             (Input::F64(a), None) => typed_monte_carlo(py, net, &a, None, mc, progress),
             (Input::F64(a), Some(Input::F64(b))) => typed_monte_carlo(py, net, &a, Some(&b), mc, progress),
@@ -679,8 +739,8 @@ impl PyNetwork {
         }
     }
 
-    /// train(params, x, y, x_test, y_test, learning_rate, steps, record_every, record_ntk, progress) -> dict
-    #[pyo3(signature = (params, x, y, x_test=None, y_test=None, learning_rate=1.0, steps=100, record_every=1, record_ntk=false, progress=None))]
+    /// train(params, x, y, x_test, y_test, learning_rate, steps, record_every, record_ntk, progress, dropout_seed, threads) -> dict
+    #[pyo3(signature = (params, x, y, x_test=None, y_test=None, learning_rate=1.0, steps=100, record_every=1, record_ntk=false, progress=None, dropout_seed=0, threads=0))]
     #[allow(clippy::too_many_arguments)]
     fn train<'py>(
         &self,
@@ -695,12 +755,16 @@ impl PyNetwork {
         record_every: usize,
         record_ntk: bool,
         progress: Option<&Bound<'py, PyAny>>,
+        dropout_seed: u64,
+        threads: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
         let opts = core::TrainOptions {
             learning_rate,
             steps,
             record_every,
             record_ntk,
+            par: Parallelism::from_threads(threads),
+            dropout_seed,
         };
         match input(x, "x")? {
             Input::F64(_) => typed_train::<f64>(py, &self.inner, &params, x, y, x_test, y_test, &opts, progress),
@@ -733,7 +797,7 @@ fn typed_train<'py, T: ntkrs_core::Element + numpy::Element>(
     let (mx, my) = (mat(&xa), mat(&ya));
     let (mxt, myt) = (xt.as_ref().map(mat), yt.as_ref().map(mat));
     let t = run_long(py, progress, |ctl| net.train(&v, mx, my, mxt, myt, opts, ctl))?;
-    let (r, n, o) = (t.steps.len(), mx.nrows(), net.out_dim());
+    let (r, n, o) = (t.steps.len(), mx.nrows(), net.out_dim(mx.ncols()));
     let out = PyDict::new(py);
     out.set_item(
         "steps",
@@ -812,11 +876,11 @@ fn typed_monte_carlo<'py, T: ntkrs_core::Element + numpy::Element>(
     net: &core::Network,
     a: &PyReadonlyArray2<'py, T>,
     b: Option<&PyReadonlyArray2<'py, T>>,
-    (n_samples, seed, get): (usize, u64, Get),
+    opts: core::MonteCarloOptions,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Pair<'py>> {
     let (ma, mb) = (mat(a), b.map(mat));
-    let k = run_long(py, progress, |ctl| net.monte_carlo(ma, mb, n_samples, seed, get, ctl))?;
+    let k = run_long(py, progress, |ctl| net.monte_carlo(ma, mb, &opts, ctl))?;
     to_numpy(py, k, false)
 }
 
@@ -844,6 +908,76 @@ fn typed_empirical<'py, T: ntkrs_core::Element + numpy::Element>(
     let ntk = e.ntk.map(conv).transpose()?;
     let layers = e.ntk_layers.into_iter().map(conv).collect::<PyResult<Vec<_>>>()?;
     Ok((nngp, ntk, layers))
+}
+
+/// The activation registry: one dict per kind (class, key, aliases, params, numerical, tunable, doc).
+#[pyfunction]
+fn activation_registry(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let out = PyList::empty(py);
+    for k in registry::KINDS {
+        let d = PyDict::new(py);
+        d.set_item("class", k.class)?;
+        d.set_item("key", k.key)?;
+        d.set_item("aliases", k.aliases.to_vec())?;
+        let params = PyList::empty(py);
+        for p in k.params {
+            let pd = PyDict::new(py);
+            pd.set_item("name", p.name)?;
+            pd.set_item("default", p.default)?;
+            pd.set_item("integer", p.integer)?;
+            pd.set_item("range", (p.range.0, p.range.1))?;
+            pd.set_item("typical", p.typical)?;
+            params.append(pd)?;
+        }
+        d.set_item("params", params)?;
+        d.set_item("numerical", k.numerical)?;
+        d.set_item("tunable", k.tunable)?;
+        let doc = if k.numerical && k.key != "elementwise" {
+            format!("{}{}", k.doc, registry::NUMERICAL_DOC)
+        } else {
+            k.doc.to_string()
+        };
+        d.set_item("doc", doc)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+/// An activation name as the command line writes it, `NAME` or `NAME(p1, ...)`: (key, params).
+#[pyfunction]
+fn parse_activation(text: &str) -> PyResult<(String, Vec<f64>)> {
+    let (k, p) = core::spec::parse_activation(text).map_err(PyErrWrap)?;
+    Ok((k.key.to_string(), p))
+}
+
+/// A network spec of the command line (see `ntkrs_core::spec`) as a dict of `mlp`/`resnet`
+/// arguments, with `kind` "mlp" or "resnet".
+#[pyfunction]
+fn parse_spec<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyDict>> {
+    let s = core::spec::Spec::parse(text).map_err(PyErrWrap)?;
+    let d = PyDict::new(py);
+    d.set_item("kind", if s.residual { "resnet" } else { "mlp" })?;
+    d.set_item("activation", (s.activation.0.key, s.activation.1.clone()))?;
+    d.set_item("depth", s.depth)?;
+    d.set_item("width", s.width)?;
+    d.set_item("W_std", s.w_std)?;
+    d.set_item("b_std", s.b_std)?;
+    d.set_item("out_dim", s.out_dim)?;
+    d.set_item(
+        "parameterization",
+        match s.parameterization {
+            core::Parameterization::Ntk => "ntk",
+            core::Parameterization::Standard => "standard",
+        },
+    )?;
+    d.set_item(
+        "layer_norm",
+        s.layer_norm.map(|p| match p {
+            core::spec::LayerNormPosition::Pre => "pre",
+            core::spec::LayerNormPosition::Post => "post",
+        }),
+    )?;
+    Ok(d)
 }
 
 /// Resize the worker pool (0: one thread per logical CPU).
@@ -884,8 +1018,11 @@ fn simd_level() -> &'static str {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyActivation>()?;
-    m.add_class::<PyDense>()?;
+    m.add_class::<PyLayer>()?;
     m.add_class::<PyNetwork>()?;
+    m.add_function(wrap_pyfunction!(activation_registry, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_activation, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_spec, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;

@@ -1,0 +1,274 @@
+//! What every activation's kernel map uses: per-sample values ([`Samples`]), the views of one
+//! row's pairs ([`Side`]), scratch rows, and the correlation of a pair.
+
+use crate::error::Result;
+use crate::vmath::Real;
+
+/// Per-sample quantities of one layer: the pre-activation variance `q`, `√q`, `1/√q` (0 when
+/// `q = 0`) and activation-specific values `aux[k * n + i]`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Samples<T> {
+    pub q: Vec<T>,
+    pub sq: Vec<T>,
+    pub rsq: Vec<T>,
+    pub aux: Vec<T>,
+    pub n: usize,
+}
+
+impl<T: Real> Samples<T> {
+    /// Samples for the variances `q`, with the activation-specific values `aux(q)` (laid out
+    /// `[k * n + i]`), computed in f64 and stored as `T`.
+    ///
+    /// A variance whose square root is not a normal number of `T` (a subnormal scale) counts as
+    /// 0, so that `1/√q` stays finite: such samples have the kernel of the zero input.
+    pub fn new(q: &[f64], aux: impl FnOnce(&[f64]) -> Result<Vec<f64>>) -> Result<Self> {
+        let n = q.len();
+        let tiny = T::MIN_POSITIVE.to_f64();
+        let q: Vec<f64> = q.iter().map(|&v| if v.sqrt() < tiny { 0.0 } else { v }).collect();
+        let sq: Vec<f64> = q.iter().map(|&v| v.sqrt()).collect();
+        let rsq: Vec<f64> = sq.iter().map(|&s| if s > 0.0 { 1.0 / s } else { 0.0 }).collect();
+        let cast = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect();
+        let aux = aux(&q)?;
+        Ok(Samples {
+            q: cast(&q),
+            sq: cast(&sq),
+            rsq: cast(&rsq),
+            aux: cast(&aux),
+            n,
+        })
+    }
+
+    /// The same samples in precision `U`.
+    pub fn cast<U: Real>(&self) -> Samples<U> {
+        let c = |v: &[T]| v.iter().map(|&x| U::from_f64(x.to_f64())).collect::<Vec<U>>();
+        // the same guard as `new`, for the narrower type: a √q below U's normal range counts as 0
+        let tiny = U::MIN_POSITIVE.to_f64();
+        let zero: Vec<bool> = self.sq.iter().map(|&s| s.to_f64() < tiny).collect();
+        let guard = |v: Vec<U>| {
+            v.into_iter()
+                .zip(&zero)
+                .map(|(x, &z)| if z { U::ZERO } else { x })
+                .collect()
+        };
+        Samples {
+            q: guard(c(&self.q)),
+            sq: guard(c(&self.sq)),
+            rsq: guard(c(&self.rsq)),
+            aux: c(&self.aux),
+            n: self.n,
+        }
+    }
+
+    #[inline(always)]
+    pub fn aux(&self, k: usize) -> &[T] {
+        &self.aux[k * self.n..(k + 1) * self.n]
+    }
+
+    /// Sample `i` for every entry of a row.
+    #[inline(always)]
+    pub fn at(&self, i: usize) -> At<'_, T> {
+        At { s: self, i }
+    }
+
+    /// Samples `j0..j0 + len`, one per entry of a row.
+    #[inline(always)]
+    pub fn span(&self, j0: usize, len: usize) -> Span<'_, T> {
+        Span { s: self, j0, len }
+    }
+}
+
+/// Values along a row of `len` entries: one value for all (a scalar) or one per entry (a slice
+/// of exactly `len` values). Monomorphised, so that a scalar costs nothing in the inner loops.
+pub(crate) trait Lanes<T>: Copy {
+    fn at(self, j: usize) -> T;
+}
+
+impl<T: Real> Lanes<T> for T {
+    #[inline(always)]
+    fn at(self, _: usize) -> T {
+        self
+    }
+}
+
+impl<T: Real> Lanes<T> for &[T] {
+    #[inline(always)]
+    fn at(self, j: usize) -> T {
+        self[j]
+    }
+}
+
+/// One side (`x1` or `x2`) of the pairs of a row: the per-sample values of each entry's sample.
+pub(crate) trait Side<T: Real>: Copy {
+    type L: Lanes<T>;
+    fn q(self) -> Self::L;
+    fn sq(self) -> Self::L;
+    fn rsq(self) -> Self::L;
+    fn aux(self, k: usize) -> Self::L;
+}
+
+/// The same sample for every entry of the row (the row's `x1` sample in a dense kernel).
+#[derive(Clone, Copy)]
+pub(crate) struct At<'a, T> {
+    s: &'a Samples<T>,
+    i: usize,
+}
+
+impl<T: Real> Side<T> for At<'_, T> {
+    type L = T;
+    #[inline(always)]
+    fn q(self) -> T {
+        self.s.q[self.i]
+    }
+    #[inline(always)]
+    fn sq(self) -> T {
+        self.s.sq[self.i]
+    }
+    #[inline(always)]
+    fn rsq(self) -> T {
+        self.s.rsq[self.i]
+    }
+    #[inline(always)]
+    fn aux(self, k: usize) -> T {
+        self.s.aux(k)[self.i]
+    }
+}
+
+/// Consecutive samples, one per entry of the row (the columns' `x2` samples).
+#[derive(Clone, Copy)]
+pub(crate) struct Span<'a, T> {
+    s: &'a Samples<T>,
+    j0: usize,
+    len: usize,
+}
+
+impl<'a, T: Real> Side<T> for Span<'a, T> {
+    type L = &'a [T];
+    #[inline(always)]
+    fn q(self) -> &'a [T] {
+        &self.s.q[self.j0..self.j0 + self.len]
+    }
+    #[inline(always)]
+    fn sq(self) -> &'a [T] {
+        &self.s.sq[self.j0..self.j0 + self.len]
+    }
+    #[inline(always)]
+    fn rsq(self) -> &'a [T] {
+        &self.s.rsq[self.j0..self.j0 + self.len]
+    }
+    #[inline(always)]
+    fn aux(self, k: usize) -> &'a [T] {
+        &self.s.aux(k)[self.j0..self.j0 + self.len]
+    }
+}
+
+/// Scratch rows for the activations that evaluate in several passes.
+pub(crate) struct Scratch<T> {
+    pub a: Vec<T>,
+    pub b: Vec<T>,
+    pub c: Vec<T>,
+    pub d: Vec<T>,
+    pub e: Vec<T>,
+    pub f: Vec<T>,
+}
+
+impl<T: Real> Scratch<T> {
+    pub fn new(len: usize) -> Self {
+        let v = || vec![T::ZERO; len];
+        Scratch {
+            a: v(),
+            b: v(),
+            c: v(),
+            d: v(),
+            e: v(),
+            f: v(),
+        }
+    }
+}
+
+/// Correlation `ρ = c/(√q1 √q2)` clamped to [−1, 1] (0 when a variance is 0), and `c̃ = ρ √q1 √q2`.
+/// The exact diagonal (`c = q1 = q2`, which the tile and diagonal paths produce bitwise) gives
+/// `ρ = 1` exactly, and within 2ε of ±1 `ρ` snaps to ±1: there `acos` turns one rounding error of
+/// `ρ` into `√ε`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn corr<T: Real>(c: T, q1: T, sq1: T, rsq1: T, q2: T, sq2: T, rsq2: T) -> (T, T) {
+    let r = c * rsq1 * rsq2;
+    let edge = T::ONE - T::TWO * T::EPSILON;
+    let one = T::select(r > T::ZERO, T::ONE, -T::ONE);
+    let snapped = T::select(r.abs() >= edge, one, r);
+    let diag = c == q1 && c == q2 && c > T::ZERO;
+    let rho = T::select(diag, T::ONE, snapped);
+    (rho, rho * sq1 * sq2)
+}
+
+/// [`corr`] of entry `j` of a row.
+#[inline(always)]
+pub(crate) fn corr_at<T: Real, A: Side<T>, B: Side<T>>(c: T, a: A, b: B, j: usize) -> (T, T) {
+    corr(
+        c,
+        a.q().at(j),
+        a.sq().at(j),
+        a.rsq().at(j),
+        b.q().at(j),
+        b.sq().at(j),
+        b.rsq().at(j),
+    )
+}
+
+/// `√(1 − ρ²)` computed as `√((1 − ρ)(1 + ρ))`.
+#[inline(always)]
+pub(crate) fn sin_of<T: Real>(rho: T) -> T {
+    ((T::ONE - rho) * (T::ONE + rho)).max(T::ZERO).sqrt()
+}
+
+/// Horner over a coefficient list, vectorised across the row: `out[j] = Σ_k p[k] x[j]^k`.
+#[inline(always)]
+pub(crate) fn horner_row<T: Real>(p: &[T], x: &[T], out: &mut [T]) {
+    let top = *p.last().unwrap_or(&T::ZERO);
+    for o in out.iter_mut() {
+        *o = top;
+    }
+    for &a in p.iter().rev().skip(1) {
+        for (o, &xv) in out.iter_mut().zip(x) {
+            *o = *o * xv + a;
+        }
+    }
+}
+
+/// `Σ_k p[k] x^k`.
+pub(crate) fn horner(p: &[f64], x: f64) -> f64 {
+    p.iter().rev().fold(0.0, |acc, &a| acc * x + a)
+}
+
+/// `x^n` for `n ≥ 0` by repeated multiplication (`x^0 = 1`).
+#[inline(always)]
+pub(crate) fn powi<T: Real>(x: T, n: i32) -> T {
+    let mut r = T::ONE;
+    for _ in 0..n.max(0) {
+        r *= x;
+    }
+    r
+}
+
+/// `Err` unless `v` is finite.
+pub(crate) fn finite(arg: &'static str, v: f64) -> Result<f64> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(crate::error::Error::arg(
+            arg,
+            format!("must be a finite number, got {v}"),
+        ))
+    }
+}
+
+/// `Err` unless `degree` is a supported polynomial degree.
+pub(crate) fn check_poly_degree(degree: usize) -> Result<()> {
+    if degree > super::MAX_POLY_DEGREE {
+        return Err(crate::error::Error::arg(
+            "degree",
+            format!("must be between 0 and {}, got {degree}", super::MAX_POLY_DEGREE),
+        ));
+    }
+    Ok(())
+}

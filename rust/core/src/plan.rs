@@ -1,0 +1,320 @@
+//! A compiled network prepared for one kernel computation: every value's per-sample variances
+//! (`O(N·steps)`, in f64), which fix each activation's plan and each `LayerNorm`'s factors, and
+//! [`run_row`], which takes one row of pairs through every step.
+//!
+//! The state of a pair of samples `(x1_i, x2_j)` at a value is its NNGP `c` and NTK `t`; a row
+//! holds the pairs `(i, j0..j0 + len)` of one value in a *slot*. A step reads its inputs' slots
+//! and writes its output's slot (in place when it can, see [`crate::program`]).
+
+use crate::activation::{Plan as ActPlan, Samples, Scratch};
+use crate::control::Control;
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::layer::{dense, fan, layer_norm};
+use crate::program::{Exec, Op, Program};
+use crate::vmath::Real;
+
+/// A step prepared in precision `T`.
+pub(crate) enum StepPlan<T> {
+    Dense(dense::Plan<T>),
+    Act {
+        plan: ActPlan<T>,
+        s1: Samples<T>,
+        /// `None` when x2 is x1.
+        s2: Option<Samples<T>>,
+    },
+    LayerNorm {
+        r1: Vec<T>,
+        r2: Option<Vec<T>>,
+    },
+    Dropout {
+        inv_rate: T,
+    },
+    Sum,
+    Prod,
+    Concat {
+        w: Vec<T>,
+    },
+}
+
+/// One row's NNGP and NTK for one value.
+pub(crate) struct Slot<T> {
+    pub c: Vec<T>,
+    pub t: Vec<T>,
+}
+
+/// Per-thread work space of [`run_row`].
+pub(crate) struct RowScratch<T> {
+    pub slots: Vec<Slot<T>>,
+    pub act: Scratch<T>,
+    /// A row for an input read twice by one step.
+    tmp: Slot<T>,
+}
+
+impl<T: Real> RowScratch<T> {
+    pub fn new(n_slots: usize, len: usize) -> Self {
+        let slot = || Slot {
+            c: vec![T::ZERO; len],
+            t: vec![T::ZERO; len],
+        };
+        RowScratch {
+            slots: (0..n_slots).map(|_| slot()).collect(),
+            act: Scratch::new(len),
+            tmp: slot(),
+        }
+    }
+}
+
+/// A network ready to compute kernels between two fixed batches.
+pub(crate) struct Planned<T> {
+    pub steps: Vec<StepPlan<T>>,
+    pub exec: Vec<Exec>,
+    pub n_slots: usize,
+    pub out_slot: usize,
+    /// The input variances of x1's samples.
+    pub q_in: Vec<T>,
+    /// The variance of each step's output for x1's samples: the exact diagonal.
+    pub q_out: Vec<Vec<T>>,
+}
+
+fn overflow(label: &str) -> Error {
+    Error::NonFinite(format!(
+        "the kernel overflows at {label}: a variance is infinite; reduce W_std, the depth or the scale of the inputs"
+    ))
+}
+
+impl Program {
+    /// Propagate the per-sample variances `q1` (and `q2`) through every step, in f64, and
+    /// prepare every step in precision `T`. `tables`: numerical activations may tabulate their
+    /// maps over the angle when every variance of a layer is equal.
+    pub(crate) fn plan<T: Element>(
+        &self,
+        q1: Vec<f64>,
+        q2: Option<Vec<f64>>,
+        tables: bool,
+        ctl: &Control,
+    ) -> Result<Planned<T>> {
+        let cast = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
+        let q_in = cast(&q1);
+        let mut v1: Vec<Option<Vec<f64>>> = vec![None; self.values.len()];
+        let mut v2: Vec<Option<Vec<f64>>> = vec![None; self.values.len()];
+        v1[0] = Some(q1);
+        v2[0] = q2;
+        let sym = v2[0].is_none();
+        let mut steps = Vec::with_capacity(self.steps.len());
+        let mut q_out = Vec::with_capacity(self.steps.len());
+        for st in &self.steps {
+            ctl.check()?;
+            let a1 = v1[st.inputs[0]].as_ref().expect("inputs are planned first");
+            let a2 = v2[st.inputs[0]].as_ref();
+            let each = |f: &dyn Fn(f64) -> f64| -> (Vec<f64>, Option<Vec<f64>>) {
+                (
+                    a1.iter().map(|&q| f(q)).collect(),
+                    a2.map(|v| v.iter().map(|&q| f(q)).collect()),
+                )
+            };
+            let (o1, o2, plan) = match &st.op {
+                Op::Dense { layer, .. } => {
+                    let n_in = self.width(st.inputs[0], 0);
+                    let (o1, o2) = each(&|q| layer.variance(q));
+                    (o1, o2, StepPlan::Dense(layer.plan(n_in)))
+                }
+                Op::Act(act) => {
+                    let all: Vec<f64> = a1.iter().chain(a2.into_iter().flatten()).copied().collect();
+                    let plan = ActPlan::<f64>::new(act, &all, tables)?;
+                    let s1 = plan.samples::<f64>(a1)?;
+                    let s2 = a2.map(|q| plan.samples::<f64>(q)).transpose()?;
+                    // variances after the activation: E[φ(u)²], the map at c = q
+                    let second_moment = |s: &Samples<f64>| -> Result<Vec<f64>> {
+                        let mut scr = Scratch::new(1);
+                        (0..s.n)
+                            .map(|i| {
+                                let (mut c, mut t) = ([s.q[i]], [0.0]);
+                                plan.row::<false, _, _>(s.at(i), s.span(i, 1), &mut c, &mut t, &mut scr);
+                                if c[0].is_finite() {
+                                    Ok(c[0])
+                                } else {
+                                    Err(Error::NonFinite(format!(
+                                        "{} has no finite second moment at pre-activation variance {:.6e} ({})",
+                                        act.name(),
+                                        s.q[i],
+                                        st.label
+                                    )))
+                                }
+                            })
+                            .collect()
+                    };
+                    let o1 = second_moment(&s1)?;
+                    let o2 = s2.as_ref().map(second_moment).transpose()?;
+                    let plan = StepPlan::Act {
+                        plan: plan.cast::<T>(),
+                        s1: s1.cast::<T>(),
+                        s2: s2.map(|s| s.cast::<T>()),
+                    };
+                    (o1, o2, plan)
+                }
+                Op::LayerNorm(ln) => {
+                    let (o1, o2) = each(&|q| ln.variance(q));
+                    let plan = StepPlan::LayerNorm {
+                        r1: ln.factors(a1),
+                        r2: a2.map(|q| ln.factors(q)),
+                    };
+                    (o1, o2, plan)
+                }
+                Op::Dropout { rate, .. } => {
+                    let (o1, o2) = each(&|q| q / rate);
+                    (
+                        o1,
+                        o2,
+                        StepPlan::Dropout {
+                            inv_rate: T::from_f64(1.0 / rate),
+                        },
+                    )
+                }
+                Op::Sum | Op::Prod | Op::Concat { .. } => {
+                    let combine = |side: &Vec<Option<Vec<f64>>>| -> Option<Vec<f64>> {
+                        let parts: Vec<&Vec<f64>> =
+                            st.inputs.iter().map(|&v| side[v].as_ref()).collect::<Option<_>>()?;
+                        let n = parts[0].len();
+                        Some(
+                            (0..n)
+                                .map(|i| match &st.op {
+                                    Op::Sum => parts.iter().map(|p| p[i]).sum(),
+                                    Op::Prod => parts.iter().map(|p| p[i]).product(),
+                                    Op::Concat { weights } => parts.iter().zip(weights).map(|(p, w)| w * p[i]).sum(),
+                                    _ => unreachable!(),
+                                })
+                                .collect(),
+                        )
+                    };
+                    let o1 = combine(&v1).expect("inputs are planned first");
+                    let o2 = if sym { None } else { combine(&v2) };
+                    let plan = match &st.op {
+                        Op::Sum => StepPlan::Sum,
+                        Op::Prod => StepPlan::Prod,
+                        Op::Concat { weights } => StepPlan::Concat { w: cast(weights) },
+                        _ => unreachable!(),
+                    };
+                    (o1, o2, plan)
+                }
+            };
+            let finite = o1.iter().chain(o2.iter().flatten()).all(|v| v.is_finite());
+            if !finite {
+                return Err(overflow(&st.label));
+            }
+            q_out.push(cast(&o1));
+            v1[st.output] = Some(o1);
+            v2[st.output] = o2;
+            steps.push(plan);
+        }
+        Ok(Planned {
+            steps,
+            exec: self.exec.clone(),
+            n_slots: self.n_slots,
+            out_slot: self.out_slot,
+            q_in,
+            q_out,
+        })
+    }
+}
+
+/// Two distinct slots, `a` mutable and `b` shared.
+fn pair<T>(slots: &mut [Slot<T>], a: usize, b: usize) -> (&mut Slot<T>, &Slot<T>) {
+    debug_assert_ne!(a, b);
+    if a < b {
+        let (lo, hi) = slots.split_at_mut(b);
+        (&mut lo[a], &hi[0])
+    } else {
+        let (lo, hi) = slots.split_at_mut(a);
+        (&mut hi[0], &lo[b])
+    }
+}
+
+/// Every step on one row: pairs `(i, j0 + j)`, `j < len`, with the input Gram's row in slot 0's
+/// `c` on entry (`t` is set to 0 here); the NNGP and NTK are in slot [`Planned::out_slot`] on
+/// exit. With `diag`, entry 0 is the diagonal pair `(i, i)` of a symmetric kernel: it takes the
+/// planned variance of every value exactly (so that the tile pass and the diagonal path agree
+/// bitwise, and activations see `c = q1 = q2`, i.e. ρ = 1), and dropout multiplies it by `1/rate`.
+#[inline(always)]
+pub(crate) fn run_row<T: Real, const NTK: bool>(
+    p: &Planned<T>,
+    i: usize,
+    j0: usize,
+    len: usize,
+    diag: bool,
+    scr: &mut RowScratch<T>,
+) {
+    {
+        let s0 = &mut scr.slots[0];
+        for v in &mut s0.t[..len] {
+            *v = T::ZERO;
+        }
+        if diag {
+            s0.c[0] = p.q_in[i];
+        }
+    }
+    for (k, (plan, ex)) in p.steps.iter().zip(&p.exec).enumerate() {
+        let dst = ex.dst;
+        // unary steps and the first input of a fan-in start from their input's row
+        if ex.src[0] != dst {
+            let (d, s) = pair(&mut scr.slots, dst, ex.src[0]);
+            d.c[..len].copy_from_slice(&s.c[..len]);
+            if NTK {
+                d.t[..len].copy_from_slice(&s.t[..len]);
+            }
+        }
+        match plan {
+            StepPlan::Dense(dp) => {
+                let d = &mut scr.slots[dst];
+                dp.row::<NTK>(&mut d.c[..len], &mut d.t[..len]);
+            }
+            StepPlan::Act { plan, s1, s2 } => {
+                let s2 = s2.as_ref().unwrap_or(s1);
+                let d = &mut scr.slots[dst];
+                plan.row::<NTK, _, _>(
+                    s1.at(i),
+                    s2.span(j0, len),
+                    &mut d.c[..len],
+                    &mut d.t[..len],
+                    &mut scr.act,
+                );
+            }
+            StepPlan::LayerNorm { r1, r2 } => {
+                let r2 = r2.as_ref().unwrap_or(r1);
+                let d = &mut scr.slots[dst];
+                layer_norm::row::<T, NTK>(r1[i], &r2[j0..j0 + len], &mut d.c[..len], &mut d.t[..len]);
+            }
+            StepPlan::Dropout { inv_rate } => {
+                if diag && NTK {
+                    scr.slots[dst].t[0] *= *inv_rate;
+                }
+            }
+            StepPlan::Sum | StepPlan::Prod | StepPlan::Concat { .. } => {
+                for (m, &src) in ex.src.iter().enumerate().skip(1) {
+                    let (d, s): (&mut Slot<T>, &Slot<T>) = if src == dst {
+                        // the same value twice: read a copy
+                        let tmp = &mut scr.tmp;
+                        tmp.c[..len].copy_from_slice(&scr.slots[src].c[..len]);
+                        tmp.t[..len].copy_from_slice(&scr.slots[src].t[..len]);
+                        (&mut scr.slots[dst], &scr.tmp)
+                    } else {
+                        pair(&mut scr.slots, dst, src)
+                    };
+                    let (dc, dt, sc, st) = (&mut d.c[..len], &mut d.t[..len], &s.c[..len], &s.t[..len]);
+                    match plan {
+                        StepPlan::Sum => fan::sum_row::<T, NTK>(dc, dt, sc, st),
+                        StepPlan::Prod => fan::prod_row::<T, NTK>(dc, dt, sc, st),
+                        StepPlan::Concat { w } => {
+                            let wd = if m == 1 { w[0] } else { T::ONE };
+                            fan::mix_row::<T, NTK>(wd, w[m], dc, dt, sc, st)
+                        }
+                        _ => unreachable!(),
+                    }
+                }
+            }
+        }
+        if diag {
+            scr.slots[dst].c[0] = p.q_out[k][i];
+        }
+    }
+}
