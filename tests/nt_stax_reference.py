@@ -82,11 +82,15 @@ def reference_kernels(case: dict[str, Any], field: str) -> tuple[dict[str, np.nd
     """NT's kernels for ``field`` ("x1_x1" or "x1_x2") and an entrywise tolerance for each.
 
     Closed forms: RTOL_CLOSED of the largest entry. Numerical activations (NT's 2-D Gauss–Hermite
-    quadrature, recorded at two degrees): the value at the higher degree, and as tolerance the
-    entrywise difference between the two degrees (a bound on the higher degree's own error: the
-    rule converges monotonically, exponentially for tanh/SiLU and at least linearly for ELU, so
-    the error at 2x the degree is below the difference) plus ntkrs' documented quadrature accuracy
-    (times PROPAGATION) of the largest entry."""
+    quadrature, recorded at degrees n and 2n): the value v(2n), with tolerance 1.5 times the largest
+    step |v(2n) − v(n)| of the matrix plus ntkrs' documented quadrature accuracy (times
+    PROPAGATION) of the largest entry. NT is not exact here: tanh and SiLU converge exponentially
+    (the step is at rounding level), but for ELU, whose φ' has a kink, NT's NTK converges only like
+    1/degree (its error at 2n, measured against the exact reference of ``graph_reference.py``, is
+    0.6–1.4 times the step entry by entry) and its NNGP oscillates (entrywise steps can cross 0, so
+    the bound is the matrix's largest step). These cases are checked exactly against that independent reference in
+    ``test_numerical_graphs_match_an_independent_reference``; this comparison only shows NT agrees
+    to its own accuracy."""
     if "by_degree" not in case:
         want = {k: matrix(case[field][k]) for k in ("nngp", "ntk")}
         return want, {k: RTOL_CLOSED * scale(w) for k, w in want.items()}
@@ -96,7 +100,8 @@ def reference_kernels(case: dict[str, Any], field: str) -> tuple[dict[str, np.nd
     want, tol = {}, {}
     for k in ("nngp", "ntk"):
         want[k] = matrix(hi[k])
-        tol[k] = np.abs(matrix(hi[k]) - matrix(lo[k])) + max(acc, RTOL_CLOSED) * scale(want[k])
+        step = float(np.max(np.abs(matrix(hi[k]) - matrix(lo[k]))))
+        tol[k] = 1.5 * step + max(acc, RTOL_CLOSED) * scale(want[k])
     return want, tol
 
 
@@ -112,17 +117,11 @@ def decode_params(tree) -> Any:
     return np.asarray(tree["data"], dtype=np.float64).reshape(tree["shape"])
 
 
-def same_layout(mine, nt, path: str = "params") -> None:
-    """``mine`` has NT's nesting: the same list/tuple structure, ``()`` for parameterless layers,
-    ``None`` for a missing bias, and arrays of NT's sizes at the same places (sizes rather than
-    shapes, so that a bias stored as ``(out,)`` rather than NT's ``(1, out)`` still passes)."""
-    if nt is None:
-        assert mine is None, f"{path}: expected None (no bias), got {type(mine).__name__}"
-    elif isinstance(nt, (list, tuple)):
-        assert isinstance(mine, (list, tuple)), f"{path}: expected a sequence, got {type(mine).__name__}"
-        assert len(mine) == len(nt), f"{path}: {len(mine)} entries, NT has {len(nt)}"
-        for i, (m, n) in enumerate(zip(mine, nt, strict=True)):
-            same_layout(m, n, f"{path}[{i}]")
-    else:
-        a = np.asarray(mine)
-        assert a.size == nt.size, f"{path}: array of shape {a.shape}, NT's is {nt.shape}"
+def nt_pairs(tree) -> list:
+    """The ``(W, b)`` pairs of NT's nested parameters, depth first (``()`` for parameterless layers):
+    the order of ntkrs's ``init``, which returns one pair per Dense (or Conv)."""
+    if isinstance(tree, (list, tuple)) and len(tree) == 2 and isinstance(tree[0], np.ndarray) and tree[0].ndim >= 2:
+        return [tree]
+    if isinstance(tree, (list, tuple)):
+        return [p for t in tree for p in nt_pairs(t)]
+    return []

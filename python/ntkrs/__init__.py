@@ -24,6 +24,6 @@ from .network import Kernel, Network, Trajectory, mlp, resnet, serial
 __version__: str = _core.__version__
 
 __all__ = [
-    *_layers.__all__, "Kernel", "Network", "Trajectory", "__version__", "get_num_threads", "mlp", "predict",
+    *_layers.__all__, "Kernel", "Network", "Trajectory", "__version__", "get_num_threads", "mlp", "predict", "stax",
     "resnet", "serial", "set_num_threads", "show_config",
 ]

@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+
 class UsageError(Exception):
     """A bad command line, spec or input: exit status 2."""
 

@@ -88,6 +88,8 @@ pub(crate) struct Program {
 }
 
 struct Compiler {
+    /// Whether the current branches come from a `FanOut` (a `FanIn` needs them to).
+    split: bool,
     steps: Vec<Step>,
     values: Vec<ValueInfo>,
     leaf: usize,
@@ -180,6 +182,7 @@ impl Compiler {
                 let mut out = Vec::with_capacity(layers.len());
                 for (k, (l, v)) in layers.iter().zip(inputs).enumerate() {
                     let p = format!("{path}.parallel[{k}]");
+                    self.split = false;
                     let got = self.visit(l, vec![v], &p)?;
                     if got.len() != 1 {
                         return Err(Error::InvalidNetwork(format!(
@@ -190,11 +193,16 @@ impl Compiler {
                     }
                     out.push(got[0]);
                 }
+                self.split = true;
                 Ok(out)
             }
             _ => {
                 let label = self.label(layer, path);
-                self.leaf_layer(layer, inputs, label)
+                let out = self.leaf_layer(layer, inputs, label)?;
+                if !matches!(layer, Layer::FanOut(_) | Layer::FanIn(_)) {
+                    self.split = false;
+                }
+                Ok(out)
             }
         }
     }
@@ -272,9 +280,21 @@ impl Compiler {
             }
             Layer::FanOut(n) => {
                 let v = self.one(&label, &inputs)?;
+                self.split = true;
                 Ok(vec![v; *n])
             }
-            Layer::FanIn(f) => self.fan_in(*f, inputs, label),
+            Layer::FanIn(f) => {
+                if !self.split {
+                    return Err(invalid(
+                        &label,
+                        "joins branches, but there are none: a FanIn layer joins the branches made by FanOut(n) \
+                         (and parallel(...)); put FanOut before it or remove it"
+                            .into(),
+                    ));
+                }
+                self.split = false;
+                self.fan_in(*f, inputs, label)
+            }
             Layer::Serial(_) | Layer::Parallel(_) => unreachable!("combinators are visited by `visit`"),
         }
     }
@@ -329,7 +349,7 @@ impl Compiler {
         match f {
             FanIn::Sum => {
                 if inputs.len() == 1 {
-                    return Ok(inputs);
+                    return Ok(inputs); // FanOut(1): the branch itself, as in neural-tangents
                 }
                 equal_widths("a sum")?;
                 independent("sums")?;
@@ -457,6 +477,7 @@ impl Program {
 
     fn compile_from(root: &Layer, rank: usize, inputs: Vec<ValueInfo>) -> Result<Program> {
         let mut c = Compiler {
+            split: inputs.len() > 1,
             steps: Vec::new(),
             values: Vec::new(),
             leaf: 0,
@@ -613,6 +634,10 @@ mod tests {
                 "FanOut(2)",
             ),
             (Layer::Serial(vec![dense(4), Layer::FanOut(2)]), "ends with 2 branches"),
+            (
+                Layer::Serial(vec![dense(4), Layer::FanIn(FanIn::Sum)]),
+                "there are none",
+            ),
             (
                 Layer::Serial(vec![
                     dense(4),

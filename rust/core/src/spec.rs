@@ -205,17 +205,30 @@ impl Spec {
             }
         }
         if s.layer_norm.is_some() && !s.residual {
-            return Err(bad(spec, "layer_norm applies to resnet specs ('resnet:relu:4,layer_norm=pre')".into()));
+            return Err(bad(
+                spec,
+                "layer_norm applies to resnet specs ('resnet:relu:4,layer_norm=pre')".into(),
+            ));
         }
         Ok(s)
     }
 
     /// The network the spec describes.
     pub fn network(&self) -> Result<Network> {
-        let act = registry::build(self.activation.0.key, &self.activation.1, crate::activation::DEFAULT_QUAD_DEGREE)?;
+        let act = registry::build(
+            self.activation.0.key,
+            &self.activation.1,
+            crate::activation::DEFAULT_QUAD_DEGREE,
+        )?;
         let dense = |w: usize| Dense::new(w, self.w_std, self.b_std, self.parameterization);
         if self.residual {
-            resnet(self.depth, dense(self.width)?, act, dense(self.out_dim)?, self.layer_norm)
+            resnet(
+                self.depth,
+                dense(self.width)?,
+                act,
+                dense(self.out_dim)?,
+                self.layer_norm,
+            )
         } else {
             mlp(self.depth, dense(self.width)?, act, dense(self.out_dim)?)
         }
@@ -288,14 +301,23 @@ mod tests {
     #[test]
     fn specs_parse_with_defaults_and_overrides() {
         let s = Spec::parse("relu:3").unwrap();
-        assert_eq!((s.residual, s.depth, s.width, s.w_std, s.b_std, s.out_dim), (false, 3, 512, 1.0, None, 1));
+        assert_eq!(
+            (s.residual, s.depth, s.width, s.w_std, s.b_std, s.out_dim),
+            (false, 3, 512, 1.0, None, 1)
+        );
         let s = Spec::parse(" Erf(0.5, 2) : 2 , W_std = 1.4 , b_std=none, parameterization=standard").unwrap();
         assert_eq!(s.activation.0.key, "erf");
         assert_eq!(s.activation.1, vec![0.5, 2.0]);
         assert_eq!(s.parameterization, Parameterization::Standard);
         let s = Spec::parse("resnet:gelu:4,layer_norm=post,width=64").unwrap();
-        assert_eq!((s.residual, s.layer_norm, s.width), (true, Some(LayerNormPosition::Post), 64));
-        assert_eq!(Network::from_spec("resnet:relu:2,layer_norm=pre").unwrap().depth(), 2 + 2 * 2);
+        assert_eq!(
+            (s.residual, s.layer_norm, s.width),
+            (true, Some(LayerNormPosition::Post), 64)
+        );
+        assert_eq!(
+            Network::from_spec("resnet:relu:2,layer_norm=pre").unwrap().depth(),
+            2 + 2 * 2
+        );
     }
 
     #[test]
