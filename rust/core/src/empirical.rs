@@ -554,6 +554,9 @@ pub(crate) fn forward<T: Element>(
     Ok(fwd)
 }
 
+/// What the backward pass calls at each `Dense` step: `(step, signals at its output per batch)`.
+pub(crate) type DenseVisit<'a, T> = dyn FnMut(usize, &[&[T]]) -> Result<()> + 'a;
+
 /// The backward pass of one or two batches in lockstep: from the signals `tops[b]` at the
 /// output (`O × (n_b·k)`, `k` columns per sample), back through every step; `at_dense(step,
 /// signals)` sees the signals `∂/∂z` at the output of each `Dense` layer (one per batch) before
@@ -567,7 +570,7 @@ pub(crate) fn backward<T: Element>(
     k: usize,
     par: Par,
     ctl: &Control,
-    at_dense: &mut dyn FnMut(usize, &[&[T]]) -> Result<()>,
+    at_dense: &mut DenseVisit<'_, T>,
 ) -> Result<()> {
     let d = fwds[0].d;
     let mut sig: Vec<Vec<Option<Vec<T>>>> = tops

@@ -15,6 +15,8 @@ use crate::program::{Exec, Op, Program};
 use crate::vmath::Real;
 
 /// A step prepared in precision `T`.
+// the steps live in one Vec per call: the size of the largest variant does not matter
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum StepPlan<T> {
     Dense(dense::Plan<T>),
     Act {

@@ -44,8 +44,9 @@ impl<T: Real> Plan<T> {
         let inv_2pi = T::from_f64(0.5 * std::f64::consts::FRAC_1_PI);
         let (sq1, sq2) = (a.sq(), b.sq());
         let t = &mut t[..c.len()];
+        let (va, vb) = (a.view(), b.view());
         for j in 0..c.len() {
-            let (rho, ct) = corr_at(c[j], a, b, j);
+            let (rho, ct) = corr_at(c[j], &va, &vb, j);
             let theta = rho.vacos();
             let s = sin_of(rho);
             let pmt = (T::PI - theta) * inv_2pi;

@@ -93,8 +93,19 @@ impl<T: Real> Lanes<T> for T {
 impl<T: Real> Lanes<T> for &[T] {
     #[inline(always)]
     fn at(self, j: usize) -> T {
-        self[j]
+        debug_assert!(j < self.len());
+        // SAFETY: every slice of a row is built with the row's length by `Span`, and the row
+        // loops run `j` over `0..len` (checked in debug builds).
+        unsafe { *self.get_unchecked(j) }
     }
+}
+
+/// The variances of one side of a row, made once per row.
+#[derive(Clone, Copy)]
+pub(crate) struct View<L> {
+    pub q: L,
+    pub sq: L,
+    pub rsq: L,
 }
 
 /// One side (`x1` or `x2`) of the pairs of a row: the per-sample values of each entry's sample.
@@ -104,6 +115,15 @@ pub(crate) trait Side<T: Real>: Copy {
     fn sq(self) -> Self::L;
     fn rsq(self) -> Self::L;
     fn aux(self, k: usize) -> Self::L;
+    /// `q`, `√q`, `1/√q` at once (hoisted out of the row loops).
+    #[inline(always)]
+    fn view(self) -> View<Self::L> {
+        View {
+            q: self.q(),
+            sq: self.sq(),
+            rsq: self.rsq(),
+        }
+    }
 }
 
 /// The same sample for every entry of the row (the row's `x1` sample in a dense kernel).
@@ -203,15 +223,15 @@ pub(crate) fn corr<T: Real>(c: T, q1: T, sq1: T, rsq1: T, q2: T, sq2: T, rsq2: T
 
 /// [`corr`] of entry `j` of a row.
 #[inline(always)]
-pub(crate) fn corr_at<T: Real, A: Side<T>, B: Side<T>>(c: T, a: A, b: B, j: usize) -> (T, T) {
+pub(crate) fn corr_at<T: Real, A: Lanes<T>, B: Lanes<T>>(c: T, a: &View<A>, b: &View<B>, j: usize) -> (T, T) {
     corr(
         c,
-        a.q().at(j),
-        a.sq().at(j),
-        a.rsq().at(j),
-        b.q().at(j),
-        b.sq().at(j),
-        b.rsq().at(j),
+        a.q.at(j),
+        a.sq.at(j),
+        a.rsq.at(j),
+        b.q.at(j),
+        b.sq.at(j),
+        b.rsq.at(j),
     )
 }
 

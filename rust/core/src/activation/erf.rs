@@ -61,8 +61,9 @@ impl<T: Real> Plan<T> {
         let (r1, u1, r2, u2) = (a.aux(0), a.aux(1), b.aux(0), b.aux(1));
         let four_over_pi = T::TWO * T::TWO / T::PI;
         let t = &mut t[..c.len()];
+        let (va, vb) = (a.view(), b.view());
         for j in 0..c.len() {
-            let (rho, _) = corr_at(c[j], a, b, j);
+            let (rho, _) = corr_at(c[j], &va, &vb, j);
             let (r1, u1, r2, u2) = (r1.at(j), u1.at(j), r2.at(j), u2.at(j));
             // z = 2b² ρ (√q1 r1)(√q2 r2)
             let z = (T::TWO * b2 * rho * u1 * u2).clamp_unit();

@@ -36,8 +36,9 @@ impl<T: Real> Plan<T> {
         let (a2, b2) = (self.a2, self.b2);
         let (q1, q2) = (a.q(), b.q());
         let t = &mut t[..c.len()];
+        let (va, vb) = (a.view(), b.view());
         for j in 0..c.len() {
-            let (_, ct) = corr_at(c[j], a, b, j);
+            let (_, ct) = corr_at(c[j], &va, &vb, j);
             let e = a2 * (b2 * T::HALF * (q1.at(j) + q2.at(j) + T::TWO * ct)).vexp();
             c[j] = e;
             if NTK {

@@ -109,6 +109,17 @@ impl Plan {
     }
 }
 
+/// `(φ(x), φ'(x))` by Horner's rule on `coef` (increasing powers).
+#[inline(always)]
+pub(crate) fn phi<T: Real>(coef: &[T], x: T) -> (T, T) {
+    let (mut f, mut d) = (T::ZERO, T::ZERO);
+    for &ck in coef.iter().rev() {
+        d = d * x + f;
+        f = f * x + ck;
+    }
+    (f, d)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::activation::Activation;
@@ -132,15 +143,4 @@ mod tests {
             }
         }
     }
-}
-
-/// `(φ(x), φ'(x))` by Horner's rule on `coef` (increasing powers).
-#[inline(always)]
-pub(crate) fn phi<T: Real>(coef: &[T], x: T) -> (T, T) {
-    let (mut f, mut d) = (T::ZERO, T::ZERO);
-    for &ck in coef.iter().rev() {
-        d = d * x + f;
-        f = f * x + ck;
-    }
-    (f, d)
 }

@@ -146,9 +146,9 @@ impl<T: Real> Plan<T> {
         if self.n == 0 {
             // the step at a zero-variance input is the constant step(0) = 1:
             // E = P(v ≥ 0) = 1/2, or 1 when both variances are 0
-            for j in 0..len {
+            for (j, cj) in c.iter_mut().enumerate() {
                 let zeros = (q1.at(j) == T::ZERO) as u8 + (q2.at(j) == T::ZERO) as u8;
-                c[j] = T::select(zeros == 2, T::ONE, T::select(zeros == 1, T::HALF, c[j]));
+                *cj = T::select(zeros == 2, T::ONE, T::select(zeros == 1, T::HALF, *cj));
             }
         }
     }

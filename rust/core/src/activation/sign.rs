@@ -14,8 +14,9 @@ pub(crate) fn row<const NTK: bool, T: Real, A: Side<T>, B: Side<T>>(
     _: &mut Scratch<T>,
 ) {
     let t = &mut t[..c.len()];
+    let (va, vb) = (a.view(), b.view());
     for j in 0..c.len() {
-        let (rho, _) = corr_at(c[j], a, b, j);
+        let (rho, _) = corr_at(c[j], &va, &vb, j);
         c[j] = T::TWO / T::PI * rho.vasin();
         if NTK {
             t[j] = T::ZERO;

@@ -49,8 +49,9 @@ impl<T: Real> Plan<T> {
         let (a2, b2, one_minus, one_plus) = (self.a2, self.b2, self.one_minus, self.one_plus);
         let (q1, q2) = (a.q(), b.q());
         let t = &mut t[..c.len()];
+        let (va, vb) = (a.view(), b.view());
         for j in 0..c.len() {
-            let (_, ct) = corr_at(c[j], a, b, j);
+            let (_, ct) = corr_at(c[j], &va, &vb, j);
             let sum = q1.at(j) + q2.at(j);
             let dm = (sum - T::TWO * ct).max(T::ZERO);
             let dp = sum + T::TWO * ct;
