@@ -569,8 +569,8 @@ def learning_curve(spectrum: Spectrum | ArrayLike, n: ArrayLike, power: ArrayLik
 
     ``E_ρ`` is the expected squared error of mode ``ρ``'s coefficient: the bias ``(1 − L_ρ)² v_ρ²`` plus its
     variance, ``L_ρ²/P`` times the test risk (Simon et al. 2023, eq. for the covariance of the learned
-    coefficients). Canatar et al. split the same total differently (the ``E₀`` on each mode's bias),
-    which is not the error of each mode; the tests measure the modes and agree with ``E_ρ`` above.
+    coefficients). Putting ``E₀`` on each mode's own bias instead splits the same total differently, but
+    that is not the error of each mode; the tests measure the modes and agree with ``E_ρ`` above.
 
     Modes not listed (a truncated spectrum) are treated as learned not at all: their eigenvalue mass
     ``trace − Σ m η`` is added to the ridge (valid when ``P·η ≪ κ`` for each of them) and their target
