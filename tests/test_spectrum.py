@@ -127,7 +127,8 @@ def test_multiplicity_small_dimensions_and_counting_identity():
         for K in (0, 1, 4, 9):
             assert sum(sp.multiplicity(dim, k) for k in range(K + 1)) == sp.multiplicity(dim + 1, K)
     ks = np.arange(40)
-    np.testing.assert_allclose(sp.multiplicity(7, ks), [sp.multiplicity(7, int(k)) for k in ks], rtol=1e-12)
+    np.testing.assert_array_equal(sp.multiplicity(7, ks), [float(sp.multiplicity(7, int(k))) for k in ks])
+    np.testing.assert_array_equal(sp.multiplicity(5, np.arange(4)).astype(int), [1, 5, 14, 30])
     big = sp.multiplicity(10_000, np.arange(120))
     assert np.all(np.isfinite(big[:70])) and not np.any(np.isnan(big))
 
@@ -261,6 +262,11 @@ def test_mercer_high_dimension_is_finite_and_its_floor_is_honest():
     assert np.all(spec.eigenvalues >= 0) and spec.trace == pytest.approx(0.5)
     lam = sp.mercer(nk.mlp(3, 8, "relu", 1.5, 0.1), 100_000, 10)
     assert np.all(np.isfinite(lam))
+    # Degrees whose multiplicity overflows (N(10⁵, 99) ≈ 10³⁴⁰) have λ_k = 0 and no power: no part to play.
+    spec = sp.mercer_spectrum(nk.mlp(2, 8, "relu", 1.5, 0.1), 100_000, 100, power=[0.0, 1.0])
+    assert np.isinf(spec.multiplicity[-1]) and spec.eigenvalues[-1] == 0
+    lc = sp.learning_curve(spec, [10, 10**6])
+    assert np.all(np.isfinite(lc.error)) and lc.error[1] < 0.05 < 1.0 < lc.error[0] < 1.2  # variance at P = 10
 
 
 def test_mercer_converges_with_more_nodes():

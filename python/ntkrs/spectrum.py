@@ -135,8 +135,14 @@ def multiplicity(dim: int, k: ArrayLike) -> Any:
         raise TypeError(f"k: expected integer degrees, got {a.dtype} values")
     if np.any(a < 0):
         raise ValueError("k: degrees are ≥ 0")
+    logs = _log_multiplicity(dim, a)
     with np.errstate(over="ignore"):
-        return np.exp(_log_multiplicity(dim, a))
+        out = np.exp(logs)
+    # Exact (rounded once) where the count fits comfortably in a float: exp(log N) is off by a few ulps.
+    small = logs < 600
+    for k in np.unique(a[small]):
+        out[a == k] = float(multiplicity(dim, int(k)))
+    return out
 
 
 def gegenbauer(dim: int, degrees: int, t: ArrayLike) -> np.ndarray:
@@ -612,11 +618,17 @@ def learning_curve(spectrum: Spectrum | ArrayLike, n: ArrayLike, power: ArrayLik
         raise ValueError("spectrum: no eigenvalues")
     if not np.all(np.isfinite(eta)) or np.any(eta < 0):
         raise ValueError("spectrum: eigenvalues must be finite and ≥ 0 (a kernel is positive semi-definite)")
-    if mult.shape != eta.shape or not np.all(np.isfinite(mult)) or np.any(mult < 0):
-        raise ValueError(f"multiplicity: expected {eta.shape} finite counts ≥ 0, got shape {mult.shape}")
     if power is None:
         raise ValueError("power: the target's power per group is needed (or a Spectrum with power)")
     v2 = _power_array("power", power, eta.size)
+    if mult.shape != eta.shape or np.any(np.isnan(mult)) or np.any(mult < 0):
+        raise ValueError(f"multiplicity: expected {eta.shape} counts ≥ 0, got shape {mult.shape}")
+    # Groups with neither eigenvalue nor power play no part (their count may even overflow, huge dim).
+    used = (eta > 0) | (v2 > 0)
+    if not np.all(np.isfinite(mult[used])):
+        raise ValueError("multiplicity: infinite counts for groups with a non-zero eigenvalue or power")
+    full_size = eta.size
+    eta, mult, v2 = eta[used], mult[used], v2[used]
     ridge = _nonneg("ridge", ridge)
     noise = _nonneg("noise", noise)
     tail = _nonneg("tail_power", tail)
@@ -652,7 +664,10 @@ def learning_curve(spectrum: Spectrum | ArrayLike, n: ArrayLike, power: ArrayLik
         var_modes = mult * learn**2 / p[:, None] * risk[:, None]
         mode_err = bias_modes + np.where(var_modes > 0, var_modes, 0.0)
         error = e0 * (bias + gamma * noise)
-    return LearningCurve(p, error, mode_err, np.full(p.shape, tail), learn, kappa, gamma)
+    mode_full = np.zeros((p.size, full_size))
+    learn_full = np.zeros((p.size, full_size))
+    mode_full[:, used], learn_full[:, used] = mode_err, learn
+    return LearningCurve(p, error, mode_full, np.full(p.shape, tail), learn_full, kappa, gamma)
 
 
 def kare(K: ArrayLike, y: ArrayLike, ridge: float) -> float:
