@@ -324,7 +324,7 @@ def test_sphere_power_is_unbiased_and_ignores_noise():
     dim = 4
     got = []
     for _ in range(30):
-        teacher = sp._Teacher(dim, power, rng)
+        teacher = sp.sphere_teacher(dim, power, rng)
         x = sp.sphere_points(600, dim, rng)
         y = teacher(x)
         # Its exact norm by Monte Carlo: E f² = Σ power.
@@ -338,7 +338,7 @@ def test_sphere_power_is_unbiased_and_ignores_noise():
 def test_teacher_has_exactly_the_asked_power():
     rng = np.random.default_rng(0)
     power = np.array([0.0, 0.4, 0.0, 0.6])
-    teacher = sp._Teacher(5, power, rng)
+    teacher = sp.sphere_teacher(5, power, rng)
     # Exact projections on a fine rule in θ are not needed: the teacher's norm is a finite sum of zonal terms.
     x = sp.sphere_points(200_000, 5, rng)
     f = teacher(x)
@@ -429,7 +429,7 @@ def test_kare_estimates_the_test_risk():
     rng = np.random.default_rng(5)
     kares, risks = [], []
     for _ in range(25):
-        teacher = sp._Teacher(dim, POWER, rng)
+        teacher = sp.sphere_teacher(dim, POWER, rng)
         x = sp.sphere_points(p + 500, dim, rng)
         f = teacher(x)
         y = f[:p] + math.sqrt(noise) * rng.standard_normal(p)

@@ -46,7 +46,8 @@ from . import stax
 
 __all__ = [
     "LearningCurve", "MeasuredCurve", "Spectrum", "empirical_spectrum", "gegenbauer", "kare", "learning_curve",
-    "measure_learning_curve", "mercer", "mercer_spectrum", "multiplicity", "sphere_power", "sphere_points",
+    "measure_learning_curve", "mercer", "mercer_spectrum", "multiplicity", "sphere_points", "sphere_power",
+    "sphere_teacher",
 ]
 
 ArrayLike = Any
@@ -785,6 +786,19 @@ class _Teacher:
         t = np.clip((x / np.linalg.norm(x, axis=1, keepdims=True)) @ self.z.T, -1, 1)  # (M, J)
         p = gegenbauer(self.dim, self.degrees, t)  # (K, M, J)
         return np.einsum("kmj,kj->m", p, self.coef[: self.degrees])
+
+
+def sphere_teacher(dim: int, power: ArrayLike, seed: int | np.random.Generator | None = None,
+                   centres: int = 24) -> Callable[[np.ndarray], np.ndarray]:
+    """A random function on the sphere ``x·x/dim = 1`` with exactly the power ``power[k]`` in degree ``k``
+    (the teacher of :func:`measure_learning_curve`): for each degree, ``Σ_j a_j P_k(x̂·ẑ_j)`` over ``centres``
+    random centres ``ẑ_j`` with Gaussian ``a_j``, rescaled to that power. Returns ``f(x) -> (M,)`` for ``x`` of
+    shape ``(M, dim)``."""
+    dim = _int_arg("dim", dim, 2)
+    p = np.asarray(power, dtype=np.float64)
+    if p.ndim != 1 or not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError("power: expected a 1-D array of powers ≥ 0 per degree")
+    return _Teacher(dim, p, np.random.default_rng(seed), _int_arg("centres", centres, 1))
 
 
 def measure_learning_curve(net: stax.Network, dim: int, n: Sequence[int], power: ArrayLike, *, get: str = "ntk",
