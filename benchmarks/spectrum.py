@@ -3,7 +3,9 @@ KARE and empirical spectra, with the floor each is measured against.
 
 For ``mercer`` the floor is the one ``net.kernel`` call on the quadrature nodes that it makes (the rest is
 the Gegenbauer recurrence and one matrix–vector product); ``learning_curve`` has no kernel work; the
-empirical spectrum's floor is LAPACK's ``eigvalsh`` on the same Gram (values only). Every figure is the
+empirical spectrum's floor is LAPACK's ``eigvalsh`` on the same Gram (values only, on one BLAS thread as
+``ntkrs.spectrum`` uses below N = 4000: on a few busy cores OpenBLAS's threads spin against each other and
+make the multi-threaded call slower and erratic). Every figure is the
 median and range over ``--repeats`` runs, with the load average printed before and after.
 
     python benchmarks/spectrum.py [--repeats 7] [--threads 2]
@@ -65,7 +67,8 @@ def main() -> None:
         x = np.random.default_rng(0).standard_normal((size, 20))
         gram = net.kernel(x, get="ntk")
         y = np.sin(x[:, 0])
-        floor = timeit(lambda gram=gram: np.linalg.eigvalsh(gram), max(3, r // 2))
+        with sp._single_threaded_blas():  # the conditions ntkrs.spectrum runs LAPACK in below N = 4000
+            floor = timeit(lambda gram=gram: np.linalg.eigvalsh(gram), max(3, r // 2))
         full = timeit(lambda gram=gram, y=y: sp.empirical_spectrum(gram, y), max(3, r // 2))
         top = timeit(lambda gram=gram, y=y: sp.empirical_spectrum(gram, y, top=50), max(3, r // 2))
         ek = timeit(lambda gram=gram, y=y: sp.kare(gram, y, 1e-3), max(3, r // 2))

@@ -697,15 +697,17 @@ def kare(K: ArrayLike, y: ArrayLike, ridge: float) -> float:
     if not (np.all(np.isfinite(k)) and np.all(np.isfinite(yy))):
         raise ValueError("K, y: contain NaN or infinite values")
     ridge = _nonneg("ridge", ridge)
+    a = (k + k.T) / 2
     with _single_threaded_blas() if n < 4000 else contextlib.nullcontext():
-        vals, vecs = np.linalg.eigh((k + k.T) / 2)
-    shifted = vals + ridge
-    floor = n * np.finfo(np.float64).eps * max(float(np.max(np.abs(vals))), 1e-300)
-    if np.min(shifted) <= floor:
-        raise ValueError(f"ridge: K + ridge·I is singular to working precision (smallest eigenvalue "
-                         f"{np.min(shifted):.3g}); pass ridge > 0")
-    b = vecs.T @ yy
-    num = n * float(np.sum(b * b / shifted[:, None] ** 2)) / yy.shape[1]
+        vals = sla.eigvalsh(a, check_finite=False)  # tr (K + λI)⁻¹ and the conditioning
+        shifted = vals + ridge
+        floor = n * np.finfo(np.float64).eps * max(float(np.max(np.abs(vals))), 1e-300)
+        if np.min(shifted) <= floor:
+            raise ValueError(f"ridge: K + ridge·I is singular to working precision (smallest eigenvalue "
+                             f"{np.min(shifted):.3g}); pass ridge > 0")
+        a[np.diag_indices(n)] += ridge
+        z = sla.cho_solve(sla.cho_factor(a, lower=True, check_finite=False), yy, check_finite=False)
+    num = n * float(np.sum(z * z)) / yy.shape[1]  # N yᵀ(K + λI)⁻²y = N ‖(K + λI)⁻¹y‖²
     return num / float(np.sum(1.0 / shifted)) ** 2
 
 
