@@ -3,14 +3,17 @@
 * :func:`mercer`: the Mercer eigenvalues ``λ_k`` of a network's NNGP or NTK for inputs uniform on the
   sphere ``x·x/dim = 1``, by degree ``k`` of the spherical harmonics (Funk–Hecke), and
   :func:`multiplicity`, the number ``N(dim, k)`` of harmonics of degree ``k``;
+* :func:`mercer_spectrum`: the same as a :class:`Spectrum` (eigenvalues, multiplicities, ``k(1)``, a target's
+  power per degree, e.g. from samples by :func:`sphere_power`), the input of :func:`learning_curve`;
 * :func:`empirical_spectrum`: the eigenvalues of ``K/N`` for any data (all of them, or the top ones by
   randomized subspace iteration) and the target's power along each eigenvector;
 * :func:`learning_curve`: the generalisation error of kernel ridge regression against the number of
   training points predicted from a spectrum and the target's power per mode (Bordelon, Canatar &
   Pehlevan 2020; Canatar, Bordelon & Pehlevan 2021; Simon et al. 2023), with the error of each mode;
 * :func:`kare`: Jacot et al.'s (2020) kernel alignment risk estimator, from training data only;
-* :func:`measure_learning_curve`: kernel regression with a network's kernel on uniform sphere data and
-  a random teacher of given power per degree, averaged over draws (the experiment the theory predicts).
+* :func:`measure_learning_curve`: kernel regression with a network's kernel on uniform sphere data
+  (:func:`sphere_points`) and a random teacher of given power per degree (:func:`sphere_teacher`), averaged
+  over draws (the experiment the theory predicts).
 
 Conventions (see ``docs/spectrum.md`` for the derivations):
 
