@@ -505,7 +505,9 @@ def test_empirical_spectrum_full_and_top():
     np.testing.assert_allclose(spec.vectors.T @ spec.vectors, np.eye(n), atol=1e-10)
     # Reconstruction: K = N Σ η_i u_i u_iᵀ.
     np.testing.assert_allclose((spec.vectors * spec.eigenvalues) @ spec.vectors.T * n, gram, atol=1e-9 * gram.max())
-    top = sp.empirical_spectrum(gram, y, top=20)
+    seen = []
+    top = sp.empirical_spectrum(gram, y, top=20, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (9, 9) and len(seen) == 9
     # Subspace iteration converges like (η_{top+oversample}/η_i)^(2·iterations): fastest at the top.
     np.testing.assert_allclose(top.eigenvalues[:10], spec.eigenvalues[:10], rtol=1e-10)
     np.testing.assert_allclose(top.eigenvalues, spec.eigenvalues[:20], rtol=1e-5)

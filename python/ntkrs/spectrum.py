@@ -409,7 +409,7 @@ def sphere_power(x: ArrayLike, y: ArrayLike, degrees: int) -> np.ndarray:
 
 
 def _top_eigh(K: Any, top: int, oversample: int, iterations: int, rng: np.random.Generator,
-              block_rows: int) -> tuple[np.ndarray, np.ndarray]:
+              block_rows: int, progress: Callable[[int, int], Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top eigenpairs of a symmetric PSD ``K`` by randomized subspace iteration (Halko, Martinsson &
     Tropp 2011, Alg. 4.4 with Rayleigh–Ritz), reading ``K`` in row blocks (works on memmaps)."""
     n = K.shape[0]
@@ -422,9 +422,13 @@ def _top_eigh(K: Any, top: int, oversample: int, iterations: int, rng: np.random
         return out
 
     q, _ = np.linalg.qr(rng.standard_normal((n, r)))
-    for _ in range(iterations):
+    for i in range(iterations):
         q, _ = np.linalg.qr(product(q))
+        if progress is not None:
+            progress(i + 1, iterations + 1)
     kq = product(q)
+    if progress is not None:
+        progress(iterations + 1, iterations + 1)
     b = q.T @ kq
     vals, vecs = np.linalg.eigh((b + b.T) / 2)
     order = np.argsort(vals)[::-1][:top]
@@ -432,7 +436,8 @@ def _top_eigh(K: Any, top: int, oversample: int, iterations: int, rng: np.random
 
 
 def empirical_spectrum(K: ArrayLike, y: ArrayLike | None = None, *, top: int | None = None, oversample: int = 20,
-                       iterations: int = 8, seed: int = 0) -> Spectrum:
+                       iterations: int = 8, seed: int = 0,
+                       progress: bool | Callable[[int, int], Any] = False) -> Spectrum:
     """The spectrum of a kernel on a finite data set: eigenvalues of ``K/N`` (largest first), which are the
     Mercer eigenvalues with respect to the uniform measure on the ``N`` points, and the target's power
     along each eigenvector.
@@ -449,6 +454,7 @@ def empirical_spectrum(K: ArrayLike, y: ArrayLike | None = None, *, top: int | N
             ``top`` largest by randomized subspace iteration (``O(N²·top)`` per iteration). The
             unlisted modes' eigenvalue mass ``trace − Σ`` and target power ``tail_power`` are kept.
         oversample, iterations, seed: of the randomized method (extra vectors, power iterations, seed).
+        progress: with ``top``, ``True`` for a tqdm bar over the passes through ``K`` (or ``f(done, total)``).
 
     Returns:
         A :class:`Spectrum` with ``multiplicity`` all ones, ``trace = tr(K)/N`` and ``vectors`` ``(N, K)``.
@@ -483,9 +489,15 @@ def empirical_spectrum(K: ArrayLike, y: ArrayLike | None = None, *, top: int | N
         if top > n:
             raise ValueError(f"top: at most N = {n} eigenvalues, got {top}")
         block = max(1, int(2**25 // max(n, 1)))
-        with _single_threaded_blas() if n < 4000 else contextlib.nullcontext():
-            vals, vecs = _top_eigh(K, top, _int_arg("oversample", oversample, 0), _int_arg("iterations", iterations, 0),
-                                   np.random.default_rng(seed), block)
+        callback, bar = stax._progress(progress, "top eigenvectors")
+        try:
+            with _single_threaded_blas() if n < 4000 else contextlib.nullcontext():
+                vals, vecs = _top_eigh(K, top, _int_arg("oversample", oversample, 0),
+                                       _int_arg("iterations", iterations, 0), np.random.default_rng(seed), block,
+                                       callback)
+        finally:
+            if bar is not None:
+                bar.close()
     eig = vals / n
     scale = max(abs(float(eig[0])), 1e-300)
     if eig[-1] < -1e-8 * scale:
