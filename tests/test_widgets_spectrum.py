@@ -24,11 +24,15 @@ def test_spectrum_explorer_data_is_the_spectrum_module(explorer):
     net = nk.mlp(3, 512, nk.Erf(), W_std=1.3, b_std=0.2)
     degrees = d["degrees"].size
     spec = sp.mercer_spectrum(net, 7, degrees, "ntk", TEACHERS["degrees 1-3"])
-    np.testing.assert_array_equal(d["eigenvalues"], spec.eigenvalues)
+    # The dashboard evaluates the kernel at mercer's nodes in its own net.kernel call (7-D points): the same
+    # eigenvalues up to rounding.
+    _, floor = sp.mercer(net, 7, degrees, "ntk", error=True)
+    assert np.all(np.abs(d["eigenvalues"] - spec.eigenvalues) <= 10 * floor + 1e-12 * spec.eigenvalues)
+    assert d["trace"] == spec.trace
     np.testing.assert_array_equal(d["multiplicity"], sp.multiplicity(7, np.arange(degrees)))
     lc = sp.learning_curve(spec, d["n"], ridge=0.01, noise=0.1)
-    np.testing.assert_allclose(d["error"], lc.error, rtol=1e-12)
-    np.testing.assert_allclose(d["mode_errors"], lc.mode_errors, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(d["error"], lc.error, rtol=1e-9)
+    np.testing.assert_allclose(d["mode_errors"], lc.mode_errors, rtol=1e-9, atol=1e-15)
     # The listed modes outnumber the largest P twenty-fold.
     assert np.sum(d["multiplicity"]) >= 20 * d["n"].max()
 
@@ -36,7 +40,9 @@ def test_spectrum_explorer_data_is_the_spectrum_module(explorer):
 def test_regression_draws_are_kernel_ridge_regression():
     net = nk.mlp(2, 64, "relu", W_std=1.5, b_std=0.1)
     sizes = np.array([5, 20, 60])
-    reg = RegressionDraws(net, 4, np.array([0.2, 0.5, 0.3]), sizes, draws=3, n_test=80, seed=3)
+    angles = np.linspace(0.1, 3.0, 7)
+    reg = RegressionDraws(net, 4, np.array([0.2, 0.5, 0.3]), sizes, draws=3, n_test=80, seed=3, angles=angles)
+    np.testing.assert_allclose(reg.at_angles, sp._dot_product_kernel(net, np.cos(angles), "ntk"), rtol=1e-12)
     for ridge, noise in ((0.5, 0.2), (1e-3, 0.0), (0.0, 0.0)):
         got = reg.errors(ridge, noise)
         for d in range(3):

@@ -325,6 +325,12 @@ def mercer_spectrum(net: stax.Network, dim: int, degrees: int, get: str = "ntk",
             with zeros; ``None`` for none.
     """
     lam, floor = mercer(net, dim, degrees, get, nodes=nodes, error=True)
+    return _sphere_spectrum(lam, floor, dim, _kernel_at_one(net, get), power)
+
+
+def _sphere_spectrum(lam: np.ndarray, floor: np.ndarray, dim: int, trace: float,
+                     power: ArrayLike | None) -> Spectrum:
+    """The :class:`Spectrum` of projected eigenvalues ``lam`` with their rounding ``floor``."""
     # Network kernels are positive definite (Schoenberg: λ_k ≥ 0); what is left within a few floors of 0
     # (the rule's own rounding grows with the number of nodes) is 0.
     lam = np.where(lam <= 10 * floor, np.where(lam < -10 * floor, lam, 0.0), lam)
@@ -332,9 +338,8 @@ def mercer_spectrum(net: stax.Network, dim: int, degrees: int, get: str = "ntk",
         k = int(np.argmin(lam))
         raise ValueError(f"net: the kernel has a negative Mercer eigenvalue λ_{k} = {lam[k]:.3g} beyond rounding "
                          f"({floor[k]:.2g}); it is not positive definite on the sphere")
-    mult = multiplicity(dim, np.arange(degrees))
-    trace = _kernel_at_one(net, get)
-    p = None if power is None else _power_array("power", power, degrees)
+    mult = multiplicity(dim, np.arange(lam.size))
+    p = None if power is None else _power_array("power", power, lam.size)
     return Spectrum(lam, mult, p, trace, 0.0, None)
 
 

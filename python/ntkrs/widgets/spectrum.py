@@ -43,11 +43,12 @@ class RegressionDraws:
     at ridge 0: the minimum-norm interpolant). All kernels come from one ``net.kernel`` call.
 
     Attributes: ``x`` ``(draws, max(sizes) + n_test, dim)`` the points (training first), ``f`` the teacher's
-    values there, ``eps`` ``(draws, max(sizes))`` the standard-normal label noise.
+    values there, ``eps`` ``(draws, max(sizes))`` the standard-normal label noise, ``at_angles`` the kernel
+    ``k(cos θ)`` at the optional ``angles`` (computed in the same ``net.kernel`` call), else ``None``.
     """
 
     def __init__(self, net: stax.Network, dim: int, power: np.ndarray, sizes: np.ndarray, *, get: str = "ntk",
-                 draws: int = 6, n_test: int = 256, seed: int = 0,
+                 draws: int = 6, n_test: int = 256, seed: int = 0, angles: np.ndarray | None = None,
                  progress: Callable[[int, int], object] | None = None) -> None:
         rng = np.random.default_rng(seed)
         self.sizes = np.asarray(sizes, dtype=np.int64)
@@ -62,7 +63,19 @@ class RegressionDraws:
             eps.append(rng.standard_normal(pmax))
         x_all = np.concatenate(xs)
         train = np.concatenate([x[:pmax] for x in xs])
+        # The kernel at the cosines cos(angles), in the same call (a numerical activation then tabulates its
+        # kernel once): x₀ = √dim e₁ against √dim (cos θ e₁ + sin θ e₂), on the same sphere.
+        na = 0 if angles is None else len(angles)
+        if na:
+            x0 = np.zeros((1, dim))
+            x0[0, 0] = math.sqrt(dim)
+            nodes = np.zeros((na, dim))
+            nodes[:, 0], nodes[:, 1] = math.sqrt(dim) * np.cos(angles), math.sqrt(dim) * np.sin(angles)
+            x_all, train = np.concatenate([x0, x_all]), np.concatenate([nodes, train])
         k = net.kernel(x_all, train, get=get, progress=progress)  # (draws·m, draws·pmax): one call
+        self.at_angles = k[0, :na].copy() if na else None
+        if na:
+            k = k[1:, na:]
         self.x, self.f, self.eps = np.array(xs), np.array(fs), np.array(eps)  # see Attributes
         self.parts: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = []
         self.f_test = [f[pmax:] for f in fs]
@@ -108,9 +121,10 @@ class SpectrumExplorer(Dashboard):
     (mean ± standard error over ``draws`` draws of training set and teacher, points); (3) the predicted error
     of each of the teacher's degrees relative to its power.
 
-    The measured curves are recomputed when the network, ``kernel``, ``dim`` or ``teacher`` changes (one
-    ``net.kernel`` call and one eigendecomposition per size and draw); ``ridge`` and ``noise`` then only
-    re-solve (:class:`RegressionDraws`).
+    The spectrum and the measured curves are recomputed when the network, ``kernel``, ``dim`` or ``teacher``
+    changes (one ``net.kernel`` call for the quadrature nodes of :func:`ntkrs.spectrum.mercer` and every draw,
+    so a numerical activation tabulates its kernel once; one eigendecomposition per size and draw); ``ridge``
+    and ``noise`` then only re-solve (:class:`RegressionDraws`).
 
     Controls (names for :meth:`set`): ``activation``, ``param``, ``depth``, ``W_std``, ``b_std``, ``kernel``
     (``"ntk"``/``"nngp"``), ``dim``, ``ridge`` (one of :data:`RIDGES`), ``noise`` (label-noise variance σ²),
@@ -169,7 +183,6 @@ class SpectrumExplorer(Dashboard):
         rows = [["activation", "param", "depth", "kernel"], ["W_std", "b_std", "dim"], ["ridge", "noise", "teacher"]]
         super().__init__(controls, rows, figsize, dpi)
         self._draws_key: tuple | None = None
-        self._spectrum_key: tuple | None = None
         self._spectrum: sp.Spectrum | None = None
         self._regression: RegressionDraws | None = None
         self._setup_axes()
@@ -193,22 +206,22 @@ class SpectrumExplorer(Dashboard):
         power = np.array(TEACHERS[s["teacher"]])
         degrees = max(_degrees_for(dim, self.n_max), self.show_degrees, power.size)
         key = (repr(net), get, dim, s["teacher"])
-        if key != self._spectrum_key:
-            self._spectrum = sp.mercer_spectrum(net, dim, degrees, get, power)
-            self._spectrum_key = key
+        if key != self._draws_key:
+            # One net.kernel call for the spectrum's quadrature nodes and every draw (ntkrs.spectrum.mercer's rule).
+            theta, weights = sp._nodes(dim, degrees)
+            self._regression = RegressionDraws(net, dim, power, self.sizes, get=get, draws=self.draws,
+                                               n_test=self.n_test, seed=self.seed, angles=theta,
+                                               progress=lambda done, total: report(0.8 * done / max(total, 1)))
+            lam, floor = sp._project(self._regression.at_angles, theta, weights, dim, degrees)
+            self._spectrum = sp._sphere_spectrum(lam, floor, dim, sp._kernel_at_one(net, get), power)
+            self._draws_key = key
         spec = self._spectrum
-        report(0.1)
+        report(0.9)
         n = np.unique(np.round(np.geomspace(1, self.n_max, 80)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a short spectrum at dim 2: see the docs
             lc = sp.learning_curve(spec, n, ridge=float(s["ridge"]), noise=float(s["noise"]))
             at_sizes = sp.learning_curve(spec, self.sizes, ridge=float(s["ridge"]), noise=float(s["noise"]))
-        if key != self._draws_key:
-            self._regression = RegressionDraws(net, dim, power, self.sizes, get=get, draws=self.draws,
-                                               n_test=self.n_test, seed=self.seed,
-                                               progress=lambda done, total: report(0.1 + 0.6 * done / max(total, 1)))
-            self._draws_key = key
-        report(0.9)
         errs = self._regression.errors(float(s["ridge"]), float(s["noise"]))
         report(1.0)
         d.update(degrees=np.arange(degrees), eigenvalues=spec.eigenvalues, multiplicity=spec.multiplicity,
