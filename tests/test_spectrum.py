@@ -566,3 +566,24 @@ def test_empirical_spectrum_errors():
         sp.empirical_spectrum(np.eye(3), np.ones(4))
     with pytest.raises(ValueError, match="top"):
         sp.empirical_spectrum(np.eye(3), top=5)
+
+
+def test_sampling_helpers_errors():
+    x = sp.sphere_points(10, 3, 0)
+    with pytest.raises(ValueError, match="y"):
+        sp.sphere_power(x, np.ones(9), 4)
+    with pytest.raises(ValueError, match="y"):
+        sp.sphere_power(x, np.full(10, np.nan), 4)
+    with pytest.raises(ValueError, match="x"):
+        sp.sphere_power(x[:1], np.ones(1), 4)
+    with pytest.raises(ValueError, match="power"):
+        sp.sphere_teacher(3, [-1.0])
+    net = nk.mlp(1, 8, "relu")
+    with pytest.raises(ValueError, match="n:"):
+        sp.measure_learning_curve(net, 3, [0, 10], [1.0])
+    with pytest.raises(ValueError, match="n:"):
+        sp.measure_learning_curve(net, 3, [2.5], [1.0])
+    with pytest.raises(ValueError, match="noise"):
+        sp.measure_learning_curve(net, 3, [10], [1.0], noise=-1.0)
+    with pytest.raises(ValueError, match="draws"):
+        sp.measure_learning_curve(net, 3, [10], [1.0], draws=0)

@@ -134,3 +134,11 @@ def test_spectrum_explorer_errors(explorer):
     assert 0.0 in RIDGES
     for power in TEACHERS.values():
         assert sum(power) == pytest.approx(1.0)
+
+
+def test_spectrum_explorer_controls_have_their_own_layouts(explorer):
+    """A Layout shared between widgets hides them all when one (the parameter slider) is hidden."""
+    layouts = [id(c.layout) for c in explorer.controls.values()]
+    assert len(set(layouts)) == len(layouts)
+    assert set(explorer.controls) == {"activation", "param", "depth", "W_std", "b_std", "kernel", "dim", "ridge",
+                                      "noise", "teacher"}
