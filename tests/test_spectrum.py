@@ -424,7 +424,7 @@ def test_predicted_learning_curve_matches_kernel_regression_on_the_sphere(ridge,
 
 def test_kare_estimates_the_test_risk():
     """KARE from the training set alone vs the measured test risk (noise included) and the prediction
-    + σ², averaged over draws, ridge > 0 (Jacot et al. 2020)."""
+    + σ², averaged over 25 draws, within 3 standard errors (ridge > 0; Jacot et al. 2020)."""
     dim, p, ridge, noise = 10, 200, 1.0, 0.1
     rng = np.random.default_rng(5)
     kares, risks = [], []
@@ -443,7 +443,7 @@ def test_kare_estimates_the_test_risk():
     predicted = sp.learning_curve(spec, [p], ridge=ridge, noise=noise).error[0] + noise
     sem = math.hypot(kares.std(ddof=1), risks.std(ddof=1)) / math.sqrt(len(kares))
     assert abs(kares.mean() - risks.mean()) < 3 * sem, (kares.mean(), risks.mean(), sem)
-    assert abs(kares.mean() - predicted) < 3 * kares.std(ddof=1) / math.sqrt(len(kares)) + 0.02 * predicted
+    assert abs(kares.mean() - predicted) < 3 * kares.std(ddof=1) / math.sqrt(len(kares))
 
 
 def test_kare_formula_and_errors():
