@@ -587,3 +587,28 @@ def test_sampling_helpers_errors():
         sp.measure_learning_curve(net, 3, [10], [1.0], noise=-1.0)
     with pytest.raises(ValueError, match="draws"):
         sp.measure_learning_curve(net, 3, [10], [1.0], draws=0)
+
+
+def test_numerical_activation_spectrum_and_measured_curve():
+    """Tanh (kernel integrated numerically and tabulated by the core): the series reproduces the kernel,
+    the eigenvalues are non-negative, and the measured curve (draws batched into one net.kernel call) is
+    the same regression as one call per draw."""
+    net = nk.mlp(1, 16, "tanh", W_std=1.5, b_std=0.1)  # each call tabulates the kernel: keep it to one layer
+    dim, K = 5, 120
+    lam, floor = sp.mercer(net, dim, K, error=True)
+    assert np.all(lam >= -floor)
+    t = np.array([-0.7, 0.1, 0.8])
+    series = (lam * sp.multiplicity(dim, np.arange(K))) @ sp.gegenbauer(dim, K, t)
+    np.testing.assert_allclose(series, sp._dot_product_kernel(net, t, "ntk"), rtol=1e-7)
+    batched = sp.measure_learning_curve(net, dim, [5, 20], [0, 1.0], draws=3, n_test=100, seed=4)
+    rng = np.random.default_rng(4)
+    for d in range(3):
+        teacher = sp.sphere_teacher(dim, [0, 1.0], rng)
+        x = sp.sphere_points(120, dim, rng)
+        f = teacher(x)
+        y = f[:20] + 0.0 * rng.standard_normal(20)
+        k = net.kernel(x, x[:20], get="ntk")  # its own call per draw
+        for j, p in enumerate((5, 20)):
+            alpha = np.linalg.solve(k[:p, :p], y[:p])
+            err = np.mean((k[20:, :p] @ alpha - f[20:]) ** 2)
+            assert batched.errors[d, j] == pytest.approx(err, rel=1e-6)

@@ -736,6 +736,12 @@ def kare(K: ArrayLike, y: ArrayLike, ridge: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+def _tabulated(net: stax.Network) -> bool:
+    """Whether ``net`` has an activation whose kernel the core integrates numerically (and tabulates)."""
+    numerical = (stax.Tanh, stax.Sigmoid, stax.Softplus, stax.Silu, stax.Elu, stax.Selu, stax.Mish, stax.Elementwise)
+    return any(isinstance(layer, numerical) for layer in net.layers)
+
+
 def _single_threaded_blas() -> Any:
     """numpy's BLAS/LAPACK on one thread (with threadpoolctl, when installed): right after the core's
     threads finish, OpenBLAS's spinning threads make a 300×300 solve take 100 ms instead of 2 ms (and a
@@ -833,8 +839,9 @@ def measure_learning_curve(net: stax.Network, dim: int, n: Sequence[int], power:
     Each draw picks a teacher (:class:`_Teacher`: a random element of the harmonic spaces of the
     degrees with power, scaled to exactly that power), ``max(n)`` training points (the training set of
     size ``P`` is the first ``P`` of them) and ``n_test`` fresh test points; labels are
-    ``f*(x) + √noise·ε``; it computes ``f̂ = k(x, X)(K + ridge·I)⁻¹ y`` (one ``net.kernel`` call per draw)
-    and the mean squared test error against the noiseless ``f*``. With ``mode_degrees > 0`` it also
+    ``f*(x) + √noise·ε``; it computes ``f̂ = k(x, X)(K + ridge·I)⁻¹ y`` (one ``net.kernel`` call per draw, or
+    per few draws for numerical activations, whose kernels are tabulated per call) and the mean squared test
+    error against the noiseless ``f*``. With ``mode_degrees > 0`` it also
     measures the error's power in degrees ``0 … mode_degrees−1`` by :func:`sphere_power` on the test points.
 
     Returns:
@@ -857,22 +864,32 @@ def measure_learning_curve(net: stax.Network, dim: int, n: Sequence[int], power:
     errors = np.empty((draws, sizes.size))
     mode_degrees = _int_arg("mode_degrees", mode_degrees, 0)
     modes = np.empty((draws, sizes.size, mode_degrees))
+    m = pmax + n_test
+    # A numerical activation tabulates its kernel in every net.kernel call (about a second per layer): then
+    # several draws share one call (their cross blocks are wasted, cheap next to the tabulation).
+    chunk = max(1, 3000 // m) if _tabulated(net) else 1
     callback, bar = stax._progress(progress, "kernel regression")
     try:
-        for d in range(draws):
-            teacher = _Teacher(dim, power, rng)
-            x = sphere_points(pmax + n_test, dim, rng)
-            f = teacher(x)
-            y = f[:pmax] + math.sqrt(noise) * rng.standard_normal(pmax)
-            k = net.kernel(x, x[:pmax], get=get)  # (pmax + n_test, pmax)
-            with _single_threaded_blas():
-                for j, p in enumerate(sizes):
-                    pred = k[pmax:, :p] @ _ridge_solve(k[:p, :p], y[:p], ridge)
-                    errors[d, j] = float(np.mean((pred - f[pmax:]) ** 2))
-                    if mode_degrees:
-                        modes[d, j] = sphere_power(x[pmax:], pred - f[pmax:], mode_degrees)
-            if callback is not None:
-                callback(d + 1, draws)
+        for first in range(0, draws, chunk):
+            batch = []
+            for _ in range(min(chunk, draws - first)):
+                teacher = _Teacher(dim, power, rng)
+                x = sphere_points(m, dim, rng)
+                f = teacher(x)
+                batch.append((x, f, f[:pmax] + math.sqrt(noise) * rng.standard_normal(pmax)))
+            xs = np.concatenate([b[0] for b in batch])
+            kk = net.kernel(xs, np.concatenate([b[0][:pmax] for b in batch]), get=get)
+            for i, (x, f, y) in enumerate(batch):
+                d = first + i
+                k = kk[i * m:(i + 1) * m, i * pmax:(i + 1) * pmax]  # (pmax + n_test, pmax)
+                with _single_threaded_blas():
+                    for j, p in enumerate(sizes):
+                        pred = k[pmax:, :p] @ _ridge_solve(k[:p, :p], y[:p], ridge)
+                        errors[d, j] = float(np.mean((pred - f[pmax:]) ** 2))
+                        if mode_degrees:
+                            modes[d, j] = sphere_power(x[pmax:], pred - f[pmax:], mode_degrees)
+                if callback is not None:
+                    callback(d + 1, draws)
     finally:
         if bar is not None:
             bar.close()
