@@ -18,7 +18,7 @@ import time
 
 import ntkrs as nk
 import numpy as np
-from ntkrs.widgets import ConvergenceExplorer, KernelExplorer, PhaseDiagram, TrainingExplorer
+from ntkrs.widgets import ConvergenceExplorer, KernelExplorer, PhaseDiagram, SpectrumExplorer, TrainingExplorer
 
 
 def sweep(dash, name: str, values: list) -> list[tuple[float, float]]:
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="ntkrs threads (0: one per CPU)")
     ap.add_argument("--only", nargs="*", default=None,
                     help="dashboards to time (default: all): KernelExplorer PhaseDiagram ConvergenceExplorer "
-                         "TrainingExplorer")
+                         "TrainingExplorer SpectrumExplorer")
     args = ap.parse_args()
     nk.set_num_threads(args.threads)
     r = args.repeats
@@ -104,6 +104,23 @@ def main() -> None:
         rows.append(("TrainingExplorer()", "networks slider (+1 net)", sweep(te, "n_nets", [6, 7, 8])))
         rows.append(("TrainingExplorer()", "width (retrain 8 nets)", sweep(te, "width", [1024])))
         rows.append(("TrainingExplorer()", "η/η_max (retrain 8 nets)", sweep(te, "lr_fraction", [0.8])))
+
+    if want("SpectrumExplorer"):
+        se, ts = timed(SpectrumExplorer)
+        rows.append(("SpectrumExplorer()", "construction (spectrum, 6 draws × 7 sizes)", ts))
+        rows.append(("SpectrumExplorer()", "ridge slider (re-solve only)",
+                     sweep(se, "ridge", ([0.001, 0.01, 0.1, 1.0, 0.0] * r)[:r])))
+        rows.append(("SpectrumExplorer()", "noise slider (re-solve only)",
+                     sweep(se, "noise", list(np.linspace(0.0, 0.5, r)))))
+        rows.append(("SpectrumExplorer()", "W_std slider (new spectrum and draws)",
+                     sweep(se, "W_std", list(np.linspace(1.0, 2.0, r)))))
+        rows.append(("SpectrumExplorer()", "depth slider", sweep(se, "depth", [1 + i % 6 for i in range(r)])))
+        rows.append(("SpectrumExplorer()", "dim slider", sweep(se, "dim", [2 + (7 * i) % 40 for i in range(r)])))
+        rows.append(("SpectrumExplorer()", "activation (closed forms)",
+                     sweep(se, "activation", (["erf", "gelu", "relu", "leaky_relu", "abs"] * r)[:r])))
+        se.set(activation="relu", dim=10)
+        rows.append(("SpectrumExplorer(activation='tanh')", "W_std slider (numerical activation)",
+                     (se.set(activation="tanh"), sweep(se, "W_std", [1.2, 1.4, 1.6]))[1]))
 
     print("\n| dashboard | change | median wall (ms) | wall min–max (ms) | median CPU (ms) | n |")
     print("|---|---|---|---|---|---|")

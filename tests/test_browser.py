@@ -1,6 +1,6 @@
 """The dashboards in a real browser: JupyterLab (started here on 127.0.0.1, a free port and a random
-token) and Debian's Chromium driven headless by Playwright. A notebook showing ``KernelExplorer`` runs;
-moving the ``W_std`` slider with the keyboard must change the rendered figure.
+token) and Debian's Chromium driven headless by Playwright. A notebook showing ``KernelExplorer`` (then
+``SpectrumExplorer``) runs; moving the ``W_std`` slider with the keyboard must change the rendered figure.
 
 Skips only when ``NTKRS_SKIP_BROWSER=1``; a missing Chromium or Playwright skips on a development
 machine but fails in CI (``CI`` set), where ``.ci/run`` installs both.
@@ -117,9 +117,22 @@ def _pixels(png: bytes):
 
 IMG = ".jp-OutputArea-output img.widget-image"  # the dashboard's figure (an ipywidgets Image)
 NOTEBOOK_SOURCE = "from ntkrs.widgets import KernelExplorer\nke = KernelExplorer(n_points=64)\nke"
+SPECTRUM_SOURCE = ("from ntkrs.widgets import SpectrumExplorer\n"
+                   "se = SpectrumExplorer(draws=3, sizes=(8, 32, 128), n_max=300)\nse")
 
 
 def test_kernel_explorer_slider_redraws_in_chromium(tmp_path):
+    _slider_redraws_in_chromium(tmp_path, NOTEBOOK_SOURCE, "W_std")
+
+
+def test_spectrum_explorer_slider_redraws_in_chromium(tmp_path):
+    """SpectrumExplorer's W_std slider recomputes the spectrum and the measured curves in the kernel."""
+    _slider_redraws_in_chromium(tmp_path, SPECTRUM_SOURCE, "W_std")
+
+
+def _slider_redraws_in_chromium(tmp_path, source: str, label: str) -> None:
+    """Run a notebook cell showing a dashboard in JupyterLab, move the slider labelled ``label`` six steps
+    with the keyboard and check that the rendered figure changed."""
     if os.environ.get("NTKRS_SKIP_BROWSER") == "1":
         pytest.skip("NTKRS_SKIP_BROWSER=1")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -132,7 +145,7 @@ def test_kernel_explorer_slider_redraws_in_chromium(tmp_path):
 
     root = tmp_path / "root"
     root.mkdir()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(NOTEBOOK_SOURCE)])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "dash.ipynb")
 
@@ -188,7 +201,7 @@ def test_kernel_explorer_slider_redraws_in_chromium(tmp_path):
                 children = _descendants(proc.pid)
                 src0 = img.get_attribute("src")
                 shots["before"] = img.screenshot()
-                slider = page.locator(".widget-hslider", has=page.locator(".widget-label", has_text="W_std"))
+                slider = page.locator(".widget-hslider", has=page.locator(".widget-label", has_text=label))
                 handle = slider.locator(".noUi-handle").first
                 readout = slider.locator(".widget-readout").first
                 value0 = readout.inner_text()
