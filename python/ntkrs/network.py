@@ -483,18 +483,23 @@ class Network(Layer):
             if bar is not None:
                 bar.close()
 
-    def _denses(self) -> list[Dense]:
-        """The Dense layers, in network order (depth first)."""
-        out: list[Dense] = []
+    def leaves(self) -> list[Layer]:
+        """Every plain layer (not a ``serial``/``parallel``), in network order (depth first)."""
+        out: list[Layer] = []
 
         def walk(layer: Layer) -> None:
-            if isinstance(layer, Dense):
+            children = layer._children()
+            if not children:
                 out.append(layer)
-            for child in layer._children():
+            for child in children:
                 walk(child)
 
         walk(self)
         return out
+
+    def _denses(self) -> list[Dense]:
+        """The Dense layers, in network order (depth first)."""
+        return [layer for layer in self.leaves() if isinstance(layer, Dense)]
 
     def _pairs(self, params: Params) -> list[tuple[Any, Any]]:
         """The ``(W, b)`` pairs of ``params``: one per Dense in network order, or neural-tangents'

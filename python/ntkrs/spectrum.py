@@ -45,7 +45,8 @@ import numpy as np
 from scipy import linalg as sla
 from scipy import special
 
-from . import stax
+from .layers import REGISTRY, Activation
+from .network import Network, _progress, as_matrix
 
 __all__ = [
     "LearningCurve", "MeasuredCurve", "Spectrum", "empirical_spectrum", "gegenbauer", "kare", "learning_curve",
@@ -85,8 +86,8 @@ def _get(get: Any) -> str:
     return get
 
 
-def _network(net: Any) -> stax.Network:
-    if not isinstance(net, stax.Network):
+def _network(net: Any) -> Network:
+    if not isinstance(net, Network):
         raise TypeError(f"net: expected an ntkrs network (nk.serial(...) or nk.mlp(...)), got {type(net).__name__}")
     return net
 
@@ -176,7 +177,7 @@ def gegenbauer(dim: int, degrees: int, t: ArrayLike) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _dot_product_kernel(net: stax.Network, t: ArrayLike, get: str) -> np.ndarray:
+def _dot_product_kernel(net: Network, t: ArrayLike, get: str) -> np.ndarray:
     """``k(t)``: the kernel ``get`` of ``net`` between two inputs with ``x·x/d = x'·x'/d = 1`` and
     ``x·x'/d = t`` (any ``d``: the kernel of a fully-connected network depends on these three numbers only).
 
@@ -189,7 +190,7 @@ def _dot_product_kernel(net: stax.Network, t: ArrayLike, get: str) -> np.ndarray
     return np.asarray(net.kernel(x, y, get=get))[0].reshape(t.shape)
 
 
-def _kernel_at_one(net: stax.Network, get: str) -> float:
+def _kernel_at_one(net: Network, get: str) -> float:
     """``k(1) = k(x, x)`` on the sphere, through the diagonal path (no angle is formed, so it is exact)."""
     return float(net.kernel(np.array([[1.0, 1.0]]), get=get, diagonal=True)[0])
 
@@ -245,7 +246,7 @@ def _project(values: np.ndarray, theta: np.ndarray, weights: np.ndarray, dim: in
     return lam, floor
 
 
-def mercer(net: stax.Network, dim: int, degrees: int, get: str = "ntk", *, nodes: int | None = None,
+def mercer(net: Network, dim: int, degrees: int, get: str = "ntk", *, nodes: int | None = None,
            error: bool = False) -> Any:
     """Mercer eigenvalues ``λ_k``, ``k = 0 … degrees−1``, of the kernel ``get`` of ``net`` for inputs
     uniform on the sphere ``x·x/dim = 1`` in ``R^dim``, with respect to the uniform probability measure.
@@ -314,7 +315,7 @@ class Spectrum(NamedTuple):
     vectors: np.ndarray | None = None
 
 
-def mercer_spectrum(net: stax.Network, dim: int, degrees: int, get: str = "ntk", power: ArrayLike | None = None,
+def mercer_spectrum(net: Network, dim: int, degrees: int, get: str = "ntk", power: ArrayLike | None = None,
                     *, nodes: int | None = None) -> Spectrum:
     """:func:`mercer` as a :class:`Spectrum` for :func:`learning_curve`: groups are degrees, with
     ``multiplicity(dim, k)`` modes each, ``trace = k(1)``; eigenvalues within ten times their rounding
@@ -378,7 +379,7 @@ def sphere_power(x: ArrayLike, y: ArrayLike, degrees: int) -> np.ndarray:
     Returns:
         ``(degrees,)`` powers.
     """
-    x = stax.as_matrix(x, "x", np.dtype(np.float64))
+    x = as_matrix(x, "x", np.dtype(np.float64))
     m, dim = x.shape
     if dim < 2:
         raise ValueError("x: points on a sphere need dim ≥ 2 features")
@@ -494,7 +495,7 @@ def empirical_spectrum(K: ArrayLike, y: ArrayLike | None = None, *, top: int | N
         if top > n:
             raise ValueError(f"top: at most N = {n} eigenvalues, got {top}")
         block = max(1, int(2**25 // max(n, 1)))
-        callback, bar = stax._progress(progress, "top eigenvectors")
+        callback, bar = _progress(progress, "top eigenvectors")
         try:
             with _single_threaded_blas() if n < 4000 else contextlib.nullcontext():
                 vals, vecs = _top_eigh(K, top, _int_arg("oversample", oversample, 0),
@@ -736,10 +737,9 @@ def kare(K: ArrayLike, y: ArrayLike, ridge: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _tabulated(net: stax.Network) -> bool:
+def _tabulated(net: Network) -> bool:
     """Whether ``net`` has an activation whose kernel the core integrates numerically (and tabulates)."""
-    numerical = (stax.Tanh, stax.Sigmoid, stax.Softplus, stax.Silu, stax.Elu, stax.Selu, stax.Mish, stax.Elementwise)
-    return any(isinstance(layer, numerical) for layer in net.layers)
+    return any(isinstance(layer, Activation) and REGISTRY[layer._kind]["numerical"] for layer in net.leaves())
 
 
 def _single_threaded_blas() -> Any:
@@ -829,7 +829,7 @@ def sphere_teacher(dim: int, power: ArrayLike, seed: int | np.random.Generator |
     return _Teacher(dim, p, np.random.default_rng(seed), _int_arg("centres", centres, 1))
 
 
-def measure_learning_curve(net: stax.Network, dim: int, n: Sequence[int], power: ArrayLike, *, get: str = "ntk",
+def measure_learning_curve(net: Network, dim: int, n: Sequence[int], power: ArrayLike, *, get: str = "ntk",
                            ridge: float = 0.0, noise: float = 0.0, draws: int = 20, n_test: int = 1000,
                            seed: int = 0, mode_degrees: int = 0,
                            progress: bool | Callable[[int, int], Any] = False) -> MeasuredCurve:
@@ -868,7 +868,7 @@ def measure_learning_curve(net: stax.Network, dim: int, n: Sequence[int], power:
     # A numerical activation tabulates its kernel in every net.kernel call (about a second per layer): then
     # several draws share one call (their cross blocks are wasted, cheap next to the tabulation).
     chunk = max(1, 3000 // m) if _tabulated(net) else 1
-    callback, bar = stax._progress(progress, "kernel regression")
+    callback, bar = _progress(progress, "kernel regression")
     try:
         for first in range(0, draws, chunk):
             batch = []
