@@ -13,7 +13,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::common::{corr, Lanes, Scratch, Side};
+use super::common::{angle_at, corr, flag, Lanes, Scratch, Side};
 use crate::error::{Error, Result};
 use crate::quadrature::{PolarRule, RADIUS};
 use crate::vmath::Real;
@@ -303,17 +303,57 @@ impl<T: Real> NumericPlan<T> {
         scr: &mut Scratch<T>,
     ) {
         let len = c.len();
+        let (q1, rsq1, q2, rsq2) = (a.q(), a.rsq(), b.q(), b.rsq());
+        let (th, near) = (&mut scr.a[..len], &mut scr.near[..len]);
+        for j in 0..len {
+            let (rho, _, nr) = corr(c[j], q1.at(j), T::ZERO, rsq1.at(j), q2.at(j), T::ZERO, rsq2.at(j));
+            flag(near, j, nr);
+            th[j] = rho.vacos();
+        }
+        self.at_angles::<NTK, A, B>(a, b, c, t, scr);
+    }
+
+    /// The precise path's values: the maps at the stable angle of `(c, m)`.
+    #[inline(always)]
+    pub fn values<const NTK: bool, A: Side<T>, B: Side<T>>(
+        &self,
+        a: A,
+        b: B,
+        c: &mut [T],
+        m: &[T],
+        t: &mut [T],
+        scr: &mut Scratch<T>,
+    ) {
+        let len = c.len();
+        let (va, vb) = (a.view(), b.view());
+        let (th, m) = (&mut scr.a[..len], &m[..len]);
+        for j in 0..len {
+            th[j] = angle_at(c[j], m[j], &va, &vb, j).theta;
+        }
+        self.at_angles::<NTK, A, B>(a, b, c, t, scr);
+    }
+
+    /// `E` and `dot` at the angles in `scr.a`.
+    #[inline(always)]
+    fn at_angles<const NTK: bool, A: Side<T>, B: Side<T>>(
+        &self,
+        a: A,
+        b: B,
+        c: &mut [T],
+        t: &mut [T],
+        scr: &mut Scratch<T>,
+    ) {
+        let len = c.len();
         let t = &mut t[..len];
-        let (q1, rsq1, sq1, q2, rsq2, sq2) = (a.q(), a.rsq(), a.sq(), b.q(), b.rsq(), b.sq());
+        let (sq1, sq2) = (a.sq(), b.sq());
         match self {
             // E = T_nngp(θ), dot = T_dot(θ): the rule tabulated at the layer's common variance
             NumericPlan::Theta { inv_h, nngp, dot } => {
+                let th = &scr.a[..len];
                 for j in 0..len {
-                    let (rho, _) = corr(c[j], q1.at(j), T::ZERO, rsq1.at(j), q2.at(j), T::ZERO, rsq2.at(j));
-                    let th = rho.vacos();
-                    c[j] = interp(nngp, T::ZERO, *inv_h, None, th);
+                    c[j] = interp(nngp, T::ZERO, *inv_h, None, th[j]);
                     if NTK {
-                        t[j] *= interp(dot, T::ZERO, *inv_h, None, th);
+                        t[j] *= interp(dot, T::ZERO, *inv_h, None, th[j]);
                     }
                 }
             }
@@ -340,8 +380,6 @@ impl<T: Real> NumericPlan<T> {
                 );
                 let (acc_n, acc_d) = (&mut scr.d[..len], &mut scr.f[..len]);
                 for j in 0..len {
-                    let (rho, _) = corr(c[j], q1.at(j), T::ZERO, rsq1.at(j), q2.at(j), T::ZERO, rsq2.at(j));
-                    th[j] = rho.vacos();
                     acc_n[j] = T::ZERO;
                     acc_d[j] = T::ZERO;
                 }
