@@ -287,6 +287,25 @@ unsafe fn matrix<'a, T: Element>(p: *const T, n: usize, d: usize, what: &str) ->
     ))
 }
 
+/// The second batch: `n2 × d` at `x2`, or `None` (the first batch again) when `x2` is NULL, then
+/// with `n2` 0 or `n1`.
+unsafe fn second<'a, T: Element>(
+    x2: *const T,
+    n1: usize,
+    n2: usize,
+    d: usize,
+) -> Result<Option<faer::MatRef<'a, T>>, Fail> {
+    if x2.is_null() {
+        if n2 != 0 && n2 != n1 {
+            return Err(arg(format!(
+                "n2: x2 is NULL (x2 = x1), so n2 must be 0 or n1 = {n1}, got {n2}"
+            )));
+        }
+        return Ok(None);
+    }
+    matrix(x2, n2, d, "x2").map(Some)
+}
+
 /// The network behind a pointer.
 unsafe fn network<'a>(net: *const ntkrs_network) -> Result<&'a Network, Fail> {
     net.as_ref().map(|n| &n.inner).ok_or_else(|| null("net"))
@@ -388,16 +407,7 @@ unsafe fn kernel<T: Element>(
     let net = network(net)?;
     let o = options(opts)?;
     let a = matrix(x1, n1, d, "x1")?;
-    let b = if x2.is_null() {
-        if n2 != 0 && n2 != n1 {
-            return Err(arg(format!(
-                "n2: x2 is NULL (x2 = x1), so n2 must be 0 or n1 = {n1}, got {n2}"
-            )));
-        }
-        None
-    } else {
-        Some(matrix(x2, n2, d, "x2")?)
-    };
+    let b = second(x2, n1, n2, d)?;
     let cols = b.map_or(n1, |b| b.nrows());
     let size = elements(n1, cols, "the kernel")?;
     if nngp_out.is_null() && ntk_out.is_null() {
@@ -532,16 +542,7 @@ unsafe fn kernel_to_npy<T: Element>(
     let net = network(net)?;
     let o = options(opts)?;
     let a = matrix(x1, n1, d, "x1")?;
-    let b = if x2.is_null() {
-        if n2 != 0 && n2 != n1 {
-            return Err(arg(format!(
-                "n2: x2 is NULL (x2 = x1), so n2 must be 0 or n1 = {n1}, got {n2}"
-            )));
-        }
-        None
-    } else {
-        Some(matrix(x2, n2, d, "x2")?)
-    };
+    let b = second(x2, n1, n2, d)?;
     let cols = b.map_or(n1, |b| b.nrows());
     elements(n1, cols, "the kernel")?;
     let path = |p: *const c_char, what: &str| -> Result<Option<String>, Fail> {
@@ -744,16 +745,7 @@ pub unsafe extern "C" fn ntkrs_empirical_f64(
         let o = options(opts)?;
         let p = params(params_, d)?;
         let a = matrix(x1, n1, d, "x1")?;
-        let b = if x2.is_null() {
-            if n2 != 0 && n2 != n1 {
-                return Err(arg(format!(
-                    "n2: x2 is NULL (x2 = x1), so n2 must be 0 or n1 = {n1}, got {n2}"
-                )));
-            }
-            None
-        } else {
-            Some(matrix(x2, n2, d, "x2")?)
-        };
+        let b = second(x2, n1, n2, d)?;
         let cols = b.map_or(n1, |b| b.nrows());
         let size = elements(n1, cols, "the kernel")?;
         if nngp_out.is_null() && ntk_out.is_null() {
