@@ -232,11 +232,14 @@ def test_progress_callback_and_cancel_flag(lib):
     flag = C.c_int32(0)
     opts.progress = PROGRESS(report)
     opts.cancel = C.pointer(flag)
+    big = np.random.default_rng(5).standard_normal((6000, 64))
+    out = np.empty((6000, 6000))
     timer = threading.Timer(0.05, lambda: setattr(flag, "value", 1))
-    timer.start()
     t = time.perf_counter()
-    rc, _ = c_kernel(lib, net, np.random.default_rng(5).standard_normal((6000, 64)), opts=C.byref(opts))
-    assert rc == 6 and time.perf_counter() - t < 2.0
+    timer.start()
+    rc = lib.ntkrs_kernel_f64_ex(net, ptr(big), 6000, None, 0, 64, None, ptr(out), C.byref(opts))
+    # set after 50 ms, seen within 20 ms, honoured within a fraction of a second (a loaded machine)
+    assert rc == 6 and time.perf_counter() - t < 1.0
     lib.ntkrs_network_free(net)
 
 
