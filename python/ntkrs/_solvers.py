@@ -176,8 +176,13 @@ def _blas(name: str, a: np.ndarray) -> Callable[..., Any]:
 
 
 def fortran_view(k: np.ndarray) -> np.ndarray:
-    """A Fortran-ordered view of a symmetric C-ordered matrix (its transpose), no copy."""
-    return k.T if k.flags.c_contiguous else k
+    """A Fortran-ordered view of a symmetric C-ordered matrix (its transpose), no copy; a copy if
+    LAPACK could not work on it in place (not contiguous, not aligned (e.g. unpickled from a dask
+    worker) or read-only)."""
+    a = k.T if k.flags.c_contiguous else k
+    if not (a.flags.f_contiguous and a.flags.aligned and a.flags.writeable):
+        a = np.array(a, order="F")
+    return a
 
 
 def mirror(a: np.ndarray, lower_from_upper: bool, diagonal: np.ndarray | None = None, block: int = 512) -> None:
@@ -480,19 +485,22 @@ class Nystrom:
 
         H α = K_nmᵀ Y,    H = K_nmᵀ K_nm + ε K_mm.
 
-    With ``M = N`` this is exactly ``(K + εI)⁻¹ Y`` (for positive-definite ``K``). ``H`` is never
+    With ``M = N`` this is exactly ``(K + εI)⁻¹ Y`` (for positive-definite ``K``, up to the jitter
+    ``δ`` below, which :meth:`operator` adds to ``K_mm``: relative ``M·eps``). ``H`` is never
     formed: conjugate gradients use products ``K_nmᵀ (K_nm v)`` from the block source, and
     ``K_mm v = (K_nm v)[centres]``. The preconditioner is Falkon's ``P = (N/M) K_mm² + ε K_mm
-    = (A T)ᵀ (A T)`` with ``T = chol(K_mm + δI)`` (upper, ``δ = M·eps·mean diag K_mm``, raised
-    ×100 while the factorisation fails) and ``A = chol((N/M) T Tᵀ + εI)``; ``T`` and ``A`` share
+    = (A T)ᵀ (A T)`` with ``T = chol(K_mm + δI)`` (upper; ``δ = M·eps·mean diag K_mm`` with the
+    ``eps`` of the blocks' precision, raised ×100 while the factorisation fails) and
+    ``A = chol((N/M) T Tᵀ + εI)``; ``T`` and ``A`` share
     one ``M × M`` float64 array (``T`` in the upper triangle, ``Aᵀ`` in the lower one, their
     diagonals kept aside), as in Falkon.
     """
 
-    def __init__(self, kmm: np.ndarray, n: int, eps: float, name: str = "K(centres, centres)") -> None:
+    def __init__(self, kmm: np.ndarray, n: int, eps: float, precision: Any = np.float64,
+                 name: str = "K(centres, centres)") -> None:
         m = kmm.shape[0]
         self.m, self.n, self.eps, self.name = m, n, eps, name
-        a = fortran_view(kmm)  # float64, owned: T is computed in place
+        a = fortran_view(kmm)  # float64, consumed: T is computed in place
         if a.dtype != np.float64:  # pragma: no cover - callers pass float64
             raise TypeError("kmm must be float64")
         diagonal = np.diagonal(a).copy()
@@ -502,10 +510,12 @@ class Nystrom:
                              "a kernel matrix needs k(x, x) > 0")
         potrf = _lapack("potrf", a)
         big = m >= THREAD_MIN
-        jitter = m * np.finfo(np.float64).eps * mean_diag
+        # Falkon's jitter, M·eps·(mean diagonal) with the eps of the kernel blocks: directions of
+        # K_mm below it are rounding noise of the blocks, and the preconditioner must not amplify them.
+        jitter = m * float(np.finfo(precision).eps) * mean_diag
         for _attempt in range(8):
             np.fill_diagonal(a, diagonal + jitter)
-            _, info = interruptible(potrf, a, lower=0, clean=0, overwrite_a=1, big=big)
+            a, info = interruptible(potrf, a, lower=0, clean=0, overwrite_a=1, big=big)
             if info == 0:
                 break
             mirror(a, lower_from_upper=False, diagonal=diagonal)  # the lower triangle is untouched
@@ -524,12 +534,12 @@ class Nystrom:
         ajit = 0.0
         for _attempt in range(8):
             c[...] = a
-            _, info = interruptible(lauum, c, lower=0, overwrite_c=1, big=big)
+            c, info = interruptible(lauum, c, lower=0, overwrite_c=1, big=big)
             c *= n / m
             if ajit == 0.0:
                 ajit_base = m * np.finfo(np.float64).eps * float(np.diagonal(c).mean())
             c[np.diag_indices(m)] += eps + ajit
-            _, info = interruptible(potrf, c, lower=0, clean=0, overwrite_a=1, big=big)
+            c, info = interruptible(potrf, c, lower=0, clean=0, overwrite_a=1, big=big)
             if info == 0:
                 break
             ajit = ajit_base if ajit == 0.0 else ajit * 100
@@ -571,13 +581,16 @@ class Nystrom:
 
     def operator(self, products: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
                  centres: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        """``v ↦ H v = K_nmᵀ K_nm v + ε K_mm v`` with ``K_mm v`` read off ``K_nm v`` at the centres."""
-        eps = self.eps
+        """``v ↦ H v = K_nmᵀ K_nm v + ε (K_mm + δI) v`` with ``K_mm v`` read off ``K_nm v`` at the
+        centres. The jitter ``δ`` of ``T`` is kept in the system: ``ε K_mm`` alone is singular along
+        duplicated centres, and rounding of the blocks (float32) would make ``H`` indefinite there;
+        ``εδ`` is below the blocks' rounding (``δ = M·eps·mean diag ≥ eps·λ_max(K_mm)``)."""
+        eps, jitter = self.eps, self.jitter
 
         def apply(v: np.ndarray) -> np.ndarray:
             out, u = products(v)
             if eps:
-                out += eps * u[centres]
+                out += eps * (u[centres] + jitter * v)
             return out
 
         return apply
@@ -722,19 +735,27 @@ class Fitted:
 
     def predict(self, x: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """``K(x, centres) @ dual_coef`` in row blocks, float64 ``(m, O)``."""
-        return predict_rows(self.kernel, x, self.centres, self.dual_coef, self.dtype, self.block_rows, progress)
+        return predict_rows(self.kernel, x, self.centres, self.dual_coef, self.block_rows, progress)
+
+
+def kernel_fn(net: Any, base: str, dt: Any = np.float64) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
+    """``(a, b) ↦ net.kernel(a, b, get=base, dtype=dt)``."""
+    def kernel(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        return net.kernel(a, b, get=base, dtype=dt)
+
+    return kernel
 
 
 def predict_rows(kernel: Callable[[np.ndarray, np.ndarray | None], np.ndarray], x: np.ndarray, centres: np.ndarray,
-                 coef: np.ndarray, dtype: np.dtype, rows: int, progress: Progress | None = None) -> np.ndarray:
-    """``K(x, centres) @ coef`` (``coef`` of shape ``(M, O)``) in blocks of ``rows`` rows."""
+                 coef: np.ndarray, rows: int, progress: Progress | None = None) -> np.ndarray:
+    """``K(x, centres) @ coef`` (``coef`` of shape ``(M, O)``) in blocks of ``rows`` rows, with the
+    float64 kernel whatever the training blocks' precision (``M·m`` entries, against the
+    training's ``N·M``; and predictions then do not depend on how rows are blocked)."""
     out = np.empty((x.shape[0], coef.shape[1]))
-    c = coef.astype(dtype)
-    xd = x.astype(dtype, copy=False)
-    cd = centres.astype(dtype, copy=False)
+    cd = centres.astype(np.float64, copy=False)
     for r0 in range(0, x.shape[0], rows):
         r1 = min(x.shape[0], r0 + rows)
-        out[r0:r1] = kernel(xd[r0:r1], cd) @ c
+        out[r0:r1] = kernel(x[r0:r1], cd) @ coef
         if progress is not None:
             progress.step()
     return out
@@ -786,13 +807,6 @@ def _test_rows(n_cols: int, d: int, itemsize: int, budget: int, m_test: int) -> 
     return rows
 
 
-def _kernel_fn(net: Any, base: str, dt: np.dtype) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
-    def kernel(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-        return net.kernel(a, b, get=base, dtype=dt)
-
-    return kernel
-
-
 def _fit_exact(net: Any, x: np.ndarray, y: np.ndarray, base: str, eps: float, plan_: Plan, progress: Progress,
                m_test: int) -> Fitted:
     n, d = x.shape
@@ -821,7 +835,7 @@ def _fit_exact(net: Any, x: np.ndarray, y: np.ndarray, base: str, eps: float, pl
 
     info = {"solver": "exact", "n_centers": n, "iterations": 0, "converged": sym.factor() is not False,
             "residual": None, "condition": sym.condition, "kernel_s": t1 - t0, "solve_s": t2 - t1}
-    return Fitted("exact", np.dtype(np.float64), x, None, coef, eps, info, _kernel_fn(net, base, np.dtype(np.float64)),
+    return Fitted("exact", np.dtype(np.float64), x, None, coef, eps, info, kernel_fn(net, base),
                   rows, posterior)
 
 
@@ -863,7 +877,7 @@ def _fit_exact_float32(net: Any, x: np.ndarray, y: np.ndarray, base: str, eps: f
     jitter = 0.0
     for _attempt in range(8):
         np.fill_diagonal(a, diagonal + np.float32(eps + jitter))
-        _, info = interruptible(potrf, a, lower=1, clean=0, overwrite_a=1, big=n >= THREAD_MIN)
+        a, info = interruptible(potrf, a, lower=1, clean=0, overwrite_a=1, big=n >= THREAD_MIN)
         if info == 0:
             break
         mirror(a, lower_from_upper=True, diagonal=diagonal)
@@ -899,7 +913,7 @@ def _fit_exact_float32(net: Any, x: np.ndarray, y: np.ndarray, base: str, eps: f
     rows = _test_rows(n, d, 8, plan_.memory_limit - RESERVE, m_test)
     info = _cg_info(res, "exact", n) | {"kernel_s": t1 - t0, "solve_s": t2 - t1, "jitter": jitter, "panel_rows": h}
     return Fitted("exact", np.dtype(np.float64), x64, None, res.x, eps, info,
-                  _kernel_fn(net, base, np.dtype(np.float64)), rows, None)
+                  kernel_fn(net, base), rows, None)
 
 
 def _cg_info(res: CGResult, solver: str, m: int) -> dict[str, Any]:
@@ -953,12 +967,12 @@ def centres_of(n: int, m: int, seed: int) -> np.ndarray:
 
 
 def solve_nystrom(kmm: np.ndarray, n: int, idx: np.ndarray, blocks: Any, y: np.ndarray, eps: float, tol: float,
-                  max_iter: int, progress: Progress) -> tuple[Nystrom, CGResult, dict[str, float]]:
+                  max_iter: int, progress: Progress, precision: Any) -> tuple[Nystrom, CGResult, dict[str, float]]:
     """Falkon's preconditioned CG for ``α`` given ``K_mm`` (float64, consumed) and a block source
     with ``first_pass(y)`` (``K_nmᵀ y``, storing what it keeps), ``products(v)`` (``(K_nmᵀ K_nm v,
     K_nm v)``) and ``recomputed`` (blocks computed again by every product; 0 when all are stored)."""
     t0 = time.perf_counter()
-    pre = Nystrom(kmm, n, eps)
+    pre = Nystrom(kmm, n, eps, precision)
     progress.step(note="preconditioner")
     t1 = time.perf_counter()
     rhs = blocks.first_pass(y)
@@ -981,10 +995,10 @@ def _fit_nystrom(net: Any, x: np.ndarray, y: np.ndarray, base: str, eps: float, 
     progress.add(2 + plan_.n_blocks)
     kmm = net.kernel(x[idx].astype(np.float64), get=base, dtype=np.float64)
     progress.step(note="K(centres, centres)")
-    kern = _kernel_fn(net, base, dt)
+    kern = kernel_fn(net, base, dt)
     blocks = LocalBlocks(kern, xd, xc, plan_.block_rows, plan_.n_stored, progress)
     t1 = time.perf_counter()
-    pre, res, times = solve_nystrom(kmm, n, idx, blocks, y, eps, tol, max_iter, progress)
+    pre, res, times = solve_nystrom(kmm, n, idx, blocks, y, eps, tol, max_iter, progress, dt)
     del kmm
     info = _cg_info(res, "nystrom", m) | times | {
         "kmm_s": t1 - t0, "jitter": pre.jitter, "block_rows": plan_.block_rows, "blocks": plan_.n_blocks,
@@ -994,7 +1008,8 @@ def _fit_nystrom(net: Any, x: np.ndarray, y: np.ndarray, base: str, eps: float, 
         def posterior(xt: np.ndarray, full: bool) -> np.ndarray:
             return _nystrom_posterior(net, base, blocks, pre, xt, eps, full, progress)
 
-    return Fitted("nystrom", dt, xc, idx, res.x, eps, info, kern, plan_.block_rows, posterior)
+    rows = max(MIN_ROWS, min(plan_.block_rows * dt.itemsize // 8, plan_.block_rows))
+    return Fitted("nystrom", dt, xc, idx, res.x, eps, info, kernel_fn(net, base), rows, posterior)
 
 
 def _nystrom_posterior(net: Any, base: str, blocks: LocalBlocks, pre: Nystrom, xt: np.ndarray, eps: float,

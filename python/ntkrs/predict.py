@@ -663,6 +663,9 @@ def gradient_descent_mse_ensemble(
     learning_rate: float = 1.0,
     diag_reg: float = 0.0,
     diag_reg_absolute_scale: bool = False,
+    solver: str = "auto",
+    n_centers: int | None = None,
+    memory_limit: int | str | None = None,
 ) -> Callable[..., Any]:
     r"""Mean and covariance, over random initialisations, of infinitely wide networks trained by
     gradient flow on the MSE loss, as neural-tangents' ``nt.predict.gradient_descent_mse_ensemble``.
@@ -680,11 +683,20 @@ def gradient_descent_mse_ensemble(
 
     Kernels come from ``net.kernel`` and are computed once (train-train) or once per call.
 
+    At ``t=None`` the solve is :func:`kernel_regression`'s: ``solver="auto"`` keeps the exact
+    posterior (:func:`gp_inference`, both kernels in memory) up to ``N = 20,000`` training points
+    when the two kernels fit ``memory_limit``, and uses the Nyström solver beyond (means, and the
+    ``"nngp"`` covariance of the Nyström GP; the ``"ntk"`` ensemble covariance needs the exact
+    solver). Finite ``t`` always uses the eigendecomposition of the full kernels.
+
     Args:
         net: a :class:`ntkrs.Network`.
         x_train: ``(n, d)`` training inputs.
         y_train: ``(n,)`` or ``(n, O)`` targets.
         learning_rate, diag_reg, diag_reg_absolute_scale: as in :func:`gradient_descent_mse`.
+        solver, n_centers, memory_limit: the ``t=None`` solver, as in :func:`kernel_regression`
+            (for its other settings, such as ``dtype``, ``tol`` or ``progress``, call
+            :func:`kernel_regression` itself).
 
     Returns:
         ``predict(x_test=None, t=None, get=None, compute_cov=False)``: ``x_test`` ``(m, d)``, or
@@ -705,9 +717,33 @@ def gradient_descent_mse_ensemble(
     lr = _real("learning_rate", learning_rate, positive=True)
     reg = _real("diag_reg", diag_reg)
     absolute = bool(diag_reg_absolute_scale)
+    opts = _options(n, solver, reg, absolute, n_centers)
+    _solvers.resolve_memory_limit(memory_limit)  # validated now, resolved at each t=None call
     size = y.size
     y2 = y.reshape(n, -1)
     state: dict[str, Any] = {}
+
+    def large(names: tuple[str, ...], compute_cov: bool, m_test: int) -> bool:
+        """Whether ``t=None`` uses the Nyström solver (the exact one holds both kernels)."""
+        if opts.solver == "exact":
+            return False
+        if compute_cov and "ntk" in names:
+            if opts.solver == "nystrom":
+                raise ValueError("compute_cov: the 'ntk' ensemble covariance needs both full kernels; pass "
+                                 "solver='exact' (or 'auto'), or get='nngp'")
+            return False
+        limit = _solvers.resolve_memory_limit(memory_limit)
+        return _solvers.plan(n, x.shape[1], m_test, opts.solver, opts.n_centers, None, limit // 2,
+                             compute_cov).solver == "nystrom"
+
+    def nystrom(g: str, xt: np.ndarray, compute_cov: bool) -> Any:
+        key = ("fit", g, compute_cov)
+        if key not in state:
+            state[key] = _fit(net, x, y2, g, opts, memory_limit, False, compute_cov, xt.shape[0],
+                              "gradient_descent_mse_ensemble")[0]
+        fitted = state[key]
+        mean = fitted.predict(xt).reshape((xt.shape[0], *y.shape[1:]))
+        return Gaussian(mean, fitted.posterior(xt, True)) if compute_cov else mean
 
     def train_kernels() -> Kernel:
         if "kdd" not in state:
@@ -731,6 +767,14 @@ def gradient_descent_mse_ensemble(
         if not isinstance(compute_cov, (bool, np.bool_)):
             raise TypeError(f"compute_cov: expected True or False, got {compute_cov!r}")
         tt = None if t is None else _times(t) * lr
+        if tt is None and large(names, compute_cov, n if x_test is None else np.shape(x_test)[0]):
+            got: dict[str, Any] = {}
+            for g in names:
+                if x_test is None:  # the training set at t = ∞: N(y_train, 0), as gp_inference
+                    got[g] = y.copy() if not compute_cov else Gaussian(y.copy(), np.zeros((n, n)))
+                else:
+                    got[g] = nystrom(g, _test_inputs(x_test, x), compute_cov)
+            return _pack(got, names, single)
         kdd = train_kernels()
         ktd = ktt = None
         if x_test is not None:
