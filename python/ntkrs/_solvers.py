@@ -22,6 +22,7 @@ functions.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -47,8 +48,8 @@ EXACT_MAX_N = 20_000
 DEFAULT_CENTERS = 10_000
 #: Target size of one kernel block computed at a time (bytes).
 BLOCK_BYTES = 128 * MiB
-#: Fixed allowance for vectors, small temporaries and the kernel core's own scratch.
-RESERVE = 16 * MiB
+#: Fixed allowance for vectors and small temporaries.
+RESERVE = 8 * MiB
 #: Fewest rows in a kernel block.
 MIN_ROWS = 32
 #: Matrices at least this large are factorised in a helper thread, so Ctrl-C is immediate.
@@ -124,6 +125,24 @@ def interruptible(fn: Callable[..., Any], *args: Any, big: bool = True, **kwargs
     if "err" in box:
         raise box["err"]
     return box["out"]
+
+
+_CONTROLLER: Any = None
+
+
+def single_blas_thread() -> Any:
+    """A context in which BLAS uses one thread (``threadpoolctl``, which scikit-learn installs;
+    without it, a no-op). For the thin products of the iterations (a kernel block times ``O``
+    columns: memory-bound), one thread is as fast as several, and it leaves the cores to the kernel
+    core between products: BLAS threads spinning after a call slow the next kernel block by 2–3×."""
+    global _CONTROLLER
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 class Progress:
@@ -406,7 +425,7 @@ def call_overhead(rows: int, cols: int, d: int, itemsize: int) -> int:
     """Bytes one ``net.kernel(x1, x2)`` call allocates beyond its result (measured: packing of the
     inputs for the Gram product and per-tile scratch; at most about 0.6× the result plus one copy
     of the inputs and a few MB)."""
-    return int(0.6 * rows * cols * itemsize + (rows + cols) * d * itemsize + 8 * MiB)
+    return int(0.6 * rows * cols * itemsize + (rows + cols) * d * itemsize + 4 * MiB)
 
 
 class LocalBlocks:
@@ -694,7 +713,11 @@ def plan(n: int, d: int, m_test: int, solver: str, n_centers: int | None, dtype:
     def working(r: int) -> int:
         return r * m * s + call_overhead(r, m, d, s)
 
+    # Blocks of at most BLOCK_BYTES, and small enough that computing one (with its scratch) takes at
+    # most a third of what the fixed part leaves, the rest storing others.
     rows = int(max(MIN_ROWS, min(n, BLOCK_BYTES // max(1, m * s))))
+    while rows > 8 * MIN_ROWS and working(rows) - working(0) > max(0, memory_limit - fixed - working(0)) // 3:
+        rows //= 2
     while rows > MIN_ROWS and fixed + working(rows) > memory_limit:
         rows = max(MIN_ROWS, rows // 2)
     need = max(setup, fixed + working(rows))
@@ -753,15 +776,16 @@ def predict_rows(kernel: Callable[[np.ndarray, np.ndarray | None], np.ndarray], 
     training's ``N·M``; and predictions then do not depend on how rows are blocked)."""
     out = np.empty((x.shape[0], coef.shape[1]))
     cd = centres.astype(np.float64, copy=False)
-    for r0 in range(0, x.shape[0], rows):
-        r1 = min(x.shape[0], r0 + rows)
-        out[r0:r1] = kernel(x[r0:r1], cd) @ coef
-        if progress is not None:
-            progress.step()
+    with single_blas_thread():
+        for r0 in range(0, x.shape[0], rows):
+            r1 = min(x.shape[0], r0 + rows)
+            out[r0:r1] = kernel(x[r0:r1], cd) @ coef
+            if progress is not None:
+                progress.step()
     return out
 
 
-def mean_diagonal(net: Any, x: np.ndarray, base: str, rows: int = 8192) -> float:
+def mean_diagonal(net: Any, x: np.ndarray, base: str, rows: int = 2048) -> float:
     """``mean_i k(x_i, x_i)`` in float64, ``O(N)``, in row chunks (no float64 copy of all of ``x``)."""
     total = 0.0
     for r0 in range(0, x.shape[0], rows):
@@ -933,14 +957,16 @@ def _run_cg(apply_a: Callable[[np.ndarray], np.ndarray], apply_p: Callable[[np.n
     def on_iteration(it: int, res: float) -> None:
         progress.step(0 if inner else units, note=f"CG {it}: residual {res:.2e}")
 
-    res = pcg(apply_a, apply_p, b, tol, max_iter, on_iteration)
+    with single_blas_thread():
+        res = pcg(apply_a, apply_p, b, tol, max_iter, on_iteration)
     progress.total -= (max_iter - res.iterations) * units
     # The residual recomputed from scratch (one more product): what the recursion reports can
     # drift from it in floating point; both are returned.
     if res.iterations:
-        r = b - apply_a(res.x)
-        rz0 = np.einsum("ij,ij->j", b, apply_p(b))
-        rz = np.einsum("ij,ij->j", r, apply_p(r))
+        with single_blas_thread():
+            r = b - apply_a(res.x)
+            rz0 = np.einsum("ij,ij->j", b, apply_p(b))
+            rz = np.einsum("ij,ij->j", r, apply_p(r))
         res.true_residual = float(np.sqrt(np.max(np.abs(rz) / np.where(rz0 > 0, rz0, 1.0))))
         progress.step(0 if inner else units)
     else:
@@ -975,7 +1001,8 @@ def solve_nystrom(kmm: np.ndarray, n: int, idx: np.ndarray, blocks: Any, y: np.n
     pre = Nystrom(kmm, n, eps, precision)
     progress.step(note="preconditioner")
     t1 = time.perf_counter()
-    rhs = blocks.first_pass(y)
+    with single_blas_thread():
+        rhs = blocks.first_pass(y)
     t2 = time.perf_counter()
     res = _run_cg(pre.operator(blocks.products, idx), pre.precondition, rhs, tol, max_iter,
                   max(1, blocks.recomputed), blocks.recomputed > 0, progress, "Nyström")

@@ -717,7 +717,7 @@ def gradient_descent_mse_ensemble(
     lr = _real("learning_rate", learning_rate, positive=True)
     reg = _real("diag_reg", diag_reg)
     absolute = bool(diag_reg_absolute_scale)
-    opts = _options(n, solver, reg, absolute, n_centers)
+    opts = _options(n, solver, reg, absolute, n_centers, np.float64)  # float64 throughout, as everywhere here
     _solvers.resolve_memory_limit(memory_limit)  # validated now, resolved at each t=None call
     size = y.size
     y2 = y.reshape(n, -1)
@@ -733,7 +733,7 @@ def gradient_descent_mse_ensemble(
                                  "solver='exact' (or 'auto'), or get='nngp'")
             return False
         limit = _solvers.resolve_memory_limit(memory_limit)
-        return _solvers.plan(n, x.shape[1], m_test, opts.solver, opts.n_centers, None, limit // 2,
+        return _solvers.plan(n, x.shape[1], m_test, opts.solver, opts.n_centers, opts.dtype, limit // 2,
                              compute_cov).solver == "nystrom"
 
     def nystrom(g: str, xt: np.ndarray, compute_cov: bool) -> Any:

@@ -247,7 +247,7 @@ class NTKRegressor(_RegressorTags, RegressorMixin, BaseEstimator):
         net = self._network()
         _predict._real("learning_rate", self.learning_rate, positive=True)
         if self.t is None:
-            _fit_ridge(self, net, X, y, self.get, self.diag_reg)
+            _fit_ridge(self, net, X, y, self.get, self.diag_reg, dtype=np.float64)
             self.X_train_ = self.centers_
             del self.centers_
             return self
