@@ -55,7 +55,8 @@ class _ArraysOnly(pickle.Unpickler):
     """Unpickles NumPy arrays (and tuples/lists of them) and nothing else: a pickle can run code."""
 
     _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype")}
+                ("numpy", "ndarray"), ("numpy", "dtype"),
+                ("_codecs", "encode")}  # how Python 3 writes bytes at protocol 2
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self._ALLOWED:
@@ -115,9 +116,10 @@ def load_mnist(path: str | os.PathLike, flatten: bool = True, dtype: Any = np.fl
         raise ValueError("load_mnist: the pickle does not hold (train, validation, test) pairs of arrays") from None
     x_train = np.concatenate([xa, xb])
     y_train = np.concatenate([ya, yb]).astype(np.int64)
-    if x_train.shape != (60000, 784) or np.shape(xt) != (10000, 784):
-        raise ValueError(f"load_mnist: unexpected shapes {x_train.shape} / {np.shape(xt)} (want (60000, 784) and "
-                         "(10000, 784))")
+    if x_train.shape[1:] != (784,) or np.shape(xt)[1:] != (784,) or len(y_train) != len(x_train) \
+            or len(yt) != len(xt):
+        raise ValueError(f"load_mnist: unexpected shapes: images {x_train.shape} and {np.shape(xt)} (want rows of 784 "
+                         f"pixels), labels {y_train.shape} and {np.shape(yt)}")
     return Dataset(_images(x_train, flatten, dtype), y_train, _images(xt, flatten, dtype), np.asarray(yt, np.int64))
 
 
