@@ -126,7 +126,7 @@ def main() -> None:
     p.add_argument("--subset", type=int, default=20000, help="training images of the exact-vs-Nyström comparison")
     p.add_argument("--sklearn-n", type=int, default=None,
                    help="training images for scikit-learn's KernelRidge (default: --subset if it fits in memory)")
-    p.add_argument("--memory-limit", default=None, help="memory_limit of the default runs (default: ntkrs's, 4 GiB)")
+    p.add_argument("--memory-limit", default=None, help="memory_limit of the default runs (default: ntkrs's, 8 GiB)")
     p.add_argument("--n-centers", type=int, nargs="*", default=None,
                    help="extra Nyström runs on all of MNIST with these numbers of centres")
     p.add_argument("--diag-reg", type=float, default=1e-4)
@@ -137,7 +137,7 @@ def main() -> None:
 
     parts = set(a.only or ["mnist", "fashion", "subset", "sklearn"])
     n_full, m_full, n_sub = (4000, 2000, 4000) if a.quick else (60000, 10000, a.subset)
-    sub_centres = 1000 if a.quick else 10000
+    sub_centres = 1000 if a.quick else 15000
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()

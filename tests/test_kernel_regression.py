@@ -206,7 +206,7 @@ def test_auto_picks_nystrom_beyond_the_exact_size_and_says_why(caplog, monkeypat
     with caplog.at_level(logging.INFO, logger="ntkrs"):
         got = kernel_regression(NET, X, Y2, XT, diag_reg=REG)
     assert got.solver == "nystrom" and "N=160 > 100" in got.info["reason"]
-    assert got.info["n_centers"] == len(X)  # default: min(N, 10,000)
+    assert got.info["n_centers"] == len(X)  # default: min(N, 15,000)
     assert any("nystrom solver" in r.getMessage() and "N=160 > 100" in r.getMessage() for r in caplog.records)
 
 
@@ -219,7 +219,7 @@ def test_memory_limit_chooses_nystrom_fewer_centres_and_partial_storage():
     assert _solvers.plan(5000, 32, 100, "auto", None, None, 4 * 2**30, False).solver == "exact"
     assert _solvers.plan(5000, 32, 100, "auto", None, None, 100 * 10**6, False).solver == "nystrom"
     fewer = _solvers.plan(60000, 784, 100, "auto", None, None, 1 * 2**30, False)
-    assert fewer.n_centers < 10000
+    assert fewer.n_centers < _solvers.DEFAULT_CENTERS
     with pytest.raises(MemoryError, match="memory_limit.*n_centers"):
         _solvers.plan(n, 32, 100, "nystrom", 5000, None, 100 * 10**6, False)
     with pytest.raises(MemoryError, match="memory_limit.*nystrom"):

@@ -40,12 +40,13 @@ log = logging.getLogger("ntkrs")
 
 GiB = 1 << 30
 MiB = 1 << 20
-#: ``memory_limit=None``: 4 GiB, capped at 80% of the memory the OS reports as available.
-DEFAULT_MEMORY_LIMIT = 4 * GiB
+#: ``memory_limit=None``: 8 GiB, capped at 80% of the memory the OS reports as available.
+DEFAULT_MEMORY_LIMIT = 8 * GiB
 #: ``solver="auto"`` solves exactly up to this many training points (Cholesky: N³/3 flops).
 EXACT_MAX_N = 20_000
 #: ``n_centers=None``: at most this many Nyström centres (fewer when the memory limit requires).
-DEFAULT_CENTERS = 10_000
+#: (all of MNIST: 97.9–98.0% test accuracy with 10,000 centres over three seeds, 98.15% with 15,000)
+DEFAULT_CENTERS = 15_000
 #: Target size of one kernel block computed at a time (bytes).
 BLOCK_BYTES = 128 * MiB
 #: Fixed allowance for vectors and small temporaries.

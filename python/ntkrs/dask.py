@@ -207,7 +207,7 @@ def kernel_regression(net: Network, x_train: Any, y_train: Any, x_test: Any, get
     Args:
         net, x_train, y_train, x_test, get, diag_reg, diag_reg_absolute_scale, n_centers, dtype, seed,
         tol, max_iter, progress: as in :func:`ntkrs.predict.kernel_regression` (``get`` ``"nngp"``,
-            ``"ntk"`` or ``"ntkgp"``; ``n_centers=None``: ``min(N, 10,000)``; ``dtype=None``: float32
+            ``"ntk"`` or ``"ntkgp"``; ``n_centers=None``: ``min(N, 15,000)``; ``dtype=None``: float32
             blocks). Variances are not offered here.
         chunks: training rows per block (default: blocks of about 128 MB, ``2²⁷ / (M · itemsize)``
             rows); each block lives on one worker, so the workers together hold ``N · M`` entries.

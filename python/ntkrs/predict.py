@@ -566,7 +566,7 @@ def kernel_regression(
       Cholesky factors of ``K_mm`` and ``(N/M)·T·Tᵀ + εI`` (``M × M``, float64). The ``N × M``
       kernel between training points and centres is produced in row blocks: as many blocks as fit
       ``memory_limit`` are kept after the first pass, the others are recomputed by every iteration.
-      ``n_centers=None`` takes ``min(N, 10,000)`` centres (fewer if the ``M × M`` factors would take
+      ``n_centers=None`` takes ``min(N, 15,000)`` centres (fewer if the ``M × M`` factors would take
       more than half of ``memory_limit``); ``n_centers = N`` is the exact solution.
       **Stopping rule:** each output column stops when its preconditioned residual has fallen by
       ``tol``, ``√(r_kᵀP⁻¹r_k / bᵀP⁻¹b) ≤ tol`` (the residual of Falkon's preconditioned system), or
@@ -591,7 +591,7 @@ def kernel_regression(
             with refinement; Nyström: float32 blocks, with float64 preconditioner and CG vectors),
             ``np.float32`` or ``np.float64``. Variances need float64.
         memory_limit: bytes the solve may allocate (int or a string such as ``"2GB"``); ``None``:
-            4 GiB. Always capped at 80% of the memory the OS reports as available. The inputs are
+            8 GiB. Always capped at 80% of the memory the OS reports as available. The inputs are
             not counted. Too small for the chosen solver: ``MemoryError`` saying what is needed.
         progress: ``True`` for a tqdm bar over the whole solve (kernel blocks, CG iterations with
             their residual, test blocks), or a callable ``f(done, total)``; ``total`` starts with
