@@ -198,6 +198,40 @@ def test_lanczos_condition_estimate_from_cg_coefficients():
     assert 0.9 * 50 < res.condition <= 50 * (1 + 1e-8)
 
 
+@pytest.mark.parametrize(("n", "tile"), [(7, 4), (130, 16), (200, 64), (97, 1000)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tiled_cholesky_and_gram_match_numpy(n, tile, dtype):
+    """cholesky_lower and gram_of_lower by tiles (the path of matrices > 2 tiles, used instead of one
+    multithreaded LAPACK call) against np.linalg.cholesky and Lᵀ L; the strict upper triangle is
+    never touched."""
+    rng = np.random.default_rng(n)
+    g = rng.standard_normal((n, n + 3))
+    k = (g @ g.T / n + 0.1 * np.eye(n)).astype(dtype)
+    a = np.array(k, order="F")
+    a[np.triu_indices(n, 1)] = 7.0  # a marker: must survive
+    assert _solvers.cholesky_lower(a, tile) == 0
+    want = np.linalg.cholesky(k.astype(np.float64))
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    assert np.abs(np.tril(a) - want).max() <= tol * np.abs(want).max()
+    assert (a[np.triu_indices(n, 1)] == 7.0).all()
+    out = np.full((n, n), np.nan, order="F", dtype=dtype)
+    _solvers.gram_of_lower(a, out, tile)
+    ltl = np.tril(a).T.astype(np.float64) @ np.tril(a).astype(np.float64)
+    assert np.abs(np.tril(out) - np.tril(ltl)).max() <= tol * np.abs(ltl).max()
+
+
+def test_tiled_cholesky_reports_the_failing_column():
+    rng = np.random.default_rng(1)
+    n = 150
+    g = rng.standard_normal((n, n))
+    k = g @ g.T / n + 0.1 * np.eye(n)
+    k[100:, :] *= 0.0
+    k[:, 100:] *= 0.0  # rank 100: the pivot of column 101 is 0
+    k[120, 120] = -1.0
+    info = _solvers.cholesky_lower(np.array(k, order="F"), 16)
+    assert info == 101, info
+
+
 # --- choosing the solver, the memory limit, logging, progress ----------------------------------------
 
 

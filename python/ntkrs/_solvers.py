@@ -53,8 +53,14 @@ BLOCK_BYTES = 128 * MiB
 RESERVE = 8 * MiB
 #: Fewest rows in a kernel block.
 MIN_ROWS = 32
-#: Matrices at least this large are factorised in a helper thread, so Ctrl-C is immediate.
+#: Matrices at least this large are eigendecomposed in a helper thread, so Ctrl-C is immediate.
 THREAD_MIN = 1024
+#: Tile of the blocked Cholesky factorisation and ``LᵀL`` product: no single LAPACK/BLAS call on
+#: a larger matrix. OpenBLAS's own multithreaded ``potrf`` (0.3.30 in scipy's wheels, 0.3.31 in
+#: numpy's) crashes with a segmentation fault from n ≈ 16,000 on 2 threads (the known class of
+#: OpenBLAS bugs in its threaded ``syrk`` inside ``potrf``); tiles of 2048 also bound each call to a
+#: fraction of a second, so Ctrl-C is honoured between them.
+TILE = 2048
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,6 +237,77 @@ def one_norm(k: np.ndarray, block: int = 1024) -> float:
     return float(s.max())
 
 
+def linalg_scratch(n: int, itemsize: int) -> int:
+    """Bytes of temporaries :func:`cholesky_lower` and :func:`gram_of_lower` allocate for an ``n × n``
+    matrix (a few tiles; none when LAPACK takes the matrix whole)."""
+    return 0 if n <= 2 * TILE else 5 * TILE * TILE * itemsize
+
+
+def cholesky_lower(a: np.ndarray, tile: int | None = None) -> int:
+    """Cholesky factorisation ``A = L Lᵀ`` in place of the lower triangle of the Fortran-ordered
+    float array ``a`` (the strict upper triangle is never touched). Matrices of at most two tiles go
+    to LAPACK ``potrf`` in one call; larger ones are factorised by tiles (right-looking: ``potrf`` of
+    a diagonal tile, ``trsm`` of the tiles below it, GEMM updates of the trailing lower tiles), so
+    no call sees more than ``2·tile`` rows. Returns 0, or the 1-based column where a non-positive
+    pivot appeared (then the lower triangle is garbage)."""
+    t = TILE if tile is None else tile
+    n = a.shape[0]
+    potrf = _lapack("potrf", a)
+    if n <= 2 * t:
+        _, info = potrf(a, lower=1, clean=0, overwrite_a=1)
+        return int(info)
+    trsm = _blas("trsm", a)
+    for k0 in range(0, n, t):
+        k1 = min(n, k0 + t)
+        d, info = potrf(np.array(a[k0:k1, k0:k1], order="F"), lower=1, clean=0, overwrite_a=1)
+        if info:
+            return k0 + int(info)
+        blk = a[k0:k1, k0:k1]
+        blk[...] = np.tril(d) + np.triu(blk, 1)
+        for r0 in range(k1, n, t):
+            r1 = min(n, r0 + t)
+            a[r0:r1, k0:k1] = trsm(1.0, d, np.array(a[r0:r1, k0:k1], order="F"), side=1, lower=1, trans_a=1,
+                                   overwrite_b=1)
+        for j0 in range(k1, n, t):
+            j1 = min(n, j0 + t)
+            lj = a[j0:j1, k0:k1]
+            for i0 in range(j0, n, t):
+                i1 = min(n, i0 + t)
+                upd = a[i0:i1, k0:k1] @ lj.T
+                if i0 == j0:
+                    upd = np.tril(upd)
+                a[i0:i1, j0:j1] -= upd
+    return 0
+
+
+def gram_of_lower(src: np.ndarray, dst: np.ndarray, tile: int | None = None) -> None:
+    """The lower triangle of ``Lᵀ L`` into ``dst`` (Fortran-ordered, same shape), with ``L`` the lower
+    triangle of ``src`` (its strict upper triangle is ignored): LAPACK ``lauum`` for matrices of at
+    most two tiles, tiles of GEMMs otherwise (see :data:`TILE`). ``dst``'s upper triangle is left
+    unspecified."""
+    t = TILE if tile is None else tile
+    n = src.shape[0]
+    if n <= 2 * t:
+        dst[...] = src
+        _, info = _lapack("lauum", dst)(dst, lower=1, overwrite_c=1)
+        return
+    starts = list(range(0, n, t))
+
+    def tile_of(k: int, j: int) -> np.ndarray:
+        b = src[k:min(n, k + t), j:min(n, j + t)]
+        return np.tril(b) if k == j else b
+
+    for i in starts:
+        for j in starts:
+            if j > i:
+                break
+            acc = np.zeros((min(n, i + t) - i, min(n, j + t) - j))
+            for k in starts:
+                if k >= i:
+                    acc += tile_of(k, i).T @ tile_of(k, j)
+            dst[i:i + t, j:j + t] = acc
+
+
 class Symmetric:
     """A symmetric (regularised) kernel with its Cholesky factor and eigendecomposition, each
     computed once on first use.
@@ -277,15 +354,13 @@ class Symmetric:
             a = fortran_view(self.k) if self.overwrite else np.array(self.k, order="F")
             diagonal = np.diagonal(self.k).copy() if self.overwrite else None
             anorm = one_norm(self.k) if self.check_condition else 0.0
-            potrf = _lapack("potrf", a)
-            c, info = interruptible(potrf, a, lower=1, clean=0, overwrite_a=1, big=n >= THREAD_MIN)
+            info = cholesky_lower(a)
+            c = a
             if info > 0:
                 if self.overwrite:  # the strict upper triangle of the Fortran view is untouched
                     mirror(a, lower_from_upper=True, diagonal=diagonal)
                 self._cho = False
                 log.info("%s: Cholesky failed at column %d; using the eigendecomposition", self.name, info)
-            elif info < 0:  # pragma: no cover - a bad argument to LAPACK is a bug
-                raise RuntimeError(f"LAPACK potrf: illegal argument {-info}")
             else:
                 self._cho = c
                 if self.check_condition:
@@ -508,19 +583,19 @@ class Nystrom:
     With ``M = N`` this is exactly ``(K + εI)⁻¹ Y`` (for positive-definite ``K``, up to the jitter
     ``δ`` below, which :meth:`operator` adds to ``K_mm``: relative ``M·eps``). ``H`` is never
     formed: conjugate gradients use products ``K_nmᵀ (K_nm v)`` from the block source, and
-    ``K_mm v = (K_nm v)[centres]``. The preconditioner is Falkon's ``P = (N/M) K_mm² + ε K_mm
-    = (A T)ᵀ (A T)`` with ``T = chol(K_mm + δI)`` (upper; ``δ = M·eps·mean diag K_mm`` with the
-    ``eps`` of the blocks' precision, raised ×100 while the factorisation fails) and
-    ``A = chol((N/M) T Tᵀ + εI)``; ``T`` and ``A`` share
-    one ``M × M`` float64 array (``T`` in the upper triangle, ``Aᵀ`` in the lower one, their
-    diagonals kept aside), as in Falkon.
+    ``K_mm v = (K_nm v)[centres]``. The preconditioner is Falkon's ``P = (N/M) K_mm² + ε K_mm``:
+    with ``K_mm + δI = L Lᵀ`` (``δ = M·eps·mean diag K_mm`` with the ``eps`` of the blocks'
+    precision, raised ×100 while the factorisation fails) and ``B Bᵀ = (N/M) Lᵀ L + εI`` (both
+    lower triangular), ``P = L B Bᵀ Lᵀ`` (Falkon's ``T = Lᵀ``, ``A = Bᵀ``). ``L`` and ``B`` share one
+    ``M × M`` float64 array (``L`` in the lower triangle, ``Bᵀ`` in the upper one, their diagonals
+    kept aside), as in Falkon; both are factorised by :func:`cholesky_lower` (tiles).
     """
 
     def __init__(self, kmm: np.ndarray, n: int, eps: float, precision: Any = np.float64,
                  name: str = "K(centres, centres)") -> None:
         m = kmm.shape[0]
         self.m, self.n, self.eps, self.name = m, n, eps, name
-        a = fortran_view(kmm)  # float64, consumed: T is computed in place
+        a = fortran_view(kmm)  # float64, consumed: L is computed in place
         if a.dtype != np.float64:  # pragma: no cover - callers pass float64
             raise TypeError("kmm must be float64")
         diagonal = np.diagonal(a).copy()
@@ -528,17 +603,14 @@ class Nystrom:
         if not mean_diag > 0:
             raise ValueError(f"{name}: the kernel of the centres has a non-positive mean diagonal ({mean_diag:.3g}); "
                              "a kernel matrix needs k(x, x) > 0")
-        potrf = _lapack("potrf", a)
-        big = m >= THREAD_MIN
         # Falkon's jitter, M·eps·(mean diagonal) with the eps of the kernel blocks: directions of
         # K_mm below it are rounding noise of the blocks, and the preconditioner must not amplify them.
         jitter = m * float(np.finfo(precision).eps) * mean_diag
         for _attempt in range(8):
             np.fill_diagonal(a, diagonal + jitter)
-            a, info = interruptible(potrf, a, lower=0, clean=0, overwrite_a=1, big=big)
-            if info == 0:
+            if cholesky_lower(a) == 0:
                 break
-            mirror(a, lower_from_upper=False, diagonal=diagonal)  # the lower triangle is untouched
+            mirror(a, lower_from_upper=True, diagonal=diagonal)  # the strict upper triangle is untouched
             log.info("%s: Cholesky failed with jitter %.3g; retrying with %.3g", name, jitter, jitter * 100)
             jitter *= 100
         else:
@@ -546,58 +618,50 @@ class Nystrom:
                              f"{jitter / 100 / mean_diag:.3g}× its mean diagonal added; check the network, or "
                              "remove duplicated training points")
         self.jitter = jitter
-        self.t_diag = np.diagonal(a).copy()
-        # A = chol((n/m)·T·Tᵀ + ε·I): T·Tᵀ by LAUUM on a copy of T (LAUUM and POTRF read and write
-        # only the upper triangle; the copy's lower triangle is ignored).
-        c = np.array(a, order="F")
-        lauum = _lapack("lauum", c)
+        self.l_diag = np.diagonal(a).copy()
+        # B = chol((n/m)·LᵀL + ε·I) in a second M × M array (lower triangle)
+        c = np.empty((m, m), order="F")
+        gram_of_lower(a, c)
+        c *= n / m
+        tt_diag = np.diagonal(c).copy()
         ajit = 0.0
         for _attempt in range(8):
-            c[...] = a
-            c, info = interruptible(lauum, c, lower=0, overwrite_c=1, big=big)
-            c *= n / m
-            if ajit == 0.0:
-                ajit_base = m * np.finfo(np.float64).eps * float(np.diagonal(c).mean())
-            c[np.diag_indices(m)] += eps + ajit
-            c, info = interruptible(potrf, c, lower=0, clean=0, overwrite_a=1, big=big)
-            if info == 0:
+            np.fill_diagonal(c, tt_diag + eps + ajit)
+            if cholesky_lower(c) == 0:
                 break
-            ajit = ajit_base if ajit == 0.0 else ajit * 100
-        else:  # pragma: no cover - T·Tᵀ is PD when T is nonsingular
+            gram_of_lower(a, c)  # the lower triangle was overwritten: form it again
+            c *= n / m
+            ajit = m * np.finfo(np.float64).eps * float(tt_diag.mean()) if ajit == 0.0 else ajit * 100
+        else:  # pragma: no cover - LᵀL is PD when L is nonsingular
             raise ValueError(f"{name}: the Nyström preconditioner could not be factorised; raise diag_reg")
-        self.a_diag = np.diagonal(c).copy()
-        # Aᵀ into the strict lower triangle of a (column blocks: no M² temporary)
+        self.b_diag = np.diagonal(c).copy()
+        # Bᵀ into the strict upper triangle of a (column blocks: no M² temporary)
         for j0 in range(0, m, 512):
             j1 = min(m, j0 + 512)
-            a[j1:, j0:j1] = c[j0:j1, j1:].T
+            a[j0:j1, j1:] = c[j1:, j0:j1].T
             blk = a[j0:j1, j0:j1]
-            blk[...] = np.triu(blk) + np.triu(c[j0:j1, j0:j1], 1).T
+            blk[...] = np.tril(blk) + np.tril(c[j0:j1, j0:j1], -1).T
         del c
         self.packed = a
         self._trsm = _blas("trsm", a)
 
-    def _solve(self, b: np.ndarray, which: str, lower: bool, trans: bool, side: int = 0) -> np.ndarray:
-        np.fill_diagonal(self.packed, self.t_diag if which == "T" else self.a_diag)
-        return self._trsm(1.0, self.packed, b, side=side, lower=int(lower), trans_a=int(trans), overwrite_b=1)
+    def _solve(self, b: np.ndarray, which: str, trans: bool, side: int = 0) -> np.ndarray:
+        """``op(X)⁻¹ b`` (``side=0``) or ``b op(X)⁻¹`` (``side=1``) for ``X`` = ``L`` (stored lower)
+        or ``Bᵀ`` (stored upper), ``op`` the transpose when ``trans``."""
+        np.fill_diagonal(self.packed, self.l_diag if which == "L" else self.b_diag)
+        return self._trsm(1.0, self.packed, b, side=side, lower=int(which == "L"), trans_a=int(trans),
+                          overwrite_b=1)
 
     def right_t_inv(self, b: np.ndarray) -> np.ndarray:
-        """``b T⁻¹`` (rows of ``b`` mapped to Nyström features ``T⁻ᵀ k_m(x)``)."""
-        return self._solve(np.array(b, dtype=np.float64, order="F"), "T", False, False, side=1)
-
-    def t_inv(self, b: np.ndarray) -> np.ndarray:
-        """``T⁻¹ b``."""
-        return self._solve(np.array(b, dtype=np.float64, order="F"), "T", False, False)
-
-    def t_inv_t(self, b: np.ndarray) -> np.ndarray:
-        """``T⁻ᵀ b``."""
-        return self._solve(np.array(b, dtype=np.float64, order="F"), "T", False, True)
+        """``b T⁻¹ = b L⁻ᵀ``: rows of ``b`` mapped to the Nyström features ``φ(x) = L⁻¹ k_m(x)``."""
+        return self._solve(np.array(b, dtype=np.float64, order="F"), "L", True, side=1)
 
     def precondition(self, r: np.ndarray) -> np.ndarray:
-        """``P⁻¹ r = T⁻¹ A⁻¹ A⁻ᵀ T⁻ᵀ r`` (``Aᵀ`` is the stored lower triangle)."""
-        s = self._solve(np.array(r, dtype=np.float64, order="F"), "T", False, True)
-        s = self._solve(s, "A", True, False)
-        s = self._solve(s, "A", True, True)
-        return self._solve(s, "T", False, False)
+        """``P⁻¹ r = L⁻ᵀ B⁻ᵀ B⁻¹ L⁻¹ r`` (``B⁻¹ = (Bᵀ)⁻ᵀ`` from the stored upper ``Bᵀ``)."""
+        s = self._solve(np.array(r, dtype=np.float64, order="F"), "L", False)
+        s = self._solve(s, "B", True)
+        s = self._solve(s, "B", False)
+        return self._solve(s, "L", True)
 
     def operator(self, products: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
                  centres: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -646,7 +710,7 @@ def _exact_bytes(n: int, d: int, m: int, dtype: np.dtype, variance: bool) -> int
     s = dtype.itemsize
     kernel = n * n * s + call_overhead(n, n, d, s) - int(0.6 * n * n * s) + int(0.3 * n * n * s)
     rows = MIN_ROWS * n * 8
-    working = rows * (3 if variance else 2) + call_overhead(MIN_ROWS, n, d, 8)
+    working = max(rows * (3 if variance else 2) + call_overhead(MIN_ROWS, n, d, 8), linalg_scratch(n, s))
     return kernel + working + RESERVE
 
 
@@ -656,7 +720,7 @@ def _nystrom_fixed(m: int, d: int, variance: bool) -> tuple[int, int]:
     ``T``/``A`` array, plus ``G`` for the variances), with the centres and a reserve."""
     mm = m * m * 8
     small = m * d * 8 + RESERVE
-    setup = 2 * mm + call_overhead(m, m, d, 8) - int(0.6 * mm) + small
+    setup = max(2 * mm + linalg_scratch(m, 8), mm + call_overhead(m, m, d, 8)) + small
     return setup, (2 if variance else 1) * mm + small
 
 
@@ -898,12 +962,10 @@ def _fit_exact_float32(net: Any, x: np.ndarray, y: np.ndarray, base: str, eps: f
     t1 = time.perf_counter()
     a = fortran_view(k)
     diagonal = np.diagonal(a).copy()
-    potrf = _lapack("potrf", a)
     jitter = 0.0
     for _attempt in range(8):
         np.fill_diagonal(a, diagonal + np.float32(eps + jitter))
-        a, info = interruptible(potrf, a, lower=1, clean=0, overwrite_a=1, big=n >= THREAD_MIN)
-        if info == 0:
+        if cholesky_lower(a) == 0:
             break
         mirror(a, lower_from_upper=True, diagonal=diagonal)
         jitter = n * float(np.finfo(np.float32).eps) * float(diagonal.mean()) if jitter == 0 else jitter * 10
@@ -1045,29 +1107,28 @@ def _nystrom_posterior(net: Any, base: str, blocks: LocalBlocks, pre: Nystrom, x
     r"""Predictive variances (or covariance, ``full``) of the Nyström GP with noise ``ε`` (the DTC
     posterior): ``K_xx − Q_xx + ε K_xm (K_mn K_nm + ε K_mm)⁻¹ K_mx`` with ``Q = K_·m K_mm⁻¹ K_m·``.
 
-    In the features ``φ(x) = T⁻ᵀ k_m(x)`` (``Q_xx' = φ(x)ᵀφ(x')``) and ``G = Σ_i φ(x_i)φ(x_i)ᵀ + εI =
-    RᵀR`` this is ``K_xx − ‖φ(x)‖² + ε‖R⁻ᵀφ(x)‖²``: two non-negative terms (the Nyström residual and
+    In the features ``φ(x) = L⁻¹ k_m(x)`` (``Q_xx' = φ(x)ᵀφ(x')``) and ``G = Σ_i φ(x_i)φ(x_i)ᵀ + εI =
+    R Rᵀ`` (``R`` lower) this is ``K_xx − ‖φ(x)‖² + ε‖R⁻¹φ(x)‖²``: two non-negative terms (the Nyström residual and
     the ridge posterior), no cancellation between ``K_mm⁻¹`` and ``H⁻¹``. With ``M = N`` it is the
     exact ``K_xx − K_xX (K + εI)⁻¹ K_Xx``. Costs ``2·N·M²`` flops (forming ``G``)."""
     m = pre.m
     g = np.zeros((m, m), order="F")
-    syrk = _blas("syrk", g)
     progress.add(len(blocks.bounds) + 1)
     for i in range(len(blocks.bounds)):
         phi = pre.right_t_inv(blocks._block(i))
-        g = interruptible(syrk, 1.0, phi, beta=1.0, c=g, trans=1, lower=0, overwrite_c=1, big=m >= THREAD_MIN)
+        for j0 in range(0, m, TILE):  # the lower triangle of Σ φφᵀ, by column tiles
+            j1 = min(m, j0 + TILE)
+            g[j0:, j0:j1] += phi[:, j0:].T @ phi[:, j0:j1]
         progress.step(note="variance: Nyström features")
     g[np.diag_indices(m)] += eps
-    potrf = _lapack("potrf", g)
-    g, info = interruptible(potrf, g, lower=0, clean=0, overwrite_a=1, big=m >= THREAD_MIN)
-    if info != 0:
+    if cholesky_lower(g) != 0:
         raise ValueError(f"kernel_regression: the Nyström posterior's M×M system is not numerically positive definite "
                          f"(ε = {eps:.3g}). {FIX}")
     trsm = _blas("trsm", g)
     xc = blocks.xc.astype(np.float64, copy=False)
     if full:
         phi = pre.right_t_inv(net.kernel(xt, xc, get=base))  # (m_test, M)
-        w = trsm(1.0, g, np.asfortranarray(phi.T), side=0, lower=0, trans_a=1)
+        w = trsm(1.0, g, np.asfortranarray(phi.T), side=0, lower=1, trans_a=0)
         progress.step()
         return net.kernel(xt, get=base) - phi @ phi.T + eps * (w.T @ w)
     rows = blocks.bounds[0][1] - blocks.bounds[0][0]
@@ -1075,7 +1136,7 @@ def _nystrom_posterior(net: Any, base: str, blocks: LocalBlocks, pre: Nystrom, x
     for r0 in range(0, xt.shape[0], rows):
         r1 = min(xt.shape[0], r0 + rows)
         phi = pre.right_t_inv(net.kernel(xt[r0:r1], xc, get=base))
-        w = trsm(1.0, g, np.asfortranarray(phi.T), side=0, lower=0, trans_a=1)
+        w = trsm(1.0, g, np.asfortranarray(phi.T), side=0, lower=1, trans_a=0)
         out[r0:r1] += -np.einsum("ij,ij->i", phi, phi) + eps * np.einsum("ij,ij->j", w, w)
     progress.step(note="variance")
     return np.maximum(out, 0.0)
