@@ -74,10 +74,15 @@ print(json.dumps(out, default=float))
 
 
 def run_case(cfg: dict) -> dict:
-    r = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg)], stdout=subprocess.PIPE,
+    """One case in a fresh process; a crash (scikit-learn's direct LAPACK call can segfault inside
+    OpenBLAS for large kernels, see RESULTS.md) is reported, not fatal."""
+    r = subprocess.run([sys.executable, "-X", "faulthandler", "-c", CHILD, json.dumps(cfg)], stdout=subprocess.PIPE,
                        stderr=None if cfg["progress"] else subprocess.PIPE, text=True)
     if r.returncode != 0:
-        raise SystemExit(f"case {cfg} failed:\n{r.stderr}")
+        how = f"signal {-r.returncode}" if r.returncode < 0 else f"exit status {r.returncode}"
+        tail = (r.stderr or "").strip().splitlines()[-12:]
+        print(f"  FAILED ({how}):\n    " + "\n    ".join(tail), flush=True)
+        return {"error": how}
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -92,7 +97,10 @@ def gib(b: float) -> str:
     return f"{b / 2**30:.2f} GiB"
 
 
-def summarise(name: str, cfg: dict, runs: list[dict]) -> dict:
+def summarise(name: str, cfg: dict, runs: list[dict]) -> dict | None:
+    if any("error" in r for r in runs):
+        print(f"  {name}: failed ({runs[-1].get('error')})  [load {load()}]", flush=True)
+        return {"case": name, "n": cfg["n"], "m": cfg["m"], "error": [r.get("error") for r in runs]}
     walls = [r["wall_s"] for r in runs]
     last = runs[-1]
     info = last["info"]
@@ -126,6 +134,9 @@ def main() -> None:
     p.add_argument("--subset", type=int, default=20000, help="training images of the exact-vs-Nyström comparison")
     p.add_argument("--sklearn-n", type=int, default=None,
                    help="training images for scikit-learn's KernelRidge (default: --subset if it fits in memory)")
+    p.add_argument("--sklearn-small", type=int, default=None if "--quick" in sys.argv else 12000,
+                   help="also compare with scikit-learn at this smaller size (default 12000; OpenBLAS's threaded "
+                        "Cholesky, which KernelRidge calls, crashed from about 16,000 on the 2-core machine)")
     p.add_argument("--memory-limit", default=None, help="memory_limit of the default runs (default: ntkrs's, 8 GiB)")
     p.add_argument("--n-centers", type=int, nargs="*", default=None,
                    help="extra Nyström runs on all of MNIST with these numbers of centres")
@@ -179,7 +190,11 @@ def main() -> None:
             print(f"scikit-learn KernelRidge: {n_sub} images would need {gib(need)}; using {n_sk}")
         cases.append((f"MNIST {n_sk}, scikit-learn KernelRidge", base | {"data": "mnist", "n": n_sk, "m": m_full,
                                                                          "method": "sklearn", "kwargs": {}}))
-        if n_sk != n_sub and "subset" in parts:
+        if a.sklearn_small and a.sklearn_small != n_sk:
+            n_sk = a.sklearn_small
+            cases.append((f"MNIST {n_sk}, scikit-learn KernelRidge", base | {
+                "data": "mnist", "n": n_sk, "m": m_full, "method": "sklearn", "kwargs": {}}))
+        if n_sk != n_sub or "subset" not in parts:
             cases.append((f"MNIST {n_sk}, exact (float64 Cholesky)", base | {
                 "data": "mnist", "n": n_sk, "m": m_full, "method": "ntkrs",
                 "kwargs": {"solver": "exact", "dtype": "float64", "memory_limit": "12GB"}}))
@@ -195,13 +210,17 @@ def main() -> None:
           "CG iterations | load s | kernel s | preconditioner s | solve s | predict s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if "error" in r:
+            print(f"| {r['case']} | {r['n']:,} / {r['m']:,} | failed: {', '.join(map(str, r['error']))} "
+                  "| | | | | | | | | | | |")
+            continue
         wall = f"{r['wall_median']:.1f}" + (f" ({r['wall_min']:.1f}–{r['wall_max']:.1f}, {r['runs']} runs)"
                                             if r["runs"] > 1 else "")
         print(f"| {r['case']} | {r['n']:,} / {r['m']:,} | {r['solver']} | {r['centres']} | {r['dtype']} | "
               f"**{r['accuracy']:.2%}** | {wall} | {gib(r['peak_rss'])} | {r['iterations']} | {fmt(r['load_s'])} | "
               f"{fmt(r['kernel_s'])} | {fmt(r['precond_s'])} | {fmt(r['solve_s'])} | {fmt(r['predict_s'])} |")
-    exact = [r for r in rows if "exact (float64" in r["case"]]
-    sk = [r for r in rows if "scikit-learn" in r["case"]]
+    exact = [r for r in rows if "exact (float64" in r["case"] and "error" not in r]
+    sk = [r for r in rows if "scikit-learn" in r["case"] and "error" not in r]
     for e in exact:
         for s in sk:
             if s["n"] == e["n"]:
