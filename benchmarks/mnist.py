@@ -140,6 +140,7 @@ def main() -> None:
     p.add_argument("--memory-limit", default=None, help="memory_limit of the default runs (default: ntkrs's, 8 GiB)")
     p.add_argument("--n-centers", type=int, nargs="*", default=None,
                    help="extra Nyström runs on all of MNIST with these numbers of centres")
+    p.add_argument("--seeds", type=int, nargs="*", default=[0], help="seeds of the centres for --n-centers runs")
     p.add_argument("--diag-reg", type=float, default=1e-4)
     p.add_argument("--quick", action="store_true", help="4,000 training / 2,000 test images, a few seconds")
     p.add_argument("--progress", action="store_true", help="progress bars of the solves on stderr")
@@ -168,9 +169,10 @@ def main() -> None:
         cases.append(("MNIST, default solver", base | {"data": "mnist", "n": n_full, "m": m_full,
                                                         "method": "ntkrs", "kwargs": default_kw}))
         for c in a.n_centers or []:
-            cases.append((f"MNIST, Nyström {c} centres", base | {
-                "data": "mnist", "n": n_full, "m": m_full, "method": "ntkrs",
-                "kwargs": default_kw | {"solver": "nystrom", "n_centers": c}}))
+            for seed in a.seeds:
+                cases.append((f"MNIST, Nyström {c} centres, seed {seed}", base | {
+                    "data": "mnist", "n": n_full, "m": m_full, "method": "ntkrs",
+                    "kwargs": default_kw | {"solver": "nystrom", "n_centers": c, "seed": seed}}))
     if "fashion" in parts:
         cases.append(("Fashion-MNIST, default solver", base | {"data": "fashion", "path": a.fashion, "n": n_full,
                                                                 "m": m_full, "method": "ntkrs", "kwargs": default_kw}))
