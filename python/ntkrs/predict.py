@@ -554,7 +554,7 @@ def kernel_regression(
 
     Solvers:
 
-    * ``"exact"``: the ``N × N`` kernel in memory and its Cholesky factor (LAPACK, in place), in
+    * ``"exact"``: the ``N × N`` kernel in memory and its Cholesky factor (in place, by tiles), in
       float64; or, with ``dtype=np.float32``, a float32 kernel and factor (half the memory) used as
       the preconditioner of conjugate gradients whose products recompute float64 kernel panels, so
       the result is the float64 solution to ``tol`` (iterative refinement). A kernel that is not
@@ -612,8 +612,9 @@ def kernel_regression(
             ``n_centers > N``, ...), each naming the argument and the fix; a kernel that is not
             positive definite where no fallback fits in memory.
         MemoryError: ``memory_limit`` too small for the requested solver.
-        KeyboardInterrupt: Ctrl-C, at any point (kernel blocks stop within a fraction of a second;
-            a LAPACK factorisation in progress finishes in the background).
+        KeyboardInterrupt: Ctrl-C, at any point: kernel blocks stop within a fraction of a second,
+            factorisations between their tiles (an eigendecomposition fallback in progress finishes in
+            the background).
     """
     x, y = _training_inputs(net, x_train, y_train)
     if not isinstance(get, str) or get not in _REGRESSION_GET:
