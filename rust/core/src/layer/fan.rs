@@ -13,6 +13,7 @@ use crate::vmath::Real;
 
 /// How a `FanIn` layer joins its branches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FanIn {
     /// `FanInSum()`.
     Sum,
