@@ -184,7 +184,7 @@ def kernels(x1: np.ndarray, x2: np.ndarray | None, dense: Sequence[tuple[float, 
     ntk = np.empty((len(a), len(b)))
     for i, ra in enumerate(a):
         for j, rb in enumerate(b):
-            e, t = entry(q1[i], q2[j], mp.fsum(u * v for u, v in zip(ra, rb)) / d, dense, act)
+            e, t = entry(q1[i], q2[j], mp.fsum(u * v for u, v in zip(ra, rb, strict=True)) / d, dense, act)
             nngp[i, j], ntk[i, j] = float(e), float(t)
     return nngp, ntk
 
