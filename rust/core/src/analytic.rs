@@ -170,7 +170,18 @@ impl Network {
                 b,
                 gscale: prep.scaled.gscale,
             };
-            crate::tile::layers(&mut bufs, win, get, sym, true, &prep.planned, inputs, tile, parallel, ctl)
+            crate::tile::layers(
+                &mut bufs,
+                win,
+                get,
+                sym,
+                true,
+                &prep.planned,
+                inputs,
+                tile,
+                parallel,
+                ctl,
+            )
         })
     }
 

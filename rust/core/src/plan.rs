@@ -467,5 +467,9 @@ pub(crate) fn run_row<T: Real, const NTK: bool, const PRECISE: bool>(
             }
         }
     }
+    if !PRECISE && diag {
+        // the diagonal pair is exactly parallel by construction
+        scr.act.near[0] = T::ZERO;
+    }
     !PRECISE && scr.act.near[..len].iter().any(|&v| v != T::ZERO)
 }

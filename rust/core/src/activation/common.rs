@@ -191,10 +191,12 @@ pub(crate) struct Scratch<T> {
     pub e: Vec<T>,
     pub f: Vec<T>,
     /// Per entry: `T::ONE` once a singular map (fast path) saw the pair within [`NEAR`] of
-    /// ρ = ±1 without being exactly there (see [`corr`]); reset by the caller.
+    /// ρ = ±1 (see [`corr`]); reset by the caller.
     pub near: Vec<T>,
     /// Rows of [`super::defect_row`].
     pub g: [Vec<T>; 9],
+    /// Rows of the gathered entries of a numerical activation's series path.
+    pub h: [Vec<T>; 6],
 }
 
 impl<T: Real> Scratch<T> {
@@ -209,6 +211,7 @@ impl<T: Real> Scratch<T> {
             f: v(),
             near: v(),
             g: std::array::from_fn(|_| v()),
+            h: std::array::from_fn(|_| v()),
         }
     }
 }
@@ -220,7 +223,7 @@ impl<T: Real> Scratch<T> {
 pub(crate) const NEAR: f64 = 1e-3;
 
 /// Correlation `ρ = c/(√q1 √q2)` clamped to [−1, 1] (0 when a variance is 0), `c̃ = ρ √q1 √q2`,
-/// and whether the pair is near ρ = ±1 without being exactly there ([`NEAR`]). The exact diagonal
+/// and whether the pair is within [`NEAR`] of ρ = ±1. The exact diagonal
 /// `c = q1 = q2` (which the tile and diagonal paths produce bitwise, and the planned second
 /// moments use) gives `ρ = 1` exactly, and `c = −q1 = −q2` gives `ρ = −1`.
 #[inline(always)]
@@ -229,7 +232,9 @@ pub(crate) fn corr<T: Real>(c: T, q1: T, sq1: T, rsq1: T, q2: T, sq2: T, rsq2: T
     let r = (c * rsq1 * rsq2).clamp_unit();
     let exact = q1 == q2 && c.abs() == q1 && q1 > T::ZERO;
     let rho = T::select(exact, T::select(c > T::ZERO, T::ONE, -T::ONE), r);
-    let near = r.abs() > T::ONE - T::from_f64(NEAR) && !exact;
+    // floats that say "exactly parallel" may round a tiny angle of the inputs away: flagged too
+    // (the tile pass exempts the true diagonal pair)
+    let near = r.abs() > T::ONE - T::from_f64(NEAR);
     (rho, rho * sq1 * sq2, near)
 }
 

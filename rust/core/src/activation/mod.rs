@@ -451,6 +451,7 @@ impl Plan<f64> {
                 Plan::Erf(p) => p.aux(q),
                 Plan::RectMono(p) => p.aux(q),
                 Plan::Poly(p) => p.aux(q),
+                Plan::Numeric(p) => p.aux(q),
                 _ => Vec::new(),
             })
         })
