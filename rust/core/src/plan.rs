@@ -425,9 +425,9 @@ pub(crate) fn run_row<T: Real, const NTK: bool, const PRECISE: bool>(
                                     (fq1, &fq[..]),
                                     (s1.q(), s2.q()),
                                 );
-                                fq1 = fq1 * s1.q();
+                                fq1 *= s1.q();
                                 for (f, &q) in fq.iter_mut().zip(s2.q()) {
-                                    *f = *f * q;
+                                    *f *= q;
                                 }
                             }
                             _ => {
