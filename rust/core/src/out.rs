@@ -794,7 +794,23 @@ impl Network {
                         crate::tile::gram(&mut bufs[0], win, a, b, prep.scaled.gscale, parallel, ctl)?;
                         let tg = t.elapsed().as_secs_f64();
                         let t = Instant::now();
-                        crate::tile::layers(&mut bufs, win, get, sym, false, &prep.planned, tile, parallel, ctl)?;
+                        let inputs = crate::tile::Inputs {
+                            a,
+                            b,
+                            gscale: prep.scaled.gscale,
+                        };
+                        crate::tile::layers(
+                            &mut bufs,
+                            win,
+                            get,
+                            sym,
+                            false,
+                            &prep.planned,
+                            inputs,
+                            tile,
+                            parallel,
+                            ctl,
+                        )?;
                         Ok((tg, t.elapsed().as_secs_f64()))
                     })?;
                     stats.gram_s += tg;

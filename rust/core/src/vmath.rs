@@ -136,6 +136,11 @@ pub trait Real:
     fn max(self, o: Self) -> Self;
     /// Clamps to `[-1, 1]`. Finite input gives finite output; NaN propagates.
     fn clamp_unit(self) -> Self;
+    /// `self·b + c` rounded once (fused multiply-add). Under pulp's AVX2/AVX-512 target
+    /// features this is one `vfmadd` instruction (vectorised with the loop); on the baseline
+    /// (scalar) path it is a call to libm's `fma`, slower but correctly rounded too, so both
+    /// paths give the same bits. Used only where exactness matters (error-free products).
+    fn fma(self, b: Self, c: Self) -> Self;
     /// `true` when neither infinite nor NaN.
     fn is_finite(self) -> bool;
     /// Branch-free select: `if cond { a } else { b }`, lowered to a blend
@@ -1117,6 +1122,10 @@ impl Real for f64 {
         }
     }
     #[inline(always)]
+    fn fma(self, b: Self, c: Self) -> Self {
+        f64::mul_add(self, b, c)
+    }
+    #[inline(always)]
     fn is_finite(self) -> bool {
         f64::is_finite(self)
     }
@@ -1220,6 +1229,10 @@ impl Real for f32 {
         } else {
             x
         }
+    }
+    #[inline(always)]
+    fn fma(self, b: Self, c: Self) -> Self {
+        f32::mul_add(self, b, c)
     }
     #[inline(always)]
     fn is_finite(self) -> bool {
