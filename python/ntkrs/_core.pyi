@@ -8,6 +8,9 @@ import numpy.typing as npt
 __version__: str
 DEFAULT_QUAD_DEGREE: int
 
+class NonFiniteError(ValueError):
+    """An overflow or a divergent expectation (the core's ``Error::NonFinite``)."""
+
 class Activation:
     """A nonlinearity of the core. ``kind`` is one of identity, relu, leaky_relu, ab_relu, abs, erf,
     sigmoid_like, gelu, sin, cos, rbf, exp, gaussian, sign, monomial, rectified_monomial, hermite,

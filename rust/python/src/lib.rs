@@ -18,6 +18,14 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyOSError, PyRuntimeE
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+pyo3::create_exception!(
+    ntkrs,
+    NonFiniteError,
+    PyValueError,
+    "A kernel, a forward pass or an expectation that overflows or diverges (a `ValueError`): \
+     the core's `Error::NonFinite`. Other `ValueError`s are bad arguments."
+);
+
 /// A core error on its way to Python.
 struct PyErrWrap(Error);
 
@@ -31,9 +39,8 @@ impl From<PyErrWrap> for PyErr {
     fn from(e: PyErrWrap) -> PyErr {
         let msg = e.0.to_string();
         match e.0 {
-            Error::InvalidArgument { .. } | Error::InvalidNetwork(_) | Error::NonFinite(_) => {
-                PyValueError::new_err(msg)
-            }
+            Error::InvalidArgument { .. } | Error::InvalidNetwork(_) => PyValueError::new_err(msg),
+            Error::NonFinite(_) => NonFiniteError::new_err(msg),
             Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
             // the activation's own function failed or returned garbage: a bad argument (`fn`)
             Error::Callback(_) => PyValueError::new_err(msg),
@@ -1028,6 +1035,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(reserve_bytes, m)?)?;
+    m.add("NonFiniteError", m.py().get_type::<NonFiniteError>())?;
     m.add("__version__", core::VERSION)?;
     m.add("DEFAULT_QUAD_DEGREE", core::activation::DEFAULT_QUAD_DEGREE)?;
     Ok(())
