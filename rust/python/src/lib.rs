@@ -110,7 +110,8 @@ fn run_long<R: Send>(
             "internal error: the ntkrs worker thread panicked",
         ));
     };
-    if let Some(cb) = &progress {
+    if let (Some(cb), Ok(_)) = (&progress, &out) {
+        // a finished call reports completion (a failed one never does)
         let now = ctl.progress();
         cb.call1(py, (now.1, now.1))?;
     }
