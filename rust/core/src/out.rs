@@ -232,6 +232,22 @@ impl<T: Element> NpyFile<T> {
     }
 }
 
+/// Start writing `len` bytes at `offset` back to disk without waiting (Linux: `sync_file_range`
+/// with `SYNC_FILE_RANGE_WRITE`), so that dirty pages do not pile up until the final `fsync`,
+/// which then has little left to wait for. Large writes only; a no-op elsewhere or on failure.
+fn start_writeback(f: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    if len >= 1 << 20 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor; the call only schedules I/O.
+        unsafe {
+            libc::sync_file_range(f.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (f, offset, len);
+}
+
 #[cfg(unix)]
 fn write_at(f: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
@@ -287,8 +303,9 @@ impl<T: Element> Sink<T> for NpyFile<T> {
         let at = |r: usize| self.offset + ((r0 + r) as u64 * self.cols as u64 + c0 as u64) * size;
         if cols == self.cols && ld == cols {
             // whole rows, contiguous in the file and in `data`: one write
-            write_at(f, as_bytes(&data[..rows * cols]), at(0))
-                .map_err(|e| io_error(&self.partial, "write failed", e))?;
+            let bytes = as_bytes(&data[..rows * cols]);
+            write_at(f, bytes, at(0)).map_err(|e| io_error(&self.partial, "write failed", e))?;
+            start_writeback(f, at(0), bytes.len() as u64);
         } else {
             for r in 0..rows {
                 write_at(f, as_bytes(&data[r * ld..r * ld + cols]), at(r))
@@ -319,7 +336,8 @@ impl<T: Element> Sink<T> for NpyFile<T> {
 
     fn sync(&mut self) -> Result<()> {
         if let Some(f) = self.file.as_ref() {
-            f.sync_all().map_err(|e| io_error(&self.partial, "cannot sync (fsync) the file", e))?;
+            f.sync_all()
+                .map_err(|e| io_error(&self.partial, "cannot sync (fsync) the file", e))?;
         }
         Ok(())
     }
@@ -723,6 +741,31 @@ fn transpose<T: Copy>(src: &[T], ld: usize, rows: usize, cols: usize, dst: &mut 
     }
 }
 
+/// Bytes per write of a panel's rows: the writer checks for cancellation between writes.
+const WRITE_BYTES: usize = 8 << 20;
+
+/// `sink.write` of `rows × cols` (row stride `ld`) from row `r0`, column `c0`, in groups of rows
+/// of about [`WRITE_BYTES`], checking for cancellation before each.
+#[allow(clippy::too_many_arguments)]
+fn write_rows<T: Element>(
+    sink: &mut dyn Sink<T>,
+    r0: usize,
+    c0: usize,
+    rows: usize,
+    cols: usize,
+    data: &[T],
+    ld: usize,
+    ctl: &Control,
+) -> Result<()> {
+    let group = (WRITE_BYTES / (cols.max(1) * std::mem::size_of::<T>())).max(1);
+    for g in (0..rows).step_by(group) {
+        ctl.check()?;
+        let g1 = (g + group).min(rows);
+        sink.write(r0 + g, c0, g1 - g, cols, &data[g * ld..], ld)?;
+    }
+    Ok(())
+}
+
 /// Store one finished panel in every sink: its rows (the lower part of its diagonal block mirrored
 /// first when symmetric), then, when symmetric, its transpose below it.
 #[allow(clippy::too_many_arguments)]
@@ -772,7 +815,7 @@ fn write_panel<T: Element>(
             }
             times.mirror_s += t.elapsed().as_secs_f64();
             let t = Instant::now();
-            sink.write(r0, col0, rows, ld, buf, ld)?;
+            write_rows(&mut **sink, r0, col0, rows, ld, buf, ld, ctl)?;
             times.write_s += t.elapsed().as_secs_f64();
             times.bytes += (rows * ld * size) as u64;
             continue;
@@ -787,7 +830,7 @@ fn write_panel<T: Element>(
         }
         times.mirror_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        sink.write(r0, col0, rows, ld, buf, ld)?;
+        write_rows(&mut **sink, r0, col0, rows, ld, buf, ld, ctl)?;
         times.write_s += t.elapsed().as_secs_f64();
         times.bytes += (rows * ld * std::mem::size_of::<T>()) as u64;
         if sym && r1 < n1 {
@@ -811,10 +854,13 @@ fn write_panel<T: Element>(
 
 /// Sync every sink, then finish them all or none: when one fails to finish, those finished
 /// before it are taken back ([`Sink::unfinish`]).
-fn finish_all<T>(sinks: &mut [&mut dyn Sink<T>]) -> Result<()> {
+fn finish_all<T>(sinks: &mut [&mut dyn Sink<T>], ctl: &Control) -> Result<()> {
     for s in sinks.iter_mut() {
+        ctl.check()?;
         s.sync()?;
     }
+    // a Ctrl-C during the syncs still cancels: nothing was published yet
+    ctl.check()?;
     for k in 0..sinks.len() {
         if let Err(e) = sinks[k].finish() {
             for s in sinks[..k].iter_mut().rev() {
@@ -996,7 +1042,7 @@ impl Network {
         });
         computed?;
         let times = written?;
-        finish_all(sinks)?;
+        finish_all(sinks, ctl)?;
         stats.read_s = times.read_s;
         stats.mirror_s = times.mirror_s;
         stats.write_s = times.write_s;
@@ -1305,7 +1351,7 @@ mod tests {
         assert!(!crate::memory::is_shared_file_mapping(v.as_ptr() as usize, 8 << 16));
         let s = unsafe { MemorySink::from_raw(v.as_mut_ptr(), 256, 256, true) };
         assert!(!s.releases_pages());
-        drop(s);
+        let _ = s;
         let dir = temp_dir("maps");
         let len = 1usize << 20;
         let file = std::fs::OpenOptions::new()
@@ -1339,9 +1385,16 @@ mod tests {
             let mut sink = unsafe { MemorySink::from_raw(p as *mut f64, n, n, true) };
             assert_eq!(sink.releases_pages(), shared);
             let nw = net();
-            nw.kernel_to(x.as_ref(), None, Get::NTK, &opts(1 << 30, 0), &mut [&mut sink], &Control::new())
-                .unwrap();
-            drop(sink);
+            nw.kernel_to(
+                x.as_ref(),
+                None,
+                Get::NTK,
+                &opts(1 << 30, 0),
+                &mut [&mut sink],
+                &Control::new(),
+            )
+            .unwrap();
+            let _ = sink;
             let want = nw
                 .kernel(x.as_ref(), None, Get::NTK, &KernelOptions::default(), &Control::new())
                 .unwrap()
