@@ -457,17 +457,21 @@ impl Program {
 
     /// Whether `layer` is valid as part of some network: on raw inputs, or on `k` Gaussian
     /// branches for some `k` (as a residual branch or a block after a `FanOut` is). Returns the
-    /// error it has on raw inputs when it is valid nowhere.
+    /// error it has on one Gaussian input (the most permissive context, so the error names what
+    /// is wrong in any context) when it is valid nowhere.
     pub fn check_in_context(layer: &Layer, rank: usize) -> Result<()> {
-        let raw = Self::compile(layer, rank, None);
-        let Err(e) = raw else { return Ok(()) };
+        if Self::compile(layer, rank, None).is_ok() {
+            return Ok(());
+        }
         let gaussian = ValueInfo {
             width: None,
             not_gaussian: None,
             input: false,
             sources: vec![usize::MAX],
         };
-        for k in 1..=16 {
+        let first = Self::compile_from(layer, rank, vec![gaussian.clone()]);
+        let Err(e) = first else { return Ok(()) };
+        for k in 2..=16 {
             if Self::compile_from(layer, rank, vec![gaussian.clone(); k]).is_ok() {
                 return Ok(());
             }
