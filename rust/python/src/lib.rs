@@ -1089,10 +1089,25 @@ fn reserve_bytes() -> u64 {
     core::RESERVE_BYTES
 }
 
-/// The SIMD level detected at start-up.
+/// The SIMD level in use ("avx512", "avx2+fma" or "scalar"): chosen at first use (`NTKRS_SIMD`,
+/// else the best detected) or by `set_simd_level`.
 #[pyfunction]
 fn simd_level() -> &'static str {
     core::simd_level()
+}
+
+/// Force the SIMD level of later calls ("scalar", "avx2", "avx512"); ValueError when unknown or
+/// not supported by this CPU.
+#[pyfunction]
+fn set_simd_level(level: &str) -> PyResult<()> {
+    let l = core::SimdLevel::parse(level).map_err(PyErrWrap)?;
+    core::set_simd_level(l).map_err(|e| PyErrWrap(e).into())
+}
+
+/// The SIMD levels this CPU supports, slowest first.
+#[pyfunction]
+fn supported_simd_levels() -> Vec<&'static str> {
+    core::SimdLevel::supported().into_iter().map(|l| l.name()).collect()
 }
 
 #[pymodule]
@@ -1106,6 +1121,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(supported_simd_levels, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(reserve_bytes, m)?)?;
     m.add("NonFiniteError", m.py().get_type::<NonFiniteError>())?;
