@@ -154,8 +154,8 @@ STRESS = textwrap.dedent(
             sent.append(time.perf_counter())
             os.kill(os.getpid(), signal.SIGINT)
         t = threading.Thread(target=fire)
-        t.start()
         try:
+            t.start()  # inside: with a delay near 0 the signal may land before start() returns
             calls[i % len(calls)]()
             t.join()
             time.sleep(0.5)  # the call was quicker than the delay: the signal lands here instead
