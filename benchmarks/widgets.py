@@ -107,8 +107,8 @@ def main() -> None:
         te.set(width=128)
         rows.append(("TrainingExplorer(width=128)", "depth 2, 3 (new ensemble, retrain 8 nets)",
                      sweep(te, "depth", [2, 3])))
-        rows.append(("TrainingExplorer(width=128, depth=3)", "time slider", sweep(te, "time", [times[(7 * i) % len(times)]
-                                                                                  for i in range(r)])))
+        rows.append(("TrainingExplorer(width=128, depth=3)", "time slider",
+                     sweep(te, "time", [times[(7 * i) % len(times)] for i in range(r)])))
 
     if want("SpectrumExplorer"):
         se, ts = timed(SpectrumExplorer)
