@@ -137,7 +137,8 @@ impl Program {
                 }
                 Op::Act(act) => {
                     let all: Vec<f64> = a1.iter().chain(a2.into_iter().flatten()).copied().collect();
-                    let plan = ActPlan::<f64>::new(act, &all, tables)?;
+                    // tables poll `ctl` through its scope
+                    let plan = ctl.scope(|| ActPlan::<f64>::new(act, &all, tables))?;
                     let s1 = plan.samples::<f64>(a1)?;
                     let s2 = a2.map(|q| plan.samples::<f64>(q)).transpose()?;
                     // variances after the activation: E[φ(u)²], the map at c = q

@@ -44,10 +44,11 @@ pub(crate) fn panel_height(_n2: usize, _d: usize) -> usize {
     GRAM_ROWS
 }
 
-/// Columns per Gram block: about 1 GFLOP of work per block (so that Ctrl-C is seen within
-/// ~0.1 s), a multiple of 64, at least 64.
+/// Columns per Gram block: about 0.25 GFLOP of work per block (a few milliseconds on one core, so
+/// that Ctrl-C is seen within a fraction of a second even on a loaded machine), a multiple of 64,
+/// at least 64.
 pub(crate) fn gram_cols(d: usize) -> usize {
-    let c = (1e9 / (2.0 * GRAM_ROWS as f64 * d.max(1) as f64)) as usize;
+    let c = (2.5e8 / (2.0 * GRAM_ROWS as f64 * d.max(1) as f64)) as usize;
     (c / 64 * 64).max(64)
 }
 
@@ -220,7 +221,7 @@ pub(crate) fn gram<T: Element>(
         };
         let lhs = a.subrows(r0, r1 - r0);
         let rhs = bm.subrows(c0, c1 - c0);
-        faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs.transpose(), alpha, Par::Seq);
+        crate::linalg::matmul(dst, Accum::Replace, lhs, rhs.transpose(), alpha, Par::Seq);
         ctl.advance(1);
         Ok(())
     };

@@ -225,7 +225,7 @@ impl Activation {
     }
 
     /// [`Activation::maps`] at many points, `(var1[k], var2[k], cov[k])`, with one plan for all
-    /// of them (numerical activations build their tables once). `cancelled` is polled every 1024
+    /// of them (numerical activations build their tables once). `cancelled` is polled every 64
     /// entries.
     pub fn maps_many(
         &self,
@@ -287,7 +287,7 @@ impl Activation {
         }
         let mut tv = vec![1.0; n];
         for k in 0..n {
-            if k % 1024 == 0 && cancelled() {
+            if k % 64 == 0 && cancelled() {
                 return Err(Error::Cancelled);
             }
             plan.row_precise::<true, _, _, _, _>(
@@ -371,21 +371,87 @@ impl<T: Real> pulp::WithSimd for Eval<'_, T> {
     fn with_simd<S: pulp::Simd>(self, _: S) {
         let Eval { act, z, phi, dphi } = self;
         let c = T::from_f64;
+        // every closure is `#[inline(always)]` (with its constants hoisted): otherwise LLVM may
+        // call it per element, compiled without the SIMD target features (see `crate::vmath`)
         match act {
-            Activation::Identity => each(z, phi, dphi, |x| (x, T::ONE)),
-            Activation::ABRelu { a, b } => each(z, phi, dphi, |x| ab_relu::phi(c(*a), c(*b), x)),
-            Activation::Erf { a, b, c: off } => each(z, phi, dphi, |x| erf::phi(c(*a), c(*b), c(*off), x)),
+            Activation::Identity => each(
+                z,
+                phi,
+                dphi,
+                #[inline(always)]
+                |x| (x, T::ONE),
+            ),
+            Activation::ABRelu { a, b } => {
+                let (a, b) = (c(*a), c(*b));
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| ab_relu::phi(a, b, x),
+                )
+            }
+            Activation::Erf { a, b, c: off } => {
+                let (a, b, off) = (c(*a), c(*b), c(*off));
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| erf::phi(a, b, off, x),
+                )
+            }
             Activation::Gelu => each(z, phi, dphi, gelu::phi),
-            Activation::Sin { a, b, c: off } => each(z, phi, dphi, |x| sin::phi(c(*a), c(*b), c(*off), x)),
-            Activation::Exp { a, b } => each(z, phi, dphi, |x| exp::phi(c(*a), c(*b), x)),
-            Activation::Gaussian { a, b } => each(z, phi, dphi, |x| gaussian::phi(c(*a), c(*b), x)),
+            Activation::Sin { a, b, c: off } => {
+                let (a, b, off) = (c(*a), c(*b), c(*off));
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| sin::phi(a, b, off, x),
+                )
+            }
+            Activation::Exp { a, b } => {
+                let (a, b) = (c(*a), c(*b));
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| exp::phi(a, b, x),
+                )
+            }
+            Activation::Gaussian { a, b } => {
+                let (a, b) = (c(*a), c(*b));
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| gaussian::phi(a, b, x),
+                )
+            }
             Activation::Sign => each(z, phi, dphi, sign::phi),
             Activation::RectifiedMonomial { degree } => {
-                each(z, phi, dphi, |x| rectified_monomial::phi(*degree as i32, x))
+                let n = *degree as i32;
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| rectified_monomial::phi(n, x),
+                )
             }
             Activation::Polynomial { coef } => {
                 let cf: Vec<T> = coef.iter().map(|&v| c(v)).collect();
-                each(z, phi, dphi, |x| polynomial::phi(&cf, x))
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| polynomial::phi(&cf, x),
+                )
             }
             Activation::Numerical { .. } => unreachable!("numerical activations are evaluated in f64"),
         }

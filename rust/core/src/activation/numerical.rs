@@ -393,12 +393,17 @@ impl NumericPlan<f64> {
             let sq = q0.sqrt();
             let h = std::f64::consts::PI / (THETA_POINTS - 1) as f64;
             let thetas: Vec<f64> = (0..THETA_POINTS).map(|m| m as f64 * h).collect();
-            // chunks of angles in parallel (a user callback serialises on its own lock, if any)
+            // chunks of angles in parallel (a user callback serialises on its own lock, if any),
+            // the caller's cancellation polled between chunks
+            let cancel = crate::control::Cancel::current();
             let parts: Vec<Vec<(f64, f64)>> = crate::pool::pool().install(|| {
                 use rayon::prelude::*;
                 thetas
                     .par_chunks(32)
-                    .map(|chunk| rule.expectations(|x, f, df| fun.eval(x, f, df), sq, sq, chunk))
+                    .map(|chunk| {
+                        cancel.check()?;
+                        rule.expectations(|x, f, df| fun.eval(x, f, df), sq, sq, chunk)
+                    })
                     .collect::<Result<_>>()
             })?;
             let (nngp, dot): (Vec<f64>, Vec<f64>) = parts.into_iter().flatten().unzip();
