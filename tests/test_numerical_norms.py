@@ -5,11 +5,10 @@ of the rule. Speed is measured by benchmarks/numerical_norms.py, not here.
 
 from __future__ import annotations
 
+import ntkrs as nk
 import numpy as np
 import pytest
 import reference as ref
-
-import ntkrs as nk
 
 RNG = np.random.default_rng(5)
 X = RNG.standard_normal((6, 5)) * np.array([0.5, 0.8, 1.0, 1.3, 1.7, 2.0])[:, None]
