@@ -40,9 +40,8 @@ def test_unequal_norms_depth_3_match_high_order_quadrature(name):
 
 
 def test_kinked_elementwise_falls_back_to_the_rule_where_the_series_is_slow():
-    """ReLU as a user function: its Hermite coefficients decay slowly, so entries near ρ = ±1 go
-    through the rule; the whole kernel still matches the closed-form Relu (1e-7, the rule's
-    accuracy for a kink it does not know about)."""
+    """ReLU as a user function (user functions keep the polar rule: their spectra may decay
+    algebraically): the kernel matches the closed-form Relu (1e-7)."""
     depth = 2
     relu_fn = nk.Elementwise(lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(float))
     layers_fn, layers_cf = [], []
