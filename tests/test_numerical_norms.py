@@ -5,11 +5,10 @@ of the rule. Speed is measured by benchmarks/numerical_norms.py, not here.
 
 from __future__ import annotations
 
+import ntkrs as nk
 import numpy as np
 import pytest
 import reference as ref
-
-import ntkrs as nk
 
 RNG = np.random.default_rng(5)
 X = RNG.standard_normal((6, 5)) * np.array([0.5, 0.8, 1.0, 1.3, 1.7, 2.0])[:, None]
@@ -41,9 +40,8 @@ def test_unequal_norms_depth_3_match_high_order_quadrature(name):
 
 
 def test_kinked_elementwise_falls_back_to_the_rule_where_the_series_is_slow():
-    """ReLU as a user function: its Hermite coefficients decay slowly, so entries near ρ = ±1 go
-    through the rule; the whole kernel still matches the closed-form Relu (1e-7, the rule's
-    accuracy for a kink it does not know about)."""
+    """ReLU as a user function (user functions keep the polar rule: their spectra may decay
+    algebraically): the kernel matches the closed-form Relu (1e-7)."""
     depth = 2
     relu_fn = nk.Elementwise(lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(float))
     layers_fn, layers_cf = [], []
