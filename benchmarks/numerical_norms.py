@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import ntkrs as nk
 import numpy as np
-
-
-def spread(v: list[float], f: str = "{:.3f}") -> str:
-    return f"{f.format(statistics.median(v))} ({f.format(min(v))}–{f.format(max(v))})"
+from _stats import spread
 
 
 def main() -> None:

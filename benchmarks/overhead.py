@@ -26,6 +26,7 @@ import statistics
 import time
 
 import numpy as np
+from _stats import spread
 
 
 def per_call(fn, calls: int) -> float:
@@ -36,11 +37,6 @@ def per_call(fn, calls: int) -> float:
         fn()
         ts.append(time.perf_counter() - t)
     return statistics.median(ts)
-
-
-def spread(values: list[float]) -> str:
-    ms = [v * 1e3 for v in values]
-    return f"{statistics.median(ms):.3f} ({min(ms):.3f}–{max(ms):.3f})"
 
 
 def main() -> None:
@@ -92,7 +88,7 @@ def main() -> None:
                 for _ in range(args.rounds):
                     for k, fn in fns.items():  # interleaved: every round times each once
                         times[k].append(per_call(fn, args.calls))
-                print(f"{act:>5} {n:>5} {d:>4} | " + " ".join(f"{spread(times[k]):>22}" for k in fns))
+                print(f"{act:>5} {n:>5} {d:>4} | " + " ".join(f"{spread(times[k], scale=1e3):>22}" for k in fns))
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ class Network(Layer):
                 computed by row panels within ``memory_limit`` (only the upper triangle when
                 ``x2`` is ``None``, mirrored on write) with values identical to the in-memory
                 result. A file is written to a fresh temporary file next to it
-                (``PATH.ntkrs-XXXXXXXX.partial``, never an existing file), synced (``fsync``) and
+                (``PATH.ntkrs-XXXXXXXX.partial``, 8 random hex digits, never an existing file), synced (``fsync``) and
                 renamed to ``PATH`` only when complete; an error or Ctrl-C deletes it. Two files
                 appear both or neither. A path that is one of the inputs' files, or an array
                 sharing memory with an input, is refused (``ValueError``).

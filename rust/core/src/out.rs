@@ -103,7 +103,7 @@ fn as_bytes<T: Element>(v: &[T]) -> &[u8] {
 /// a file dropped unfinished (error, Ctrl-C) is deleted. So `PATH` either holds a complete kernel
 /// or is left as it was.
 ///
-/// The temporary file is `PATH.ntkrs-XXXXXXXX.partial` with a fresh random `XXXXXXXX`, created
+/// The temporary file is `PATH.ntkrs-XXXXXXXX.partial` where `XXXXXXXX` is 8 fresh random hex digits, created
 /// with `O_EXCL` (`create_new`): it never truncates or replaces a file that exists, whatever its
 /// name. When `PATH` exists, its previous contents are kept under a second such name (a hard link)
 /// until the call [commits](Sink::commit), so that [`Sink::unfinish`] can put them back.
@@ -131,7 +131,7 @@ enum FileState {
     Undone,
 }
 
-/// A name next to `path` that no file has: `PATH.ntkrs-XXXXXXXX.SUFFIX`, created (`O_EXCL`)
+/// A name next to `path` that no file has: `PATH.ntkrs-XXXXXXXX.SUFFIX` (8 random hex digits), created (`O_EXCL`)
 /// by `make`, which returns `ErrorKind::AlreadyExists` to ask for another name.
 fn unique_sibling<R>(
     path: &Path,
