@@ -95,7 +95,15 @@ def pairs(draw):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(xy=pairs(), depth=st.integers(1, 3))
 def test_closed_forms_exact_at_and_near_rho_pm1(name, xy, depth):
-    check(name, depth, *xy)
+    x1, x2 = xy
+    if name == "Exp":
+        # Exp's kernel is a² exp(b²(q1 + q2 + 2c)/2): its relative condition number in c is b²c per
+        # layer, so at the strategy's largest inputs (kernels of 1e51 at depth 3, exponent ≈ 118) the
+        # float64 rounding of c alone moves it by ≈ 6e-13 — not an ρ = ±1 effect, and no float64
+        # code can do better; scaled to input variances ≤ 1 the exponent stays O(1)
+        s = max(np.linalg.norm(x1), np.linalg.norm(x2)) / np.sqrt(x1.size)
+        x1, x2 = (x1 / s, x2 / s) if s > 1 else (x1, x2)
+    check(name, depth, x1, x2)
 
 
 @pytest.mark.parametrize("name", ["Relu", "Sign", "Abs", "Erf", "Gelu", "RectifiedMonomial(0)"])

@@ -197,6 +197,9 @@ pub(crate) struct Scratch<T> {
     pub g: [Vec<T>; 9],
     /// Rows of the gathered entries of a numerical activation's series path.
     pub h: [Vec<T>; 6],
+    /// Per entry: `T::ONE` where a numerical activation's row is at an exact diagonal entry
+    /// (`c = q1 = q2`), which takes the exact second moments.
+    pub diag: Vec<T>,
 }
 
 impl<T: Real> Scratch<T> {
@@ -212,6 +215,7 @@ impl<T: Real> Scratch<T> {
             near: v(),
             g: std::array::from_fn(|_| v()),
             h: std::array::from_fn(|_| v()),
+            diag: v(),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::common::{angle_at, corr, flag, Lanes, Scratch, Side};
 use crate::error::{Error, Result};
-use crate::quadrature::{PolarRule, RADIUS};
+use crate::quadrature::{second_moments, PolarRule, RADIUS};
 use crate::vmath::Real;
 
 /// Points of the angle table of the equal-norm path.
@@ -191,11 +191,23 @@ fn interp<T: Real>(table: &[T], x0: T, inv_h: T, split: Option<usize>, x: T) -> 
     l0 * y0 + l1 * y1 + l2 * y2 + l3 * y3
 }
 
+/// `T::ONE` at an exact diagonal entry (`c = q1 = q2 > 0`), else 0.
+#[inline(always)]
+fn diag_flag<T: Real>(c: T, q1: T, q2: T) -> T {
+    T::select(q1 == q2 && c == q1 && q1 > T::ZERO, T::ONE, T::ZERO)
+}
+
 /// A numerical activation prepared for one layer.
 #[derive(Clone, Debug)]
 pub(crate) enum NumericPlan<T> {
-    /// Equal norms: kernel tables over θ ∈ [0, π].
-    Theta { inv_h: T, nngp: Vec<T>, dot: Vec<T> },
+    /// Equal norms: kernel tables over θ ∈ [0, π], and the exact diagonal `(E[φ²], E[φ'²])`.
+    Theta {
+        inv_h: T,
+        nngp: Vec<T>,
+        dot: Vec<T>,
+        ef: T,
+        ed: T,
+    },
     /// General: `φ`, `φ'` tables over `[−R, R]` (0 at node `mid`) and the polar rule.
     Grid {
         r: Vec<T>,
@@ -278,23 +290,47 @@ pub(crate) fn gauss_hermite(m: usize) -> (Vec<f64>, Vec<f64>) {
         }
         n
     };
+    // (h_m(x), h_m'(x)) up to a common positive factor: the orthonormal recurrence,
+    // rescaled as it goes (h_m' = √m h_{m−1})
+    let herm = |x: f64| -> (f64, f64) {
+        let (mut h0, mut h1) = (1.0, x);
+        for k in 1..m {
+            let kf = k as f64;
+            let h2 = (x * h1 - kf.sqrt() * h0) / (kf + 1.0).sqrt();
+            (h0, h1) = (h1, h2);
+            let s = h1.abs().max(h0.abs());
+            if s > 1e100 {
+                (h0, h1) = (h0 / s, h1 / s);
+            }
+        }
+        (h1, (m as f64).sqrt() * h0)
+    };
     let bound = 2.0 * (m as f64).sqrt() + 2.0;
     let mut z = vec![0.0; m];
-    for (i, zi) in z.iter_mut().enumerate() {
-        // the (i+1)-th smallest eigenvalue: count(x) ≤ i below it
+    // the nodes are symmetric: the upper half, mirrored
+    for i in m / 2..m {
+        // the (i+1)-th smallest eigenvalue: count(x) ≤ i below it; bisection to a bracket far
+        // narrower than the nodes' spacing (≥ π/√(2m + 1)/2), then Newton steps kept inside it
         let (mut lo, mut hi) = (-bound, bound);
-        for _ in 0..200 {
+        while hi - lo > 1e-3 / (m as f64).sqrt() {
             let mid = 0.5 * (lo + hi);
-            if mid <= lo || mid >= hi {
-                break;
-            }
             if count(mid) > i {
                 hi = mid;
             } else {
                 lo = mid;
             }
         }
-        *zi = 0.5 * (lo + hi);
+        let mut x = 0.5 * (lo + hi);
+        for _ in 0..8 {
+            let (h, dh) = herm(x);
+            let next = x - h / dh;
+            if !(next > lo && next < hi) || next == x {
+                break;
+            }
+            x = next;
+        }
+        z[i] = x;
+        z[m - 1 - i] = -x;
     }
     let w = z
         .iter()
@@ -320,8 +356,10 @@ pub(crate) fn gauss_hermite(m: usize) -> (Vec<f64>, Vec<f64>) {
 
 impl Series<f64> {
     fn new(k: usize) -> Self {
+        use std::sync::OnceLock;
+        static RULE: OnceLock<(Vec<f64>, Vec<f64>)> = OnceLock::new();
         let m = SERIES_NODES;
-        let (z, w) = gauss_hermite(m);
+        let (z, w) = RULE.get_or_init(|| gauss_hermite(m)).clone();
         let mut g = vec![0.0; (k + 1) * m];
         for j in 0..m {
             let sw = w[j].sqrt();
@@ -361,11 +399,7 @@ impl Series<f64> {
             ed += dw[j] * dw[j];
         }
         let (mut sf, mut sd) = (0.0, 0.0);
-        let (mut hf, mut hd) = (0.0, 0.0);
         for kk in 0..=k {
-            if kk == k.div_ceil(2) {
-                (hf, hd) = (sf, sd);
-            }
             let row = &self.g[kk * m..(kk + 1) * m];
             let (mut c, mut d) = (0.0, 0.0);
             for j in 0..m {
@@ -379,12 +413,8 @@ impl Series<f64> {
         }
         let rel = |e: f64, s: f64| if e > 0.0 { ((e - s) / e).max(0.0) } else { 0.0 };
         let tau = rel(ef, sf).max(rel(ed, sd));
-        let half = rel(ef, hf).max(rel(ed, hd));
-        // the spectrum must decay like e^{−a√l} (ln τ_K / ln τ_{K/2} ≈ √2), not algebraically
-        // (≈ 1 + p ln 2/|ln τ_{K/2}|, a kink in φ or φ'), for the aliasing bound to hold
-        let analytic = tau <= 1e-24 || (half > 0.0 && tau > 0.0 && tau.ln() / half.ln() >= 1.25) || tau == 0.0;
         out[2 * k + 2] = tau;
-        out[2 * k + 3] = if tau > SERIES_TAU_MAX || !analytic { 1.0 } else { 0.0 };
+        out[2 * k + 3] = if tau > SERIES_TAU_MAX { 1.0 } else { 0.0 };
         out[2 * k + 4] = ef;
         out[2 * k + 5] = ed;
     }
@@ -415,10 +445,13 @@ impl NumericPlan<f64> {
                     .collect::<Result<_>>()
             })?;
             let (nngp, dot): (Vec<f64>, Vec<f64>) = parts.into_iter().flatten().unzip();
+            let (ef, ed) = second_moments(q0, |x, f, df| fun.eval(x, f, df))?;
             Ok(NumericPlan::Theta {
                 inv_h: 1.0 / h,
                 nngp,
                 dot,
+                ef,
+                ed,
             })
         } else {
             let qmax = qs.iter().fold(0.0f64, |a, &v| a.max(v));
@@ -495,7 +528,7 @@ impl NumericPlan<f64> {
             mid,
             f,
             df,
-            series: Some(s),
+            series,
             ..
         } = self
         else {
@@ -510,14 +543,27 @@ impl NumericPlan<f64> {
                 (interp(f, x0, inv_h, split, x), interp(df, x0, inv_h, split, x))
             }
         };
+        // the exact diagonal on the tables (the same φ as every other entry)
+        let moments = |qi: f64| {
+            second_moments(qi, |x, fv, dv| {
+                for k in 0..x.len() {
+                    (fv[k], dv[k]) = eval(x[k]);
+                }
+                Ok(())
+            })
+            .expect("the tables are finite")
+        };
         let n = q.len();
-        let width = 2 * s.k + 6;
+        let width = series.as_ref().map_or(2, |s| 2 * s.k + 6);
         let per: Vec<Vec<f64>> = crate::pool::pool().install(|| {
             use rayon::prelude::*;
             q.par_iter()
                 .map(|&qi| {
                     let mut out = vec![0.0; width];
-                    s.coefficients(qi, &eval, &mut out);
+                    if let Some(s) = series {
+                        s.coefficients(qi, &eval, &mut out);
+                    }
+                    (out[width - 2], out[width - 1]) = moments(qi);
                     out
                 })
                 .collect()
@@ -534,10 +580,18 @@ impl NumericPlan<f64> {
     pub fn cast<T: Real>(&self) -> NumericPlan<T> {
         let v = |x: &[f64]| x.iter().map(|&a| T::from_f64(a)).collect::<Vec<T>>();
         match self {
-            NumericPlan::Theta { inv_h, nngp, dot } => NumericPlan::Theta {
+            NumericPlan::Theta {
+                inv_h,
+                nngp,
+                dot,
+                ef,
+                ed,
+            } => NumericPlan::Theta {
                 inv_h: T::from_f64(*inv_h),
                 nngp: v(nngp),
                 dot: v(dot),
+                ef: T::from_f64(*ef),
+                ed: T::from_f64(*ed),
             },
             NumericPlan::Grid {
                 r,
@@ -596,11 +650,12 @@ impl<T: Real> NumericPlan<T> {
             self.series_row::<NTK, A, B>(s.k, a, b, c, t, scr);
             return;
         }
-        let (th, near) = (&mut scr.a[..len], &mut scr.near[..len]);
+        let (th, near, dg) = (&mut scr.a[..len], &mut scr.near[..len], &mut scr.diag[..len]);
         for j in 0..len {
             let (rho, _, nr) = corr(c[j], q1.at(j), T::ZERO, rsq1.at(j), q2.at(j), T::ZERO, rsq2.at(j));
             flag(near, j, nr);
             th[j] = rho.vacos();
+            dg[j] = diag_flag(c[j], q1.at(j), q2.at(j));
         }
         self.at_angles::<NTK, A, B>(a, b, c, t, scr);
     }
@@ -703,9 +758,11 @@ impl<T: Real> NumericPlan<T> {
     ) {
         let len = c.len();
         let (va, vb) = (a.view(), b.view());
-        let (th, m) = (&mut scr.a[..len], &m[..len]);
+        let (th, m, dg) = (&mut scr.a[..len], &m[..len], &mut scr.diag[..len]);
+        let (q1, q2) = (a.q(), b.q());
         for j in 0..len {
             th[j] = angle_at(c[j], m[j], &va, &vb, j).theta;
+            dg[j] = diag_flag(c[j], q1.at(j), q2.at(j));
         }
         self.at_angles::<NTK, A, B>(a, b, c, t, scr);
     }
@@ -725,23 +782,34 @@ impl<T: Real> NumericPlan<T> {
         let (sq1, sq2) = (a.sq(), b.sq());
         match self {
             // E = T_nngp(θ), dot = T_dot(θ): the rule tabulated at the layer's common variance
-            NumericPlan::Theta { inv_h, nngp, dot } => {
-                let th = &scr.a[..len];
+            // (the exact diagonal: the second moments)
+            NumericPlan::Theta {
+                inv_h,
+                nngp,
+                dot,
+                ef,
+                ed,
+            } => {
+                let (th, dg) = (&scr.a[..len], &scr.diag[..len]);
                 for j in 0..len {
-                    c[j] = interp(nngp, T::ZERO, *inv_h, None, th[j]);
+                    let d = dg[j] != T::ZERO;
+                    c[j] = T::select(d, *ef, interp(nngp, T::ZERO, *inv_h, None, th[j]));
                     if NTK {
-                        t[j] *= interp(dot, T::ZERO, *inv_h, None, th[j]);
+                        t[j] *= T::select(d, *ed, interp(dot, T::ZERO, *inv_h, None, th[j]));
                     }
                 }
             }
-            NumericPlan::Grid { .. } => {
+            NumericPlan::Grid { series, .. } => {
                 let (th, cu, cv, wp) = (&scr.a[..len], &mut scr.b[..len], &mut scr.c[..len], &mut scr.e[..len]);
                 let (acc_n, acc_d) = (&mut scr.d[..len], &mut scr.f[..len]);
                 self.rule::<NTK, _, _>(sq1, sq2, th, acc_n, acc_d, cu, cv, wp);
+                let col = series.as_ref().map_or(0, |s| 2 * s.k + 4);
+                let (ea, da, dg) = (a.aux(col), a.aux(col + 1), &scr.diag[..len]);
                 for j in 0..len {
-                    c[j] = acc_n[j];
+                    let d = dg[j] != T::ZERO;
+                    c[j] = T::select(d, ea.at(j), acc_n[j]);
                     if NTK {
-                        t[j] *= acc_d[j];
+                        t[j] *= T::select(d, da.at(j), acc_d[j]);
                     }
                 }
             }
@@ -841,6 +909,12 @@ mod tests {
             assert!((got - want).abs() <= 1e-12 * want, "E[z^{p}] = {got}, want {want}");
         }
         assert!(moment(3).abs() < 1e-12);
+        // a high moment (exact for degree < 2m): E[z^40] = 39!!
+        let want: f64 = (1..40).step_by(2).map(|k| k as f64).product();
+        assert!((moment(40) - want).abs() <= 1e-10 * want, "{} vs {want}", moment(40));
+        // the nodes strictly increase and mirror
+        assert!(z.windows(2).all(|p| p[0] < p[1]));
+        assert!(z.iter().zip(z.iter().rev()).all(|(a, b)| a == &-b));
     }
 
     /// The Mehler series (any ρ, unequal variances, the truncation check) against the polar rule
