@@ -7,6 +7,11 @@ threads). On a shared, loaded machine the wall time is inflated by waiting for a
 is not, and bounds the wall time of an unloaded machine from above wherever nothing waits on I/O.
 
     python benchmarks/widgets.py [--repeats 15] [--threads 2] [--only ConvergenceExplorer TrainingExplorer]
+    python benchmarks/widgets.py --at-73 [--repeats 3]    # issue 15, item 3: each control to 73% of its range
+
+``--at-73`` drives every control of every dashboard (fresh, at its defaults) to 73% of its range and back,
+``--repeats`` times, and prints each control's median update and each dashboard's median over all of them
+(target: ≤ 1 s on 2 cores).
 """
 
 from __future__ import annotations
@@ -31,6 +36,39 @@ def sweep(dash, name: str, values: list) -> list[tuple[float, float]]:
     return times
 
 
+def at_fraction(control, frac: float = 0.73):
+    """The value ``frac`` of the way through a control's range (sliders) or options (selections)."""
+    import ipywidgets as W
+
+    if isinstance(control, W.FloatLogSlider):
+        return control.base ** (control.min + frac * (control.max - control.min))
+    if isinstance(control, (W.IntSlider, W.FloatSlider, W.BoundedIntText, W.BoundedFloatText)):
+        v = control.min + frac * (control.max - control.min)
+        return int(round(v)) if isinstance(control, (W.IntSlider, W.BoundedIntText)) else v
+    if isinstance(control, W.Checkbox):
+        return not control.value
+    options = list(control.options)
+    option = options[int(round(frac * (len(options) - 1)))]
+    return option[1] if isinstance(option, tuple) else option
+
+
+def drive_to_73(make, repeats: int) -> list[tuple[str, list[tuple[float, float]]]]:
+    """(control, [(wall, cpu), ...]) for each control of a fresh ``make()`` driven to 73% and back."""
+    dash = make()
+    out = []
+    for name, control in dash.controls.items():
+        if getattr(control, "disabled", False):
+            continue
+        start, target = control.value, at_fraction(control)
+        if target == start:
+            continue
+        times = []
+        for _ in range(repeats):
+            times += sweep(dash, name, [target, start])
+        out.append((f"{name} → {target:.4g}" if isinstance(target, float) else f"{name} → {target}", times))
+    return out
+
+
 def timed(make):
     t, c = time.perf_counter(), time.process_time()
     out = make()
@@ -44,8 +82,30 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None,
                     help="dashboards to time (default: all): KernelExplorer PhaseDiagram ConvergenceExplorer "
                          "TrainingExplorer SpectrumExplorer")
+    ap.add_argument("--at-73", action="store_true", help="drive each control to 73%% of its range and back")
     args = ap.parse_args()
     nk.set_num_threads(args.threads)
+    if args.at_73:
+        print(f"ntkrs {nk.__version__}, {nk.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.2f} at start; each control to 73% of its range and back, "
+              f"{args.repeats}×")
+        print("\n| dashboard | control | median wall (ms) | wall min–max (ms) | median CPU (ms) | n |")
+        print("|---|---|---|---|---|---|")
+        for make in (KernelExplorer, PhaseDiagram, ConvergenceExplorer, TrainingExplorer, SpectrumExplorer):
+            if args.only is not None and make.__name__ not in args.only:
+                continue
+            every = []
+            for control, times in drive_to_73(make, args.repeats):
+                every += times
+                walls, cpus = [1000 * w for w, _ in times], [1000 * c for _, c in times]
+                print(f"| `{make.__name__}()` | {control} | {statistics.median(walls):.0f} | "
+                      f"{min(walls):.0f}–{max(walls):.0f} | {statistics.median(cpus):.0f} | {len(times)} |", flush=True)
+            walls = [1000 * w for w, _ in every]
+            print(f"| **`{make.__name__}()`** | **all controls** | **{statistics.median(walls):.0f}** | "
+                  f"{min(walls):.0f}–{max(walls):.0f} | {statistics.median([1000 * c for _, c in every]):.0f} | "
+                  f"{len(every)} |", flush=True)
+        print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+        return
     r = args.repeats
     print(f"ntkrs {nk.__version__}, {nk.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} at start")

@@ -76,6 +76,21 @@ def test_recording_schedule_and_inputs_untouched():
     np.testing.assert_array_equal(zero.params[0][0], w0)
 
 
+def test_record_at_records_exactly_those_steps_of_the_same_run():
+    """record_at=[...] gives, bit for bit, the rows of record_every=1 at those steps (one run, not
+    segments), and the same final parameters."""
+    net = nk.mlp(depth=2, width=16, activation="tanh", W_std=1.4, b_std=0.1)
+    p = net.init(3, seed=1)
+    every = net.train(p, X, Y[:, 0], learning_rate=0.3, steps=40, record_every=1, x_test=XT, y_test=YT[:, 0])
+    at = [0, 1, 3, 17, 39]
+    some = net.train(p, X, Y[:, 0], learning_rate=0.3, steps=40, record_at=at, x_test=XT, y_test=YT[:, 0])
+    np.testing.assert_array_equal(some.steps, at)
+    for field in ("f_train", "f_test", "loss_train", "loss_test"):
+        np.testing.assert_array_equal(getattr(some, field), getattr(every, field)[at])
+    for a, b in zip(some.params, every.params, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+
+
 def test_recorded_ntk_is_the_empirical_ntk_at_that_step():
     net = nk.mlp(depth=2, width=32, activation="erf", W_std=1.3, b_std=0.2, out_dim=2)
     p = net.init(3, seed=1)
@@ -186,6 +201,11 @@ P = NET.init(3, seed=0)
     ({"y_test": YT}, ValueError, "y_test: needs x_test"),
     ({"x_test": XT, "y_test": YT[:2]}, ValueError, r"y_test: expected shape \(3, 2\)"),
     ({"record_ntk": "yes"}, TypeError, "record_ntk"),
+    ({"record_at": [0, 5, 5]}, ValueError, "record_at: steps must be strictly increasing"),
+    ({"record_at": [0, 200]}, ValueError, r"record_at: .*steps=100"),
+    ({"record_at": [0.5, 1.0]}, TypeError, "record_at"),
+    ({"record_at": []}, TypeError, "record_at"),
+    ({"record_at": [0, 1], "record_every": 2}, ValueError, "record_at: give either"),
 ])
 def test_bad_training_arguments(kwargs, exc, match):
     args = {"y": Y, **kwargs}

@@ -152,6 +152,7 @@ class Network:
         progress: Callable[[int, int], object] | None = None,
         dropout_seed: int = 0,
         threads: int = 0,
+        record_at: Sequence[int] | None = None,
     ) -> dict[str, object]:
         """Full-batch gradient descent; keys steps, f_train, f_test, loss_train, loss_test, ntk_train, params."""
 

@@ -388,7 +388,8 @@ class Network(Layer):
         return _pack(names, single, {"nngp": nngp, "ntk": ntk})
 
     def train(self, params: Params, x: ArrayLike, y: ArrayLike, learning_rate: float = 1.0, steps: int = 100, *,
-              record_every: int | None = None, x_test: ArrayLike | None = None, y_test: ArrayLike | None = None,
+              record_every: int | None = None, record_at: ArrayLike | None = None,
+              x_test: ArrayLike | None = None, y_test: ArrayLike | None = None,
               record_ntk: bool = False, dtype: Any = None,
               progress: bool | Callable[[int, int], Any] = False, dropout_seed: int = 0,
               threads: int | None = None) -> Trajectory:
@@ -405,6 +406,8 @@ class Network(Layer):
             learning_rate: step size ``η > 0``; steps: number of steps ``≥ 0``.
             record_every: record every this many steps (default: about 100 records), and always the
                 first and the last step.
+            record_at: record at exactly these steps instead (strictly increasing integers in
+                ``[0, steps]``, e.g. log-spaced times); not together with ``record_every``.
             x_test, y_test: optional test inputs ``(M, d)`` and targets ``(M, O)``.
             record_ntk: also record the traced empirical NTK of ``x`` at the recorded steps.
             dtype: precision; default: the parameters'.
@@ -430,6 +433,17 @@ class Network(Layer):
         every = max(1, steps // 100) if record_every is None else _integer("record_every", record_every)
         if every < 1:
             raise ValueError(f"record_every: must be ≥ 1, got {record_every}")
+        at = None
+        if record_at is not None:
+            if record_every is not None:
+                raise ValueError("record_at: give either record_at or record_every, not both")
+            arr = np.asarray(record_at)
+            if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+                raise TypeError(f"record_at: expected a non-empty 1-D sequence of integer steps, got {record_at!r}")
+            if np.any(arr < 0) or np.any(arr > steps) or np.any(np.diff(arr) <= 0):
+                raise ValueError(f"record_at: steps must be strictly increasing within [0, steps={steps}], "
+                                 f"got {arr.tolist()}")
+            at = [int(v) for v in arr]
         if not isinstance(record_ntk, (bool, np.bool_)):
             raise TypeError(f"record_ntk: expected True or False, got {record_ntk!r}")
         dt, p = self._check_params(params, dtype)
@@ -448,8 +462,9 @@ class Network(Layer):
         callback, bar = _progress(progress, "ntkrs train")
         try:
             out = self._net.train(p, xa, ya, xt, yt, learning_rate=lr, steps=steps, record_every=every,
-                                   record_ntk=bool(record_ntk), progress=callback,
-                                  dropout_seed=_seed(dropout_seed, "dropout_seed"), threads=_threads(threads))
+                                  record_ntk=bool(record_ntk), progress=callback,
+                                  dropout_seed=_seed(dropout_seed, "dropout_seed"), threads=_threads(threads),
+                                  record_at=at)
         finally:
             if bar is not None:
                 bar.close()

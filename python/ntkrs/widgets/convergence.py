@@ -3,7 +3,9 @@ grows (Jacot, Gabriel & Hongler 2018, Fig. 1)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import ipywidgets as W
 import numpy as np
@@ -120,6 +122,21 @@ class ConvergenceExplorer(Dashboard):
             self._cache[key] = net.empirical_ntk(net.init(2, seed=seed), _X0, self.data["x"])[0]
         return self._cache[key]
 
+    def _ladder_ntks(self, report: Callable[[float], None]) -> None:
+        """Every (width, seed) of the ladder into the cache, one per core, widest first (the core releases
+        the GIL); progress by cost (∝ width²) reported from this thread."""
+        jobs = sorted(((w, k) for w in self.ladder for k in range(self.ladder_inits)), key=lambda j: -j[0])
+        total = float(sum(w * w for w, _ in jobs))
+        with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+            futures = {pool.submit(self.empirical, w, k): w * w for w, k in jobs}
+            pending, done = set(futures), 0.0
+            while pending:
+                finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    f.result()  # errors surface here
+                    done += futures[f]
+                report(0.9 * done / total)
+
     def compute(self, report: Callable[[float], None]) -> None:
         s = self.state
         if "gamma" not in self.data:
@@ -131,16 +148,12 @@ class ConvergenceExplorer(Dashboard):
             self._network_key = None  # stays unset if the ladder fails part-way
             limit = self.network().kernel(_X0, self.data["x"], get="ntk")[0]
             self.data["limit"] = limit
-            # Cost grows like width²: report progress by it.
-            cost = np.array(self.ladder, dtype=float) ** 2 * self.ladder_inits
-            done = 0.0
+            self._ladder_ntks(report)
             errors, sem = [], []
-            for w, c in zip(self.ladder, cost, strict=True):
+            for w in self.ladder:
                 dev = relative_deviation(np.array([self.empirical(w, k) for k in range(self.ladder_inits)]), limit)
                 errors.append(dev.mean())
                 sem.append(dev.std(ddof=1) / np.sqrt(dev.size) if dev.size > 1 else 0.0)
-                done += c
-                report(0.9 * done / cost.sum())
             errors_a = np.array(errors)
             widths = np.array(self.ladder, dtype=float)
             ok = np.isfinite(errors_a) & (errors_a > 0)

@@ -3,7 +3,9 @@ ensemble, on a 1-D regression task."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import ipywidgets as W
 import numpy as np
@@ -39,37 +41,16 @@ def log_times(max_steps: int, per_decade: int = 10) -> np.ndarray:
 def train_recorded(net: stax.Network, params: stax.Params, x: np.ndarray, y: np.ndarray, learning_rate: float,
                    times: Sequence[int], *, x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
                    progress: Callable[[int, int], object] | None = None) -> stax.Trajectory:
-    """One gradient-descent run of ``net.train`` from ``params``, recorded at the increasing steps ``times``
-    (starting at 0) instead of every ``record_every`` steps: ``net.train`` continues segment by segment
-    from the last parameters, each segment recording its two ends. The run is the same as one
-    ``net.train(params, x, y, learning_rate, steps=times[-1], ...)`` call (the same steps in the same
-    order: the records are bit-identical), but log-spaced records cost as many test-set evaluations as
-    there are records, not as there are steps.
+    """One gradient-descent run of ``net.train`` from ``params`` for ``times[-1]`` steps, recorded at the
+    increasing steps ``times`` (starting at 0; ``record_at``): log-spaced records cost as many test-set
+    evaluations as there are records, not as there are steps, in one call.
 
     Returns a :class:`ntkrs.stax.Trajectory` with ``steps = times``."""
     times = np.asarray(times, dtype=np.int64)
     if times.ndim != 1 or times.size < 1 or times[0] != 0 or np.any(np.diff(times) <= 0):
         raise ValueError(f"times: expected increasing steps starting at 0, got {times!r}")
-    parts: list[stax.Trajectory] = []
-    p = params
-    for a, b in zip(times[:-1], times[1:], strict=True):
-        seg = net.train(p, x, y, learning_rate, int(b - a), record_every=int(b - a), x_test=x_test, y_test=y_test)
-        parts.append(seg)
-        p = seg.params
-        if progress is not None:
-            progress(int(b), int(times[-1]))
-    if not parts:  # times == [0]
-        parts.append(net.train(p, x, y, learning_rate, 0, x_test=x_test, y_test=y_test))
-
-    def join(field: str) -> np.ndarray | None:
-        arrays = [getattr(s, field) for s in parts]
-        if arrays[0] is None:
-            return None
-        return np.concatenate([arrays[0][:1]] + [a[1:] for a in arrays])  # segment ends recorded once
-
-    return stax.Trajectory(steps=times.copy(), f_train=join("f_train"), f_test=join("f_test"),
-                           loss_train=join("loss_train"), loss_test=join("loss_test"), ntk_train=None,
-                           params=parts[-1].params, learning_rate=float(learning_rate))
+    return net.train(params, x, y, learning_rate, int(times[-1]), record_at=times, x_test=x_test, y_test=y_test,
+                     progress=progress if progress is not None else False)
 
 
 class TrainingExplorer(Dashboard):
@@ -185,6 +166,29 @@ class TrainingExplorer(Dashboard):
         """``predict.max_learning_rate`` of the analytic NTK on the training inputs."""
         return predict.max_learning_rate(self._kernel, self.data["y_train"].size)
 
+    def _train(self, seeds: list[int], lr: float, report: Callable[[float], None]) -> dict[int, stax.Trajectory]:
+        """The networks of ``seeds`` trained at once, one per core (the core releases the GIL; each small
+        network's steps run on one thread), progress reported from this thread."""
+        d, net = self.data, self.network()
+        done = dict.fromkeys(seeds, 0.0)
+
+        def one(k: int) -> stax.Trajectory:
+            def progress(step: int, total: int) -> None:
+                done[k] = step / max(total, 1)
+
+            tr = train_recorded(net, net.init(1, seed=k), d["x_train"], d["y_train"], lr, d["times"],
+                                x_test=d["x_test"], y_test=d["y_test"], progress=progress)
+            done[k] = 1.0
+            return tr
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(seeds), os.cpu_count() or 1))) as pool:
+            futures = {k: pool.submit(one, k) for k in seeds}
+            pending = set(futures.values())
+            while pending:  # at every finished network, and every 0.1 s
+                _, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                report(sum(done.values()) / len(seeds))
+            return {k: f.result() for k, f in futures.items()}
+
     def compute(self, report: Callable[[float], None]) -> None:
         s, d = self.state, self.data
         times = d["times"]
@@ -211,14 +215,7 @@ class TrainingExplorer(Dashboard):
             self._nets_key = key
         missing = [k for k in range(s["n_nets"]) if k not in self._trajectories]
         if missing:
-            net = self.network()
-            for i, k in enumerate(missing):
-                def progress(done: int, total: int, i: int = i) -> None:
-                    report((i + done / max(total, 1)) / len(missing))
-
-                self._trajectories[k] = train_recorded(net, net.init(1, seed=k), d["x_train"], d["y_train"], lr,
-                                                       times, x_test=d["x_test"], y_test=d["y_test"],
-                                                       progress=progress)
+            self._trajectories.update(self._train(missing, lr, report))
         trajs = [self._trajectories[k] for k in range(s["n_nets"])]
         if changed or missing or len(trajs) != len(d.get("trajectories", ())) or d.get("width") != s["width"]:
             d.update(trajectories=trajs, f_test=np.array([tr.f_test[..., 0] for tr in trajs]),

@@ -919,7 +919,7 @@ impl Network {
 }
 
 /// Options of [`Network::train`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct TrainOptions {
     /// The gradient-descent step size η.
     pub learning_rate: f64,
@@ -927,6 +927,9 @@ pub struct TrainOptions {
     pub steps: usize,
     /// Record predictions and losses every this many steps (and at the last step).
     pub record_every: usize,
+    /// Record at exactly these steps instead (strictly increasing, each `≤ steps`; `None`: by
+    /// `record_every`). Log-spaced records of one run cost one call.
+    pub record_at: Option<Vec<usize>>,
     /// Also record the traced empirical NTK of the training inputs at the recorded steps.
     pub record_ntk: bool,
     /// Where the computation runs.
@@ -941,6 +944,7 @@ impl Default for TrainOptions {
             learning_rate: 1.0,
             steps: 100,
             record_every: 1,
+            record_at: None,
             record_ntk: false,
             par: Parallelism::Pool,
             dropout_seed: 0,
@@ -1051,9 +1055,29 @@ impl Network {
             return Err(Error::arg("record_every", "must be at least 1"));
         }
         let (n, every) = (x.nrows(), opts.record_every);
-        let recorded: Vec<usize> = (0..=opts.steps)
-            .filter(|&k| k % every == 0 || k == opts.steps)
-            .collect();
+        let recorded: Vec<usize> = match &opts.record_at {
+            Some(at) => {
+                if at.is_empty() {
+                    return Err(Error::arg("record_at", "is empty: give at least one step to record"));
+                }
+                if let Some(w) = at.windows(2).find(|w| w[1] <= w[0]) {
+                    return Err(Error::arg(
+                        "record_at",
+                        format!("must be strictly increasing, but {} follows {}", w[1], w[0]),
+                    ));
+                }
+                if let Some(&last) = at.last().filter(|&&s| s > opts.steps) {
+                    return Err(Error::arg(
+                        "record_at",
+                        format!("step {last} is beyond steps = {}", opts.steps),
+                    ));
+                }
+                at.clone()
+            }
+            None => (0..=opts.steps)
+                .filter(|&k| k % every == 0 || k == opts.steps)
+                .collect(),
+        };
         let r = recorded.len();
         check_room::<T>(
             (r * n * o) as u128 * 2

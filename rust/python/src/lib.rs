@@ -807,8 +807,8 @@ impl PyNetwork {
         }
     }
 
-    /// train(params, x, y, x_test, y_test, learning_rate, steps, record_every, record_ntk, progress, dropout_seed, threads) -> dict
-    #[pyo3(signature = (params, x, y, x_test=None, y_test=None, learning_rate=1.0, steps=100, record_every=1, record_ntk=false, progress=None, dropout_seed=0, threads=0))]
+    /// train(params, x, y, x_test, y_test, learning_rate, steps, record_every, record_ntk, progress, dropout_seed, threads, record_at) -> dict
+    #[pyo3(signature = (params, x, y, x_test=None, y_test=None, learning_rate=1.0, steps=100, record_every=1, record_ntk=false, progress=None, dropout_seed=0, threads=0, record_at=None))]
     #[allow(clippy::too_many_arguments)]
     fn train<'py>(
         &self,
@@ -825,11 +825,13 @@ impl PyNetwork {
         progress: Option<&Bound<'py, PyAny>>,
         dropout_seed: u64,
         threads: usize,
+        record_at: Option<Vec<usize>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let opts = core::TrainOptions {
             learning_rate,
             steps,
             record_every,
+            record_at,
             record_ntk,
             par: Parallelism::from_threads(threads),
             dropout_seed,
@@ -865,7 +867,10 @@ fn typed_train<'py, T: ntkrs_core::Element + numpy::Element>(
     let (mx, my) = (mat(&xa), mat(&ya));
     let (mxt, myt) = (xt.as_ref().map(mat), yt.as_ref().map(mat));
     let n_test = mxt.map_or(0, |m| m.nrows());
-    let records = (opts.steps / opts.record_every.max(1) + 2) as f64;
+    let records = match &opts.record_at {
+        Some(at) => at.len() as f64,
+        None => (opts.steps / opts.record_every.max(1) + 2) as f64,
+    };
     let cost = finite_cost(net, mx.nrows(), mx.ncols(), 3.0) * (opts.steps as f64 + 1.0)
         + finite_cost(net, n_test, mx.ncols(), 1.0) * records
         + if opts.record_ntk { f64::INFINITY } else { 0.0 };
