@@ -98,9 +98,6 @@ pub(crate) fn all_finite<T: Element>(m: MatRef<'_, T>) -> bool {
 /// block is one product with the whole inner dimension, so its entries are those of one product.
 const BLOCK_WORK: usize = 1 << 26;
 
-/// At most this many output columns: [`gemm_cols`] does matrix–vector products.
-const FEW_COLUMNS: usize = 8;
-
 /// Rows per block (when there are that many).
 const BLOCK_ROWS: usize = 256;
 
@@ -147,23 +144,6 @@ pub(crate) fn gemm_cols<T: Element>(
     ctl: &Control,
 ) -> Result<()> {
     let (m, n, k) = (dst.nrows(), dst.ncols(), lhs.ncols());
-    if n <= FEW_COLUMNS {
-        // a few columns (a small batch through a wide layer): matrix–vector products, which
-        // pack neither operand (a GEMM would pack all of `lhs` for a handful of columns)
-        let mut dst = dst;
-        for j in 0..n {
-            ctl.check()?;
-            matmul(
-                dst.as_mut().col_mut(j).as_mat_mut(),
-                Accum::Replace,
-                lhs,
-                rhs.col(j).as_mat(),
-                alpha,
-                sized(par, m * k),
-            );
-        }
-        return Ok(());
-    }
     let list = blocks(m, n, k);
     if list.len() == 1 {
         ctl.check()?;
