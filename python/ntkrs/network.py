@@ -122,6 +122,29 @@ def as_matrix(x: ArrayLike, name: str, dtype: np.dtype) -> np.ndarray:
     return a.astype(dtype, copy=False)
 
 
+def as_batch(x: ArrayLike, name: str, dtype: np.dtype) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """Validate an input batch: ``(matrix, shape)`` with ``matrix`` 2-D ``(N, D)`` of ``dtype``.
+
+    ``(N, d)`` vectors come back as they are with ``shape = None``; ``(N, L, C)`` sequences,
+    ``(N, H, W, C)`` images (NHWC, as neural-tangents) and ``(N, D, H, W, C)`` volumes come back
+    with each example flattened in C order and ``shape`` the per-example shape ``x.shape[1:]``.
+    """
+    a = x if isinstance(x, np.ndarray) else (None if x is None else np.asarray(x))
+    if a is not None and a.ndim >= 3:
+        if a.ndim > 5:
+            raise ValueError(f"{name}: expected (N, d) vectors, (N, L, C) sequences, (N, H, W, C) images or "
+                             f"(N, D, H, W, C) volumes, got shape {a.shape} (at most 3 spatial axes)")
+        if 0 in a.shape:
+            raise ValueError(f"{name}: is empty (shape {a.shape}); pass at least one example")
+        shape = tuple(int(v) for v in a.shape[1:])
+        return as_matrix(a.reshape(a.shape[0], -1), name, dtype), shape
+    return as_matrix(x, name, dtype), None
+
+
+def _shape_text(shape: tuple[int, ...] | None, d: int) -> str:
+    return f"({d},)" if shape is None else str(shape)
+
+
 class Network(Layer):
     """A network: layers applied one after the other (``stax.serial``), with branches. Build it
     with :func:`serial`, :func:`mlp` or :func:`resnet`; a network is itself a layer, so networks
@@ -164,12 +187,15 @@ class Network(Layer):
                diagonal: bool = False, dtype: Any = np.float64, progress: bool | Callable[[int, int], Any] = False,
                tile_size: int | None = None, out: Any = None, memory_limit: int | str | None = None,
                threads: int | None = None, stats: dict | None = None) -> Any:
-        """Infinite-width kernels between the rows of ``x1`` and ``x2``.
+        """Infinite-width kernels between the examples of ``x1`` and ``x2``.
 
         Args:
-            x1: inputs, array-like of shape ``(N1, d)`` (integers are converted; any strides).
-            x2: second inputs ``(N2, d)``, or ``None`` for ``x1`` itself (then only the upper
-                triangle is computed and mirrored: the result is exactly symmetric).
+            x1: inputs, array-like of shape ``(N1, d)`` (integers are converted; any strides), or
+                for convolutional networks ``(N1, H, W, C)`` images / ``(N1, L, C)`` sequences
+                (NHWC, neural-tangents' layout).
+            x2: second inputs ``(N2, d)`` (or ``(N2, H, W, C)``, the same per-example shape as
+                ``x1``), or ``None`` for ``x1`` itself (then only the upper triangle is computed
+                and mirrored: the result is exactly symmetric).
             get: ``"nngp"``, ``"ntk"`` or a tuple of them.
             diagonal: return only ``k(x_i, x_i)``, shape ``(N1,)``, in ``O(N1·(d + depth))``.
             dtype: ``np.float64`` (default) or ``np.float32`` (single precision throughout: about
@@ -207,7 +233,7 @@ class Network(Layer):
         dt = _parse_dtype(dtype)
         if not isinstance(diagonal, (bool, np.bool_)):
             raise TypeError(f"diagonal: expected True or False, got {diagonal!r}")
-        a, b = self._inputs(x1, x2, dt)
+        a, b, shape = self._batches(x1, x2, dt)
         if diagonal and b is not None:
             raise ValueError("diagonal: diagonal=True needs x2=None (the diagonal of k(x1, x1))")
         ts = 0 if tile_size is None else _integer("tile_size", tile_size)
@@ -245,7 +271,8 @@ class Network(Layer):
         callback, bar = _progress(progress, "ntkrs kernel")
         try:
             nngp, ntk = self._net.kernel(a, b, nngp="nngp" in names, ntk="ntk" in names,
-                                          diagonal=bool(diagonal), tile_size=ts, progress=callback, threads=nt)
+                                          diagonal=bool(diagonal), tile_size=ts, progress=callback, threads=nt,
+                                          shape=None if shape is None else list(shape))
         finally:
             if bar is not None:
                 bar.close()
@@ -458,14 +485,28 @@ class Network(Layer):
     # helpers
 
     def _inputs(self, x1: ArrayLike, x2: ArrayLike | None, dt: np.dtype) -> tuple[np.ndarray, np.ndarray | None]:
-        a = as_matrix(x1, "x1", dt)
+        a, b, _ = self._batches(x1, x2, dt)
+        return a, b
+
+    def _batches(self, x1: ArrayLike, x2: ArrayLike | None,
+                 dt: np.dtype) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...] | None]:
+        """``(x1, x2, shape)``: both batches as matrices and the per-example shape (``None`` for
+        vectors); ``x2``'s examples must have ``x1``'s shape."""
+        a, shape = as_batch(x1, "x1", dt)
         b = None
         if x2 is not None:
-            b = as_matrix(x2, "x2", dt)
-            if b.shape[1] != a.shape[1]:
-                raise ValueError(f"x2: has {b.shape[1]} features but x1 has {a.shape[1]}; "
-                                 "both need the same number of columns")
-        return a, b
+            b, shape2 = as_batch(x2, "x2", dt)
+            if shape2 != shape or b.shape[1] != a.shape[1]:
+                if shape is None and shape2 is None:
+                    raise ValueError(f"x2: has {b.shape[1]} features but x1 has {a.shape[1]}; "
+                                     "both need the same number of columns")
+                extra = ""
+                if shape is not None and shape2 is not None and len(shape) == len(shape2) and shape[-1] == shape2[-1]:
+                    extra = (" (neural-tangents accepts different spatial sizes when the network ends with "
+                             "GlobalAvgPool; ntkrs does not: crop or pad them to one size)")
+                raise ValueError(f"x2: has examples of shape {_shape_text(shape2, b.shape[1])} but x1 has "
+                                 f"{_shape_text(shape, a.shape[1])}; both need the same shape{extra}")
+        return a, b, shape
 
     def _empirical(self, params: Params, x1: ArrayLike, x2: ArrayLike | None, names: tuple[str, ...],
                    trace_outputs: bool, per_layer: bool, dtype: Any, progress: Any, dropout_seed: int,

@@ -387,6 +387,10 @@ impl Network {
     }
 }
 
+fn spatial_unsupported() -> Error {
+    Error::InvalidNetwork("finite-width networks with convolutions or pooling are not supported yet".into())
+}
+
 /// Progress units of one empirical computation.
 fn units(p: &Program, two: bool, get: Get) -> u64 {
     let s = p.steps.len() as u64;
@@ -496,7 +500,9 @@ pub(crate) fn forward<T: Element>(
                 }
                 h
             }
-            Op::LayerNorm(ln) => {
+            Op::Flatten => fwd.slice(v).to_vec(),
+            Op::Conv { .. } | Op::Pool { .. } | Op::GlobalPool(_) => return Err(spatial_unsupported()),
+            Op::LayerNorm { ln, .. } => {
                 let (y, inv) = ln.forward(fwd.slice(v), w_in);
                 if grad {
                     fwd.aux[s] = Some(inv);
@@ -619,7 +625,9 @@ pub(crate) fn backward<T: Element>(
                     let g = scale_columns(par, &out, dz, w_out, k);
                     accumulate(par, &mut sig[b][st.inputs[0]], g);
                 }
-                Op::LayerNorm(_) => {
+                Op::Flatten => accumulate(par, &mut sig[b][st.inputs[0]], out),
+                Op::Conv { .. } | Op::Pool { .. } | Op::GlobalPool(_) => return Err(spatial_unsupported()),
+                Op::LayerNorm { .. } => {
                     let inv = fwd.aux[s].as_deref().expect("the forward pass kept the norms");
                     let g = layer_norm::backward(&out, fwd.slice(st.output), inv, w_out, k);
                     accumulate(par, &mut sig[b][st.inputs[0]], g);

@@ -46,6 +46,8 @@ pub mod pool;
 mod program;
 pub mod quadrature;
 mod random;
+pub mod shape;
+mod spatial;
 pub mod spec;
 pub(crate) mod tile;
 pub mod vmath;
@@ -59,12 +61,15 @@ pub use empirical::{
 };
 pub use error::{Error, Result};
 pub use kernels::{Get, Kernels};
-pub use layer::{Dense, Dropout, DropoutMode, FanIn, Layer, LayerNorm, Parameterization};
+pub use layer::{
+    Conv, Dense, Dropout, DropoutMode, FanIn, Layer, LayerNorm, Padding, Parameterization, Pool, PoolKind,
+};
 pub use memory::available_memory;
 pub use network::Network;
 pub use out::{parse_bytes, MemorySink, NpyFile, OutOptions, Sink, Stats};
 pub use pool::{num_threads, set_num_threads, simd_level, Parallelism};
 pub use quadrature::gauss_legendre;
+pub use shape::InputShape;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -864,6 +864,7 @@ mod tests {
             kernel: KernelOptions {
                 tile_size: 32,
                 par: crate::Parallelism::from_threads(threads),
+                ..Default::default()
             },
             memory_limit: limit,
         }

@@ -315,6 +315,96 @@ impl PyLayer {
         })
     }
 
+    /// Conv(out_chan, filter_shape, strides, padding, w_std, b_std, parameterization)
+    #[staticmethod]
+    #[pyo3(signature = (out_chan, filter_shape, strides=None, padding="VALID", w_std=1.0, b_std=None, parameterization="ntk"))]
+    fn conv(
+        out_chan: i64,
+        filter_shape: Vec<i64>,
+        strides: Option<Vec<i64>>,
+        padding: &str,
+        w_std: f64,
+        b_std: Option<f64>,
+        parameterization: &str,
+    ) -> PyResult<Self> {
+        if out_chan < 1 {
+            return Err(PyValueError::new_err(format!(
+                "out_chan: a Conv layer needs at least 1 output channel, got {out_chan}"
+            )));
+        }
+        let sizes = |name: &str, v: &[i64]| -> PyResult<Vec<usize>> {
+            v.iter()
+                .map(|&k| {
+                    usize::try_from(k).map_err(|_| {
+                        PyValueError::new_err(format!("{name}: every entry must be a positive integer, got {v:?}"))
+                    })
+                })
+                .collect()
+        };
+        let f = sizes("filter_shape", &filter_shape)?;
+        let s = strides.map(|s| sizes("strides", &s)).transpose()?;
+        let pad = padding.parse().map_err(PyErrWrap)?;
+        let p = parameterization.parse().map_err(PyErrWrap)?;
+        let c = core::Conv::new(out_chan as usize, f, s, pad, w_std, b_std, p).map_err(PyErrWrap)?;
+        Ok(PyLayer {
+            inner: core::Layer::Conv(c),
+        })
+    }
+
+    /// pool("avg" | "sum", window_shape, strides, padding, normalize_edges)
+    #[staticmethod]
+    #[pyo3(signature = (kind, window_shape, strides=None, padding="VALID", normalize_edges=false))]
+    fn pool(
+        kind: &str,
+        window_shape: Vec<i64>,
+        strides: Option<Vec<i64>>,
+        padding: &str,
+        normalize_edges: bool,
+    ) -> PyResult<Self> {
+        let sizes = |name: &str, v: &[i64]| -> PyResult<Vec<usize>> {
+            v.iter()
+                .map(|&k| {
+                    usize::try_from(k).map_err(|_| {
+                        PyValueError::new_err(format!("{name}: every entry must be a positive integer, got {v:?}"))
+                    })
+                })
+                .collect()
+        };
+        let k = match kind {
+            "avg" => core::PoolKind::Avg,
+            "sum" => core::PoolKind::Sum,
+            other => return Err(PyValueError::new_err(format!("unknown pooling {other:?}"))),
+        };
+        let w = sizes("window_shape", &window_shape)?;
+        let s = strides.map(|s| sizes("strides", &s)).transpose()?;
+        let pad = padding.parse().map_err(PyErrWrap)?;
+        let p = core::Pool::new(k, w, s, pad, normalize_edges).map_err(PyErrWrap)?;
+        Ok(PyLayer {
+            inner: core::Layer::Pool(p),
+        })
+    }
+
+    /// global_pool("avg" | "sum")
+    #[staticmethod]
+    fn global_pool(kind: &str) -> PyResult<Self> {
+        let k = match kind {
+            "avg" => core::PoolKind::Avg,
+            "sum" => core::PoolKind::Sum,
+            other => return Err(PyValueError::new_err(format!("unknown pooling {other:?}"))),
+        };
+        Ok(PyLayer {
+            inner: core::Layer::GlobalPool(k),
+        })
+    }
+
+    /// Flatten()
+    #[staticmethod]
+    fn flatten() -> Self {
+        PyLayer {
+            inner: core::Layer::Flatten,
+        }
+    }
+
     /// serial(layers)
     #[staticmethod]
     fn serial(layers: Vec<Bound<'_, PyLayer>>) -> Self {
@@ -338,6 +428,14 @@ impl PyLayer {
 
     fn __repr__(&self) -> String {
         self.inner.name()
+    }
+}
+
+/// The core's per-example shape from the bindings' optional list.
+fn input_shape(shape: Option<Vec<usize>>) -> PyResult<core::InputShape> {
+    match shape {
+        None => Ok(core::InputShape::FLAT),
+        Some(s) => core::InputShape::new(&s).map_err(|e| PyErrWrap(e).into()),
     }
 }
 
@@ -387,7 +485,9 @@ fn typed_kernel<'py, T: ntkrs_core::Element + numpy::Element>(
 ) -> PyResult<Pair<'py>> {
     let (ma, mb) = (mat(a), b.map(mat));
     let k = if diagonal {
-        run_long(py, progress, |ctl| net.kernel_diagonal(ma, get, ctl))?
+        run_long(py, progress, |ctl| {
+            net.kernel_diagonal_shaped(ma, opts.shape, get, opts.par, ctl)
+        })?
     } else {
         run_long(py, progress, |ctl| net.kernel(ma, mb, get, opts, ctl))?
     };
@@ -538,6 +638,7 @@ impl PyNetwork {
             kernel: KernelOptions {
                 tile_size,
                 par: Parallelism::from_threads(threads),
+                ..Default::default()
             },
             memory_limit,
         };
@@ -555,8 +656,8 @@ impl PyNetwork {
         stats_dict(py, &stats)
     }
 
-    /// kernel(x1, x2, nngp, ntk, diagonal, tile_size, progress, threads) -> (nngp | None, ntk | None)
-    #[pyo3(signature = (x1, x2=None, nngp=true, ntk=true, diagonal=false, tile_size=0, progress=None, threads=0))]
+    /// kernel(x1, x2, nngp, ntk, diagonal, tile_size, progress, threads, shape) -> (nngp | None, ntk | None)
+    #[pyo3(signature = (x1, x2=None, nngp=true, ntk=true, diagonal=false, tile_size=0, progress=None, threads=0, shape=None))]
     #[allow(clippy::too_many_arguments)]
     fn kernel<'py>(
         &self,
@@ -569,11 +670,13 @@ impl PyNetwork {
         tile_size: usize,
         progress: Option<&Bound<'py, PyAny>>,
         threads: usize,
+        shape: Option<Vec<usize>>,
     ) -> PyResult<Pair<'py>> {
         let get = Get { nngp, ntk };
         let opts = KernelOptions {
             tile_size,
             par: Parallelism::from_threads(threads),
+            shape: input_shape(shape)?,
         };
         let net = &self.inner;
         let a = input(x1, "x1")?;
