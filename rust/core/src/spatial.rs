@@ -72,9 +72,14 @@ impl Layout {
 /// One spatial axis of a stencil: its geometry and the runs of each tap.
 #[derive(Clone, Debug)]
 struct Runs {
+    l_in: usize,
     l_out: usize,
     f: usize,
     s: usize,
+    /// Stride 1, no wrap, as many outputs as inputs (`SAME`): tap `d` reads position `o + d − lo`,
+    /// a constant shift.
+    shifted: bool,
+    lo: usize,
     idx: Vec<Option<usize>>,
     runs: Vec<Vec<(usize, usize, usize)>>,
 }
@@ -82,13 +87,24 @@ struct Runs {
 impl Runs {
     fn new(a: &Axis) -> Self {
         Runs {
+            l_in: a.l_in,
             l_out: a.l_out,
             f: a.f,
             s: a.s,
+            shifted: a.s == 1 && !a.circular && a.l_out == a.l_in,
+            lo: a.lo,
             idx: a.idx.clone(),
             runs: a.runs(),
         }
     }
+}
+
+/// For a [`Pass::Diag`] on the last two position axes with a shifted geometry: per tap, the shift
+/// `d − lo` and the mask (1 or 0) of the `mid × L` block's entries whose shifted read is inside.
+#[derive(Clone, Debug)]
+struct Masks<T> {
+    shift: Vec<isize>,
+    mask: Vec<Vec<T>>,
 }
 
 /// One pass of a stencil over a lane array.
@@ -96,8 +112,27 @@ impl Runs {
 enum Pass<T> {
     /// Taps along array axis `ax`, each output scaled by `w[o]` when given.
     One { ax: usize, r: Runs, w: Option<Vec<T>> },
-    /// The same tap along array axes `a1 < a2` (a convolution's two position axes).
-    Diag { a1: usize, a2: usize, r: Runs },
+    /// The same tap along array axes `a1 < a2` (a convolution's two position axes); `masks` when
+    /// `a2` is the last axis and the geometry is shifted (`SAME`, stride 1).
+    Diag {
+        a1: usize,
+        a2: usize,
+        r: Runs,
+        masks: Option<Masks<T>>,
+    },
+    /// A whole convolution on every pair of positions in one pass, when every axis is shifted
+    /// (`SAME`, stride 1): output block `p` (all `x2` positions) is the sum over the taps of the
+    /// input block `p + off` read at `p' + off` (a constant shift `shift` of the flattened `x2`
+    /// positions), masked where `p' + off` leaves the input. `dims` the spatial shape.
+    Fused { dims: Vec<usize>, taps: Vec<Tap<T>> },
+}
+
+/// One filter tap of a [`Pass::Fused`]: its offset per axis, the flattened shift and the mask.
+#[derive(Clone, Debug)]
+struct Tap<T> {
+    off: Vec<isize>,
+    shift: isize,
+    mask: Vec<T>,
 }
 
 /// A step prepared for one call, in precision `T`.
@@ -191,8 +226,13 @@ fn prod(v: &[usize]) -> usize {
 }
 
 /// Apply one pass to `src` (shape `shape`), writing `dst`; returns the new shape.
+#[inline(always)]
 fn apply_pass<T: Real>(pass: &Pass<T>, shape: &[usize], src: &[T], dst: &mut [T]) -> Vec<usize> {
     match pass {
+        Pass::Fused { dims, taps } => {
+            fused(dims, taps, src, dst);
+            shape.to_vec()
+        }
         Pass::One { ax, r, w } => {
             let ax = *ax;
             let (outer, l_in, inner) = (prod(&shape[..ax]), shape[ax], prod(&shape[ax + 1..]));
@@ -231,7 +271,7 @@ fn apply_pass<T: Real>(pass: &Pass<T>, shape: &[usize], src: &[T], dst: &mut [T]
             out[ax] = l_out;
             out
         }
-        Pass::Diag { a1, a2, r } => {
+        Pass::Diag { a1, a2, r, masks } => {
             let (a1, a2) = (*a1, *a2);
             let outer = prod(&shape[..a1]);
             let l_in = shape[a1];
@@ -239,27 +279,65 @@ fn apply_pass<T: Real>(pass: &Pass<T>, shape: &[usize], src: &[T], dst: &mut [T]
             let inner = prod(&shape[a2 + 1..]);
             let l_out = r.l_out;
             let dst = &mut dst[..outer * l_out * mid * l_out * inner];
-            dst.iter_mut().for_each(|v| *v = T::ZERO);
-            for ob in 0..outer {
-                for d in 0..r.f {
+            if let Some(mk) = masks {
+                // inner = 1, l_out = l_in: block (o) of `mid × L` lanes reads block (i) shifted
+                let len = mid * l_in;
+                for ob in 0..outer {
                     for o in 0..l_out {
-                        let Some(i) = r.idx[o * r.f + d] else { continue };
+                        let db = (ob * l_out + o) * len;
+                        let dblk = &mut dst[db..db + len];
+                        let mut first = true;
+                        for d in 0..r.f {
+                            let Some(i) = r.idx[o * r.f + d] else { continue };
+                            let sb = (ob * l_in + i) * len;
+                            let sblk = &src[sb..sb + len];
+                            let sh = mk.shift[d];
+                            let mask = &mk.mask[d][..len];
+                            let (k0, k1) = (sh.min(0).unsigned_abs(), len - sh.max(0) as usize);
+                            let sl = &sblk[(k0 as isize + sh) as usize..(k1 as isize + sh) as usize];
+                            if first {
+                                dblk[..k0].iter_mut().for_each(|v| *v = T::ZERO);
+                                dblk[k1..].iter_mut().for_each(|v| *v = T::ZERO);
+                                for ((dv, &sv), &m) in dblk[k0..k1].iter_mut().zip(sl).zip(&mask[k0..k1]) {
+                                    *dv = sv * m;
+                                }
+                                first = false;
+                            } else {
+                                for ((dv, &sv), &m) in dblk[k0..k1].iter_mut().zip(sl).zip(&mask[k0..k1]) {
+                                    *dv += sv * m;
+                                }
+                            }
+                        }
+                        if first {
+                            dblk.iter_mut().for_each(|v| *v = T::ZERO);
+                        }
+                    }
+                }
+            } else {
+                let blk = l_out * inner;
+                for ob in 0..outer {
+                    for o in 0..l_out {
                         for m in 0..mid {
-                            let sb = ((ob * l_in + i) * mid + m) * l_in * inner;
-                            let db = ((ob * l_out + o) * mid + m) * l_out * inner;
-                            for &(o0, i0, len) in &r.runs[d] {
-                                if r.s == 1 {
-                                    add_slice(
-                                        &mut dst[db + o0 * inner..db + (o0 + len) * inner],
-                                        &src[sb + i0 * inner..sb + (i0 + len) * inner],
-                                    );
-                                } else {
-                                    for k in 0..len {
-                                        let (o2, i2) = (o0 + k, i0 + k * r.s);
+                            let db = ((ob * l_out + o) * mid + m) * blk;
+                            // every tap into this block while it is in cache
+                            dst[db..db + blk].iter_mut().for_each(|v| *v = T::ZERO);
+                            for d in 0..r.f {
+                                let Some(i) = r.idx[o * r.f + d] else { continue };
+                                let sb = ((ob * l_in + i) * mid + m) * l_in * inner;
+                                for &(o0, i0, len) in &r.runs[d] {
+                                    if r.s == 1 {
                                         add_slice(
-                                            &mut dst[db + o2 * inner..db + (o2 + 1) * inner],
-                                            &src[sb + i2 * inner..sb + (i2 + 1) * inner],
+                                            &mut dst[db + o0 * inner..db + (o0 + len) * inner],
+                                            &src[sb + i0 * inner..sb + (i0 + len) * inner],
                                         );
+                                    } else {
+                                        for k in 0..len {
+                                            let (o2, i2) = (o0 + k, i0 + k * r.s);
+                                            add_slice(
+                                                &mut dst[db + o2 * inner..db + (o2 + 1) * inner],
+                                                &src[sb + i2 * inner..sb + (i2 + 1) * inner],
+                                            );
+                                        }
                                     }
                                 }
                             }
@@ -275,8 +353,60 @@ fn apply_pass<T: Real>(pass: &Pass<T>, shape: &[usize], src: &[T], dst: &mut [T]
     }
 }
 
+/// [`Pass::Fused`] from `src` into `dst` (both `P × P` lanes).
+#[inline(always)]
+fn fused<T: Real>(dims: &[usize], taps: &[Tap<T>], src: &[T], dst: &mut [T]) {
+    let p: usize = prod(dims);
+    let k = dims.len();
+    let mut pos = vec![0isize; k];
+    for o in 0..p {
+        // the multi-index of x1 position o
+        let mut rest = o;
+        for a in (0..k).rev() {
+            pos[a] = (rest % dims[a]) as isize;
+            rest /= dims[a];
+        }
+        let dblk = &mut dst[o * p..(o + 1) * p];
+        let mut first = true;
+        for tap in taps {
+            // the x1 position o + off, if inside
+            let mut i = 0usize;
+            let mut inside = true;
+            for a in 0..k {
+                let v = pos[a] + tap.off[a];
+                inside &= v >= 0 && v < dims[a] as isize;
+                i = i * dims[a] + v.max(0) as usize;
+            }
+            if !inside {
+                continue;
+            }
+            let sblk = &src[i * p..(i + 1) * p];
+            let sh = tap.shift;
+            let (k0, k1) = (sh.min(0).unsigned_abs(), p - sh.max(0) as usize);
+            let sl = &sblk[(k0 as isize + sh) as usize..(k1 as isize + sh) as usize];
+            let mask = &tap.mask[k0..k1];
+            if first {
+                dblk[..k0].iter_mut().for_each(|v| *v = T::ZERO);
+                dblk[k1..].iter_mut().for_each(|v| *v = T::ZERO);
+                for ((dv, &sv), &m) in dblk[k0..k1].iter_mut().zip(sl).zip(mask) {
+                    *dv = sv * m;
+                }
+                first = false;
+            } else {
+                for ((dv, &sv), &m) in dblk[k0..k1].iter_mut().zip(sl).zip(mask) {
+                    *dv += sv * m;
+                }
+            }
+        }
+        if first {
+            dblk.iter_mut().for_each(|v| *v = T::ZERO);
+        }
+    }
+}
+
 /// Run `passes` from `src` into `dst` through the ping-pong temporaries `a`, `b` (none of them
 /// aliasing `src` or `dst`).
+#[inline(always)]
 fn stencil<T: Real>(passes: &[Pass<T>], shape: &[usize], src: &[T], dst: &mut [T], a: &mut [T], b: &mut [T]) {
     let k = passes.len();
     let mut shape = shape.to_vec();
@@ -307,6 +437,7 @@ fn diagonal_in_place<T: Real>(v: &mut [T], p: usize) {
     }
 }
 
+#[inline(always)]
 fn diagonal_into<T: Real>(src: &[T], dst: &mut [T], p: usize) {
     for k in 0..p {
         dst[k] = src[k * (p + 1)];
@@ -369,14 +500,76 @@ impl Program {
 /// shape).
 fn conv_passes<T: Real>(axes: &[Axis], full: bool) -> Vec<Pass<T>> {
     let k = axes.len();
+    if full && axes.iter().all(|a| a.s == 1 && !a.circular && a.l_out == a.l_in) {
+        // one fused pass: every tap is a constant shift of the flattened positions
+        let dims: Vec<usize> = axes.iter().map(|a| a.l_in).collect();
+        let p = prod(&dims);
+        let n_taps: usize = axes.iter().map(|a| a.f).product();
+        let taps = (0..n_taps)
+            .map(|t| {
+                let mut rest = t;
+                let mut off = vec![0isize; k];
+                for a in (0..k).rev() {
+                    off[a] = (rest % axes[a].f) as isize - axes[a].lo as isize;
+                    rest /= axes[a].f;
+                }
+                let mut shift = 0isize;
+                for a in 0..k {
+                    shift = shift * dims[a] as isize + off[a];
+                }
+                let mask = (0..p)
+                    .map(|q| {
+                        let mut rest = q;
+                        let mut ok = true;
+                        for a in (0..k).rev() {
+                            let v = (rest % dims[a]) as isize + off[a];
+                            ok &= v >= 0 && v < dims[a] as isize;
+                            rest /= dims[a];
+                        }
+                        if ok {
+                            T::ONE
+                        } else {
+                            T::ZERO
+                        }
+                    })
+                    .collect();
+                Tap { off, shift, mask }
+            })
+            .collect();
+        return vec![Pass::Fused { dims, taps }];
+    }
     axes.iter()
         .enumerate()
         .map(|(a, ax)| {
             if full {
+                let r = Runs::new(ax);
+                // the last axis: shifted reads over whole `mid × L` blocks, masked at the edges
+                let masks = (a == k - 1 && r.shifted).then(|| {
+                    // mid = the positions of x2 before this axis; the mask depends on o' only
+                    let (l, mid) = (r.l_in, axes[..k - 1].iter().map(|x| x.l_out).product::<usize>());
+                    let shift: Vec<isize> = (0..r.f).map(|d| d as isize - r.lo as isize).collect();
+                    let mask = shift
+                        .iter()
+                        .map(|&sh| {
+                            (0..mid * l)
+                                .map(|kk| {
+                                    let w = (kk % l) as isize + sh;
+                                    if w >= 0 && w < l as isize {
+                                        T::ONE
+                                    } else {
+                                        T::ZERO
+                                    }
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    Masks { shift, mask }
+                });
                 Pass::Diag {
                     a1: a,
                     a2: k + a,
-                    r: Runs::new(ax),
+                    r,
+                    masks,
                 }
             } else {
                 Pass::One {

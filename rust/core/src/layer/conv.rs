@@ -277,6 +277,10 @@ pub(crate) struct Axis {
     pub l_out: usize,
     pub f: usize,
     pub s: usize,
+    /// Padding before the first position (`SAME`, `CIRCULAR`).
+    pub lo: usize,
+    /// Indices wrap around (`CIRCULAR`).
+    pub circular: bool,
     pub idx: Vec<Option<usize>>,
 }
 
@@ -307,7 +311,15 @@ impl Axis {
                 });
             }
         }
-        Ok(Axis { l_in, l_out, f, s, idx })
+        Ok(Axis {
+            l_in,
+            l_out,
+            f,
+            s,
+            lo,
+            circular: padding == Padding::Circular,
+            idx,
+        })
     }
 
     /// Input position of output `o`, tap `d`.
