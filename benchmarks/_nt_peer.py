@@ -24,7 +24,10 @@ warm calls, and prints::
     {"ok": true, "warm_median_s": ..., "warm_times_s": [...],
      "first_call_s": ..., "peak_rss_mb": ..., "jax": "...", "nt": "...", ...}
 
-Every spec key is optional; the defaults are those of the example above.
+Every spec key is optional; the defaults are those of the example above. With
+``"expr": "stax.serial(...)"`` the network is that stax expression instead (``stax`` bound to
+``neural_tangents.stax``; ``depth``, ``activation``, ``W_std``, ``b_std``, ``width`` unused): the
+same string builds the same network in ntkrs (``stax`` bound to ``ntkrs``).
 
 Reference mode::
 
@@ -76,6 +79,7 @@ DEFAULT_SPEC: dict[str, Any] = {
     "W_std": 1.5,
     "b_std": 0.05,
     "width": 512,
+    "expr": None,
 }
 
 ACTIVATIONS = ("relu", "erf", "gelu")
@@ -139,12 +143,15 @@ def run_timing(spec: dict[str, Any]) -> dict[str, Any]:
     jax, nt, stax = _import_nt(s["dtype"])
     import numpy as np
 
-    act = {"relu": stax.Relu, "erf": stax.Erf, "gelu": stax.Gelu}[s["activation"]]
-    hidden = [stax.Dense(s["width"], W_std=s["W_std"], b_std=s["b_std"]), act()]
-    _, _, kernel_fn = stax.serial(
-        *(hidden * int(s["depth"])),
-        stax.Dense(1, W_std=s["W_std"], b_std=s["b_std"]),
-    )
+    if s["expr"] is not None:
+        _, _, kernel_fn = eval(s["expr"], {"__builtins__": {}, "stax": stax})  # noqa: S307 - our own spec
+    else:
+        act = {"relu": stax.Relu, "erf": stax.Erf, "gelu": stax.Gelu}[s["activation"]]
+        hidden = [stax.Dense(s["width"], W_std=s["W_std"], b_std=s["b_std"]), act()]
+        _, _, kernel_fn = stax.serial(
+            *(hidden * int(s["depth"])),
+            stax.Dense(1, W_std=s["W_std"], b_std=s["b_std"]),
+        )
     x = np.random.default_rng(s["seed"]).standard_normal((s["n"], s["d"]))
     x = jax.device_put(x.astype(s["dtype"]))
     kfn = jax.jit(kernel_fn, static_argnames="get")

@@ -2,13 +2,16 @@
 
 For every case it prints, measured in the same run on the same machine:
 
-* ``ntkrs``: median wall time of ``net.kernel(x, get=("nngp", "ntk"))`` (warm);
-* ``gram``: numpy's ``X @ X.T`` (the floor for the input Gram; ntkrs computes only half of it);
-* ``acos``: one numpy ``np.arccos`` pass over N² entries per layer (the elementwise floor);
-* ``nt``: neural-tangents' warm (jitted) time, when its venv is given (``--nt-python``);
-* ratios ``ntkrs/gram``, ``ntkrs/acos`` and ``nt/ntkrs``;
-* with ``--memory``: peak RSS growth of the ntkrs call in a fresh process, divided by the size of
-  the result arrays.
+* ``ntkrs``: wall time of ``net.kernel(x, get=("nngp", "ntk"))`` (warm), median and range;
+* ``gram``: numpy's ``X @ X.T`` (the floor for the input Gram). numpy recognises ``X @ X.T`` and calls
+  BLAS ``syrk``, which computes one triangle only, so both sides compute half the products;
+* ``acos``: one ``np.arccos`` pass over N² entries per layer (the elementwise floor), split over as
+  many threads as ntkrs uses (numpy's ufuncs release the GIL);
+* ``nt``: neural-tangents' warm (jitted) median, when its venv is given (``--nt-python``);
+* ratios ``ntkrs/gram``, ``ntkrs/acos`` and ``nt/ntkrs`` (medians of the per-round ratios, the three
+  timed in the same round, interleaved);
+* with ``--memory``: the growth of the peak RSS of a fresh process over its RSS just before the call
+  (VmHWM after − VmRSS before), divided by the size of the result arrays.
 
 The network is ``mlp(depth, 512, act, W_std=1.5, b_std=0.05)``. Examples::
 
@@ -26,7 +29,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,14 +40,15 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def spread(values: list[float], f: str = "{:.3f}") -> str:
+    """``median (min–max)``."""
+    return f"{f.format(statistics.median(values))} ({f.format(min(values))}–{f.format(max(values))})"
 
 
 def make_net(act: str, depth: int):
@@ -65,16 +68,13 @@ def data(n: int, d: int, dtype: str) -> np.ndarray:
     return x.astype(dtype)
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (Linux: VmHWM; elsewhere ru_maxrss)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def rss_bytes(field: str) -> int:
+    """``VmHWM`` (peak resident set) or ``VmRSS`` (current) of this process, from /proc (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def memory_child(spec: dict) -> None:
@@ -82,11 +82,12 @@ def memory_child(spec: dict) -> None:
     x = data(spec["n"], spec["d"], spec["dtype"])
     net = make_net(spec["act"], spec["depth"])
     net.kernel(x[:8])  # load everything once
-    # VmHWM (peak RSS of this address space) rather than ru_maxrss, which survives fork + exec
-    # and would carry the parent's peak
-    before = peak_rss_bytes()
+    # Growth from the RSS now (not from the peak so far, which may be higher and would hide part of
+    # the call's growth) to the peak after the call; VmHWM rather than ru_maxrss, which survives
+    # fork + exec and would carry the parent's peak
+    before = rss_bytes("VmRSS")
     k = net.kernel(x, dtype=spec["dtype"])
-    peak = peak_rss_bytes()
+    peak = rss_bytes("VmHWM")
     result = k.nngp.nbytes + k.ntk.nbytes
     print(json.dumps({"growth_bytes": peak - before, "result_bytes": result}))
 
@@ -116,16 +117,32 @@ def measure_nt(python: str, spec: dict, repeats: int) -> float | None:
     return r["warm_median_s"] if r.get("ok") else None
 
 
-def time_case(spec: dict, repeats: int) -> tuple[float, float, float]:
-    """Median times of ntkrs, of numpy's x @ x.T and of one np.arccos pass per layer over N²."""
+def time_case(spec: dict, repeats: int) -> dict[str, list[float]]:
+    """Times of ntkrs, of numpy's x @ x.T and of the threaded arccos floor, interleaved by round."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ntkrs as nk
+
     n, dtype = spec["n"], spec["dtype"]
     x = data(n, spec["d"], dtype)
     net = make_net(spec["act"], spec["depth"])
-    t_ours = median_time(lambda: net.kernel(x, dtype=dtype), repeats)
-    t_gram = median_time(lambda: x @ x.T, repeats)
     buf = np.random.default_rng(1).uniform(-1, 1, size=n * n).astype(dtype)
-    t_acos = median_time(lambda: [np.arccos(buf) for _ in range(spec["depth"])], max(1, repeats // 2))
-    return t_ours, t_gram, t_acos
+    out = np.empty_like(buf)
+    threads = nk.show_config(print_out=False)["threads"]
+    chunks = [(buf[i::threads], out[i::threads]) for i in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        def acos_floor():
+            for _ in range(spec["depth"]):
+                list(pool.map(lambda c: np.arccos(c[0], out=c[1]), chunks))
+
+        fns = {"ntkrs": lambda: net.kernel(x, dtype=dtype), "gram": lambda: x @ x.T, "acos": acos_floor}
+        for fn in fns.values():
+            fn()  # warm-up
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        for _ in range(repeats):
+            for k, fn in fns.items():
+                times[k].append(timed(fn))
+    return times
 
 
 def main() -> None:
@@ -157,17 +174,18 @@ def main() -> None:
 
     cfg = nk.show_config(print_out=False)
     print(f"# ntkrs {cfg['version']}  simd={cfg['simd']}  threads={cfg['threads']}  numpy {np.__version__}  "
-          f"repeats={a.repeats} (medians)")
+          f"repeats={a.repeats}: median (min–max)  load {os.getloadavg()[0]:.2f}")
     head = ("case", "ntkrs s", "gram s", "acos s", "nt s", "ntkrs/gram", "ntkrs/acos", "nt/ntkrs", "mem/result")
     rows = []
     if a.markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
     else:
-        print("{:<34} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>9} {:>10}".format(*head))
+        print("{:<34} {:>22} {:>22} {:>22} {:>8} {:>18} {:>18} {:>9} {:>10}".format(*head))
     for n, d, depth, act, dtype in itertools.product(a.n, a.d, a.depth, a.act, a.dtype):
         spec = {"n": n, "d": d, "depth": depth, "act": act, "dtype": dtype}
-        t_ours, t_gram, t_acos = time_case(spec, a.repeats)
+        times = time_case(spec, a.repeats)
+        t_ours = statistics.median(times["ntkrs"])
         t_nt = measure_nt(a.nt_python, spec, a.repeats) if a.nt_python else None
         mem = measure_memory(spec) if a.memory else None
         case = f"N={n} d={d} L={depth} {act} {dtype[5:]}" + (" sphere" if a.sphere else "")
@@ -175,14 +193,17 @@ def main() -> None:
         def fmt(v, f="{:.3f}"):
             return "-" if v is None else f.format(v)
 
-        row = (case, fmt(t_ours), fmt(t_gram), fmt(t_acos), fmt(t_nt), fmt(t_ours / t_gram, "{:.2f}"),
-               fmt(t_ours / t_acos, "{:.2f}"), fmt(None if t_nt is None else t_nt / t_ours, "{:.1f}x"),
+        def ratio(k, times=times):
+            return spread([o / f for o, f in zip(times["ntkrs"], times[k], strict=True)], "{:.2f}")
+
+        row = (case, spread(times["ntkrs"]), spread(times["gram"]), spread(times["acos"]), fmt(t_nt),
+               ratio("gram"), ratio("acos"), fmt(None if t_nt is None else t_nt / t_ours, "{:.1f}x"),
                fmt(mem, "{:.2f}"))
         rows.append(row)
         if a.markdown:
             print("| " + " | ".join(row) + " |", flush=True)
         else:
-            print("{:<34} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>9} {:>10}".format(*row), flush=True)
+            print("{:<34} {:>22} {:>22} {:>22} {:>8} {:>18} {:>18} {:>9} {:>10}".format(*row), flush=True)
 
 
 if __name__ == "__main__":

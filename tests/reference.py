@@ -612,3 +612,38 @@ def sample_empirical_kernels(
         params = init_params(layers, x.shape[1], rng)
         nngps[s], ntks[s] = empirical_kernels(params, layers, x, ntk_outputs)
     return nngps, ntks
+
+
+# ----------------------------------------------------------------------------------------------
+# Finite differences over stax-layout parameters [(W, b or None), ...]
+
+
+def flatten(params) -> np.ndarray:
+    """All parameters as one vector, in order: W then b of each pair."""
+    return np.concatenate([np.concatenate([w.ravel()] + ([] if b is None else [b.ravel()])) for w, b in params])
+
+
+def unflatten(theta: np.ndarray, like):
+    """The inverse of :func:`flatten`, shaped like ``like``."""
+    out, k = [], 0
+    for w, b in like:
+        w2 = theta[k:k + w.size].reshape(w.shape)
+        k += w.size
+        b2 = None
+        if b is not None:
+            b2 = theta[k:k + b.size].reshape(b.shape)
+            k += b.size
+        out.append((w2, b2))
+    return out
+
+
+def fd_jacobian(forward: Callable, params, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """J[a, o, p] = ∂f_o(x_a)/∂θ_p by central differences of ``forward(params, x) -> (N, O)``."""
+    theta = flatten(params)
+    cols = []
+    for p in range(theta.size):
+        tp, tm = theta.copy(), theta.copy()
+        tp[p] += h
+        tm[p] -= h
+        cols.append((forward(unflatten(tp, params), x) - forward(unflatten(tm, params), x)) / (2 * h))
+    return np.stack(cols, axis=2)

@@ -121,3 +121,51 @@ def test_pool_works_in_a_forked_child():
         p.kill()
         pytest.fail("the forked child hung in its kernel call")
     assert p.exitcode == 0 and q.get(timeout=5) == want
+
+
+# --- kernel regression with block products as tasks ----------------------------------------------
+
+
+def test_kernel_regression_on_a_cluster_of_processes_matches_the_single_machine_solve(client):
+    """ntkrs.dask.kernel_regression on a LocalCluster of two worker processes: the same centres,
+    preconditioner and iteration as predict.kernel_regression(solver="nystrom"), the block products
+    as tasks; the predictions agree to rounding (sums in another order), float64 and float32."""
+    from ntkrs.predict import kernel_regression
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((500, 6))
+    y = np.stack([np.sin(x[:, 0]), x[:, 1] * x[:, 2]], axis=1)
+    xt = rng.standard_normal((70, 6))
+    net = nk.mlp(depth=2, width=64, activation="erf", W_std=1.3, b_std=0.2)
+    for dtype, tol in ((np.float64, 1e-9), (np.float32, 1e-3)):
+        want = kernel_regression(net, x, y, xt, solver="nystrom", n_centers=120, seed=2, dtype=dtype, diag_reg=1e-2)
+        got = nkd.kernel_regression(net, x, y, xt, n_centers=120, seed=2, dtype=dtype, diag_reg=1e-2, chunks=128)
+        assert got.solver == "nystrom" and got.info["blocks"] == 4 and got.info["converged"]
+        assert np.abs(got.mean - want.mean).max() <= tol * np.abs(want.mean).max(), dtype
+        assert abs(got.info["iterations"] - want.info["iterations"]) <= (0 if dtype == np.float64 else 2)
+
+
+def test_kernel_regression_on_the_threaded_scheduler_with_all_centres_is_exact():
+    from ntkrs.predict import kernel_regression
+
+    rng = np.random.default_rng(6)
+    x, xt = rng.standard_normal((150, 4)), rng.standard_normal((20, 4))
+    y = np.cos(x[:, 0])
+    net = nk.mlp(depth=2, width=64, activation="relu", W_std=1.4, b_std=0.1)
+    with dask.config.set(scheduler="threads"):
+        got = nkd.kernel_regression(net, x, y, xt, n_centers=150, dtype=np.float64, chunks=40, diag_reg=1e-3, tol=1e-12)
+    want = kernel_regression(net, x, y, xt, solver="exact", diag_reg=1e-3)
+    assert got.mean.shape == (20,) and np.abs(got.mean - want.mean).max() <= 1e-8 * np.abs(want.mean).max()
+
+
+def test_kernel_regression_bad_arguments(data):
+    net, x, _ = data
+    y = np.ones(len(x))
+    with pytest.raises(ValueError, match="n_centers"):
+        nkd.kernel_regression(net, x, y, x[:5], n_centers=len(x) + 1)
+    with pytest.raises(ValueError, match="chunks"):
+        nkd.kernel_regression(net, x, y, x[:5], chunks=0)
+    with pytest.raises(ValueError, match="y_train.*NaN"):
+        nkd.kernel_regression(net, x, np.full(len(x), np.nan), x[:5])
+    with pytest.raises(ValueError, match="get"):
+        nkd.kernel_regression(net, x, y, x[:5], get="ntc")

@@ -19,7 +19,7 @@ The file holds, on x1 (5 x 7) and x2 (4 x 7):
 * ``finite``: NT's ``init_fn(PRNGKey(seed))`` parameters in NT's nesting, ``apply_fn`` outputs,
   and empirical NTK/NNGP (``trace_axes=(-1,)``).
 
-Semantics and NT's quirks: /work/notes/stax-semantics.md (the memo written with this file).
+Semantics and NT's quirks: docs/stax-semantics.md (the memo written with this file).
 """
 
 from __future__ import annotations

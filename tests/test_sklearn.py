@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import sklearn
 from ntkrs import predict
-from ntkrs.sklearn import NNGP, NTK, NTKRegressor, default_network
+from ntkrs.sklearn import NNGP, NTK, NTKRegressor, NTKRidge, default_network
 from sklearn.base import clone
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
@@ -39,11 +39,13 @@ def erf_net(b_std: float | None = 0.1) -> nk.Network:
 # * check_array_api_input: runs only with SCIPY_ARRAY_API=1 and array-api-compat installed; ntkrs
 #   computes with NumPy and does not declare array-API support, so scikit-learn skips it.
 # * check_regressor_data_not_an_array: needs pandas, which is not a test dependency.
-ESTIMATORS = [NTKRegressor(), NTKRegressor(net=erf_net(), t=1e4, learning_rate=2.0, diag_reg=1e-6, get="nngp")]
+ESTIMATORS = [NTKRegressor(), NTKRegressor(net=erf_net(), t=1e4, learning_rate=2.0, diag_reg=1e-6, get="nngp"),
+              NTKRidge(), NTKRidge(net=erf_net(), get="nngp", solver="nystrom", diag_reg=1e-3, dtype=np.float32),
+              NTKRidge(solver="exact", dtype=np.float32, memory_limit="64MB")]
 
 
 @parametrize_with_checks(ESTIMATORS)
-def test_ntk_regressor_passes_scikit_learn_estimator_checks(estimator, check):
+def test_estimators_pass_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
 

@@ -16,7 +16,8 @@ import math
 import ntkrs as nk
 import numpy as np
 import pytest
-from test_empirical import build, np_forward, np_jacobian, unflatten
+from reference import unflatten
+from test_empirical import build, np_forward, np_jacobian
 
 RNG = np.random.default_rng(11)
 X = RNG.standard_normal((6, 3))

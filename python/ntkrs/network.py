@@ -162,6 +162,34 @@ class Network(Layer):
         self._core = _core.Layer.serial([layer._core for layer in self.layers])
         self._core.check()
         self._compiled: Any = None
+        self.input_shape: tuple[int, ...] | None = None
+
+    def with_input_shape(self, input_shape: Sequence[int] | None) -> Network:
+        """This network, taking flat rows: examples of shape ``input_shape`` (``(H, W, C)``
+        images, ``(L, C)`` sequences, NHWC as neural-tangents), each flattened in C order
+        (``x.reshape(N, -1)``).
+
+        For the tools that handle 2-D ``(n_samples, n_features)`` arrays only (scikit-learn
+        estimators, :mod:`ntkrs.dask`, :mod:`ntkrs.predict`, the CLI): they pass flat rows, and
+        the network reshapes them at its boundary. Image arrays ``(N, *input_shape)`` are accepted
+        too. ``None``: no shape (the default; the input's own shape is used).
+
+        Example: ``serial(Conv(8, (3, 3), padding="SAME"), Relu(), Flatten(), Dense(1))
+        .with_input_shape((28, 28, 1))`` takes rows of 784 pixels.
+        """
+        if input_shape is not None:
+            try:
+                shape = tuple(int(v) for v in input_shape)
+            except TypeError:
+                raise TypeError(f"input_shape: expected a tuple of ints such as (28, 28, 1), "
+                                f"got {input_shape!r}") from None
+            if not 2 <= len(shape) <= 4 or min(shape) < 1:
+                raise ValueError(f"input_shape: expected the shape of one example, (L, C), (H, W, C) or (D, H, W, C) "
+                                 f"with positive sizes, got {shape}")
+            input_shape = shape
+        out = Network(self.layers)
+        out.input_shape = input_shape
+        return out
 
     @property
     def _net(self) -> Any:
@@ -174,13 +202,16 @@ class Network(Layer):
         return self.layers
 
     def __repr__(self) -> str:
-        return "serial(" + ", ".join(map(repr, self.layers)) + ")"
+        base = "serial(" + ", ".join(map(repr, self.layers)) + ")"
+        return base if self.input_shape is None else f"{base}.with_input_shape({self.input_shape})"
 
     def __len__(self) -> int:
         return len(self.layers)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickle / copy.deepcopy / sklearn.clone rebuild the network from its layers.
+        if self.input_shape is not None:
+            return (_with_input_shape, (self.layers, self.input_shape))
         return (Network, (self.layers,))
 
     def kernel(self, x1: ArrayLike, x2: ArrayLike | None = None, get: GetSpec = ("nngp", "ntk"), *,
@@ -248,9 +279,17 @@ class Network(Layer):
         else:
             if diagonal:
                 raise ValueError("out: diagonal=True returns a vector; compute it in memory (out=None)")
+            example_shape = shape
             shape = (a.shape[0], (a if b is None else b).shape[0])
             targets = out_targets(out, names, shape, dt)
             limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else parse_memory_limit(memory_limit)
+            if example_shape is not None:
+                got = _spatial_out(self, a, b, example_shape, names, targets, limit, dt, ts, nt, progress, stats)
+                if single:
+                    return got[names[0]]
+                if names == ("nngp", "ntk"):
+                    return Kernel(got["nngp"], got["ntk"])
+                return _kernel_tuple(names)(*(got[n] for n in names))
             ordered = [targets[n] for n in _KERNELS if n in names]
             callback, bar = _progress(progress, "ntkrs kernel")
             try:
@@ -488,14 +527,29 @@ class Network(Layer):
         a, b, _ = self._batches(x1, x2, dt)
         return a, b
 
+    def _batch(self, x: ArrayLike, name: str, dt: np.dtype) -> tuple[np.ndarray, tuple[int, ...] | None]:
+        """One batch as a matrix and its example shape, reshaped by :attr:`input_shape` if set."""
+        a, shape = as_batch(x, name, dt)
+        want = self.input_shape
+        if want is None:
+            return a, shape
+        if shape is None:
+            if a.shape[1] != math.prod(want):
+                raise ValueError(f"{name}: has {a.shape[1]} features per row, but the network's input_shape {want} "
+                                 f"needs {math.prod(want)} (one example flattened in C order)")
+            return a, want
+        if shape != want:
+            raise ValueError(f"{name}: has examples of shape {shape}, but the network's input_shape is {want}")
+        return a, shape
+
     def _batches(self, x1: ArrayLike, x2: ArrayLike | None,
                  dt: np.dtype) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...] | None]:
         """``(x1, x2, shape)``: both batches as matrices and the per-example shape (``None`` for
         vectors); ``x2``'s examples must have ``x1``'s shape."""
-        a, shape = as_batch(x1, "x1", dt)
+        a, shape = self._batch(x1, "x1", dt)
         b = None
         if x2 is not None:
-            b, shape2 = as_batch(x2, "x2", dt)
+            b, shape2 = self._batch(x2, "x2", dt)
             if shape2 != shape or b.shape[1] != a.shape[1]:
                 if shape is None and shape2 is None:
                     raise ValueError(f"x2: has {b.shape[1]} features but x1 has {a.shape[1]}; "
@@ -700,6 +754,82 @@ def _kernel_tuple(names: tuple[str, ...]) -> type:
     return _TUPLES[names]
 
 
+def _spatial_out(net: Network, a: np.ndarray, b: np.ndarray | None, example_shape: tuple[int, ...],
+                 names: tuple[str, ...], targets: dict[str, tuple[Any, bool]], limit: int, dt: np.dtype,
+                 ts: int, nt: int | None, progress: Any, stats: dict | None) -> dict[str, Any]:
+    """``out=`` for examples with spatial axes (convolutional networks): row panels of at most
+    ``limit`` bytes of results, each computed in memory and written to the targets. With ``x2``
+    ``None`` only the blocks on and above the diagonal are computed (the diagonal blocks by the
+    symmetric call, so the diagonal is bitwise the in-memory one) and mirrored on write: the
+    result is exactly symmetric. ``.npy`` paths are written to ``PATH.partial`` and renamed when
+    complete; an error or Ctrl-C deletes the partial files."""
+    import os
+    import time
+
+    n1 = a.shape[0]
+    n2 = n1 if b is None else b.shape[0]
+    row_bytes = n2 * dt.itemsize * len(names)
+    rows = limit // row_bytes
+    if rows < 1:
+        raise ValueError(f"memory_limit: {limit} bytes cannot hold one row of the result ({row_bytes} bytes for "
+                         f"{len(names)} kernel(s) of {n2} columns); raise memory_limit")
+    rows = min(rows, n1)
+    panels = [(r0, min(r0 + rows, n1)) for r0 in range(0, n1, rows)]
+    arrays: dict[str, np.ndarray] = {}
+    partial: list[str] = []
+    t0 = time.perf_counter()
+    callback, bar = _progress(progress, "ntkrs kernel")
+    try:
+        for n, (t, _) in targets.items():
+            if isinstance(t, str):
+                tmp = t + ".partial"
+                partial.append(tmp)
+                arrays[n] = np.lib.format.open_memmap(tmp, mode="w+", dtype=dt, shape=(n1, n2))
+            else:
+                arrays[n] = t
+        get = names if len(names) > 1 else names[0]
+        xs = a.reshape((n1, *example_shape))
+        ys = None if b is None else b.reshape((n2, *example_shape))
+        for k, (r0, r1) in enumerate(panels):
+            if b is None:
+                blocks = [((r0, r1), net.kernel(xs[r0:r1], None, get, dtype=dt, tile_size=ts or None, threads=nt))]
+                if r1 < n1:
+                    blocks.append(((r1, n1), net.kernel(xs[r0:r1], xs[r1:], get, dtype=dt, tile_size=ts or None,
+                                                          threads=nt)))
+            else:
+                blocks = [((0, n2), net.kernel(xs[r0:r1], ys, get, dtype=dt, tile_size=ts or None, threads=nt))]
+            for (c0, c1), got in blocks:
+                for n in names:
+                    block = got if len(names) == 1 else getattr(got, n)
+                    arrays[n][r0:r1, c0:c1] = block
+                    if b is None and c0 != r0:
+                        arrays[n][c0:c1, r0:r1] = block.T
+            if callback is not None:
+                callback(k + 1, len(panels))
+        for n, (t, _) in targets.items():
+            if isinstance(t, str):
+                arrays[n].flush()
+                del arrays[n]
+                os.replace(t + ".partial", t)
+                partial.remove(t + ".partial")
+    finally:
+        if bar is not None:
+            bar.close()
+        arrays.clear()
+        for tmp in partial:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+    if stats is not None:
+        stats.update({"total_s": time.perf_counter() - t0, "panel_rows": rows, "panels": len(panels)})
+    return {n: (np.load(t, mmap_mode="r") if isinstance(t, str) else t) for n, (t, _) in targets.items()}
+
+
+def _with_input_shape(layers: tuple[Layer, ...], input_shape: tuple[int, ...]) -> Network:
+    return Network(layers).with_input_shape(input_shape)
+
+
 def _progress(progress: Any, desc: str) -> tuple[Callable[[int, int], None] | None, Any]:
     """A ``(callback, bar)`` pair for the Rust core's progress reports."""
     if progress is False or progress is None:
@@ -735,7 +865,10 @@ def map_layers(net: Network, fn: Callable[[Layer], Layer]) -> Network:
             return Parallel(*(walk(c) for c in layer.layers))
         return fn(layer)
 
-    return walk(net)  # type: ignore[return-value]
+    out = walk(net)
+    if net.input_shape is not None:
+        out = out.with_input_shape(net.input_shape)  # type: ignore[union-attr]
+    return out  # type: ignore[return-value]
 
 
 def serial(*layers: Layer) -> Network:

@@ -24,22 +24,23 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
-import sys
-import warnings
+import time
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .network import Kernel, Network, _parse_get, as_matrix
+from . import _solvers
+from .network import Kernel, Network, _parse_dtype, _parse_get, as_matrix
 
 __all__ = [
     "Gaussian",
+    "KernelRegression",
     "gp_inference",
     "gradient_descent_mse",
     "gradient_descent_mse_ensemble",
+    "kernel_regression",
     "max_learning_rate",
 ]
 
@@ -83,8 +84,12 @@ def _float_array(name: str, value: Any) -> np.ndarray:
         raise TypeError(f"{name}: expected real numbers, got an array of dtype {a.dtype}; "
                         "convert it with np.asarray(..., dtype=float)")
     a = a.astype(np.float64, copy=False)
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
+    finite = np.isfinite(a)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        where = f" (first at index {tuple(int(i) for i in bad)})" if a.ndim else ""
+        raise ValueError(f"{name}: contains {int(a.size - finite.sum())} NaN or infinite values{where}; "
+                         "remove those rows or impute them first")
     return a
 
 
@@ -157,58 +162,10 @@ def _pack(out: dict[str, Any], names: tuple[str, ...], single: bool) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _warn(message: str) -> None:
-    """A ``RuntimeWarning`` attributed to the first caller outside the ntkrs package."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(0), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, RuntimeWarning, stacklevel=level)
-
-
-class _Symmetric:
-    """A symmetric (regularised) kernel with its eigendecomposition and Cholesky factor, each
-    computed once on first use."""
-
-    def __init__(self, k: np.ndarray, name: str) -> None:
-        self.k = k
-        self.name = name
-        self._eig: tuple[np.ndarray, np.ndarray] | None = None
-        self._cho: Any = None
-
-    def eig(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(λ, V)`` with eigenvalues ``≤ n·ε·max|λ|`` set to 0: below that they are
-        indistinguishable from 0 (the absolute error of ``eigh``), as in ``scipy.linalg.pinvh``.
-        Warns once when that happens, i.e. when the kernel is not numerically positive definite."""
-        if self._eig is None:
-            lam, v = np.linalg.eigh(self.k)
-            tol = len(lam) * np.finfo(np.float64).eps * max(abs(lam[0]), abs(lam[-1]))
-            if lam[0] <= tol:
-                cond = math.inf if lam[0] == 0 else abs(lam[-1] / lam[0])
-                _warn(
-                    f"{self.name}: the kernel is not positive definite (smallest eigenvalue {lam[0]:.3g}, "
-                    f"largest {lam[-1]:.3g}, condition number λmax/|λmin| = {cond:.3g}); eigenvalues ≤ {tol:.3g} "
-                    "(n·eps·λmax) are clamped to 0 and their modes do not train. Pass diag_reg > 0 (e.g. 1e-6) "
-                    "to regularise.")
-                lam = np.where(lam > tol, lam, 0.0)
-            self._eig = (lam, v)
-        return self._eig
-
-    def solve(self, b: np.ndarray) -> np.ndarray:
-        """``K⁻¹ b`` by Cholesky; a kernel that is not positive definite falls back to the
-        pseudo-inverse on the clamped eigendecomposition (with the warning of :meth:`eig`)."""
-        import scipy.linalg
-
-        if self._cho is None:
-            try:
-                self._cho = scipy.linalg.cho_factor(self.k, lower=False, check_finite=False)
-            except np.linalg.LinAlgError:
-                self._cho = False
-        if self._cho is not False:
-            return scipy.linalg.cho_solve(self._cho, b, check_finite=False)
-        lam, v = self.eig()
-        inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=lam > 0)
-        return v @ (inv[:, None] * (v.T @ b.reshape(b.shape[0], -1))).reshape(b.shape)
+# The solver shared by every function here (and by kernel_regression's exact solver) lives in
+# ntkrs._solvers: a Cholesky factor, or a clamped eigendecomposition when that fails.
+_warn = _solvers.warn
+_Symmetric = _solvers.Symmetric
 
 
 def _rate(lam: np.ndarray, t: np.ndarray, size: int) -> np.ndarray:
@@ -461,6 +418,241 @@ def gp_inference(
 
 
 # --------------------------------------------------------------------------------------------
+# Kernel regression at scale
+# --------------------------------------------------------------------------------------------
+
+
+class KernelRegression(NamedTuple):
+    """Result of :func:`kernel_regression`.
+
+    ``mean``: predictions ``(m,)`` or ``(m, O)`` (the shape of ``y_train``'s rows); ``variance``:
+    predictive variances ``(m,)``, shared by the ``O`` outputs, or ``None`` unless asked;
+    ``solver``: ``"exact"`` or ``"nystrom"``, the one used; ``info``: a dict describing the solve
+    (``n_centers``, ``dtype``, ``iterations``, ``residual``, ``converged``, ``condition``,
+    ``eps`` (the absolute ridge), ``reason`` (why this solver), memory and timings in seconds).
+    """
+
+    mean: np.ndarray
+    variance: np.ndarray | None
+    solver: str
+    info: dict[str, Any]
+
+
+_REGRESSION_GET = ("nngp", "ntk", "ntkgp")
+_SOLVER_NAMES = ("auto", "exact", "nystrom")
+
+
+class _Options(NamedTuple):
+    """Validated solver arguments shared by kernel_regression, the ensemble at t=None,
+    NTKRegressor/NTKRidge and ntkrs.dask.kernel_regression."""
+
+    solver: str
+    reg: float
+    absolute: bool
+    n_centers: int | None
+    dtype: np.dtype | None
+    seed: int
+    tol: float
+    max_iter: int
+
+
+def _integer_arg(name: str, value: Any, low: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    if int(value) < low:
+        raise ValueError(f"{name}: must be ≥ {low}, got {value}")
+    return int(value)
+
+
+def _options(n: int, solver: Any = "auto", diag_reg: Any = 1e-4, diag_reg_absolute_scale: Any = False,
+             n_centers: Any = None, dtype: Any = None, seed: Any = 0, tol: Any = 1e-6, max_iter: Any = 100,
+             solvers: Sequence[str] = _SOLVER_NAMES) -> _Options:
+    if not isinstance(solver, str) or solver not in solvers:
+        raise ValueError(f"solver: expected one of {', '.join(map(repr, solvers))}, got {solver!r}")
+    reg = _real("diag_reg", diag_reg)
+    m = None
+    if n_centers is not None:
+        m = _integer_arg("n_centers", n_centers, 1)
+        if m > n:
+            raise ValueError(f"n_centers: is {m} but there are only {n} training points; pass n_centers ≤ {n} "
+                             f"(n_centers={n} is the exact solve)")
+        if solver == "exact":
+            raise ValueError("n_centers: applies to the Nyström solver; drop it or pass solver='nystrom' (or 'auto')")
+    dt = None if dtype is None else _parse_dtype(dtype)
+    tol_ = _real("tol", tol, positive=True)
+    if tol_ >= 1:
+        raise ValueError(f"tol: is a relative residual and must be < 1, got {tol_}")
+    return _Options(solver, reg, bool(diag_reg_absolute_scale), m, dt, _integer_arg("seed", seed, 0), tol_,
+                    _integer_arg("max_iter", max_iter, 1))
+
+
+def _training_inputs(net: Any, x_train: ArrayLike, y_train: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``: ``x`` float32 or float64 (float32 inputs are kept), ``y`` float64 ``(n,)``/``(n, O)``."""
+    if not isinstance(net, Network):
+        raise TypeError(f"net: expected an ntkrs Network (nk.serial(...) or nk.mlp(...)), got {type(net).__name__}")
+    keep = getattr(x_train, "dtype", None) in (np.dtype(np.float32), np.dtype(np.float64))
+    x = as_matrix(x_train, "x_train", np.dtype(x_train.dtype) if keep else np.dtype(np.float64))
+    y = _targets(y_train)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"y_train: has {y.shape[0]} rows but x_train has {x.shape[0]}; give one target row per input")
+    return x, y
+
+
+def _test_inputs(x_test: ArrayLike, x: np.ndarray, name: str = "x_test") -> np.ndarray:
+    keep = getattr(x_test, "dtype", None) in (np.dtype(np.float32), np.dtype(np.float64))
+    xt = as_matrix(x_test, name, np.dtype(x_test.dtype) if keep else np.dtype(np.float64))
+    if xt.shape[1] != x.shape[1]:
+        raise ValueError(f"{name}: has {xt.shape[1]} features but x_train has {x.shape[1]}")
+    return xt
+
+
+def _fit(net: Network, x: np.ndarray, y2: np.ndarray, base: str, opts: _Options, memory_limit: Any, progress: Any,
+         variance: bool, m_test: int, what: str) -> tuple[_solvers.Fitted, _solvers.Progress]:
+    """Plan and run the solve (the one code path behind every public entry point)."""
+    limit = _solvers.resolve_memory_limit(memory_limit)
+    plan = _solvers.plan(x.shape[0], x.shape[1], m_test, opts.solver, opts.n_centers, opts.dtype, limit, variance)
+    extra = "" if plan.solver == "exact" else (
+        f", {plan.n_stored} of {plan.n_blocks} blocks of {plan.block_rows} rows stored "
+        f"({_solvers._fmt(plan.bytes_stored)})")
+    _solvers.log.info("%s: %s solver, %s (%s; memory_limit %s%s)", what, plan.solver, plan.dtype.name, plan.reason,
+                      _solvers._fmt(limit), extra)
+    bar = _solvers.Progress(progress, what)
+    try:
+        fitted = _solvers.fit(net, x, y2, base, opts.reg, opts.absolute, plan, bar, opts.seed, opts.tol,
+                              opts.max_iter, variance, m_test)
+    except BaseException:
+        bar.close()
+        raise
+    return fitted, bar
+
+
+def kernel_regression(
+    net: Network,
+    x_train: ArrayLike,
+    y_train: ArrayLike,
+    x_test: ArrayLike,
+    get: str = "ntk",
+    solver: str = "auto",
+    diag_reg: float = 1e-4,
+    diag_reg_absolute_scale: bool = False,
+    n_centers: int | None = None,
+    dtype: Any = None,
+    memory_limit: int | str | None = None,
+    progress: bool | Callable[[int, int], Any] = False,
+    seed: int = 0,
+    return_variance: bool = False,
+    tol: float = 1e-6,
+    max_iter: int = 100,
+) -> KernelRegression:
+    r"""Kernel (ridge) regression with a network's NNGP or NTK, from inputs to test predictions, for
+    training sets of any size: the kernel is computed by the Rust core in blocks as the solve needs
+    them, and the ``N × N`` training kernel is never stored unless it fits ``memory_limit``.
+
+    The predictor is the ``t = ∞`` mean of :func:`gp_inference` / :func:`gradient_descent_mse_ensemble`,
+    ``f(x) = k(x, X) (k(X, X) + ε·I)⁻¹ Y`` with ``ε = diag_reg·mean_i k(x_i, x_i)`` (or ``diag_reg``
+    with ``diag_reg_absolute_scale``), equation (49) of ``docs/ntk-during-training.md``.
+
+    Solvers:
+
+    * ``"exact"``: the ``N × N`` kernel in memory and its Cholesky factor (in place, by tiles), in
+      float64; or, with ``dtype=np.float32``, a float32 kernel and factor (half the memory) used as
+      the preconditioner of conjugate gradients whose products recompute float64 kernel panels, so
+      the result is the float64 solution to ``tol`` (iterative refinement). A kernel that is not
+      numerically positive definite warns (condition number, smallest eigenvalue) and falls back to
+      the pseudo-inverse.
+    * ``"nystrom"``: Falkon (Rudi et al., 2017). ``n_centers`` centres ``C`` drawn uniformly without
+      replacement from the training inputs (``seed``), ``f(x) = k(x, C) α`` with
+      ``(K_nmᵀK_nm + ε K_mm) α = K_nmᵀ Y``, solved by conjugate gradients preconditioned with the
+      Cholesky factors of ``K_mm`` and ``(N/M)·T·Tᵀ + εI`` (``M × M``, float64). The ``N × M``
+      kernel between training points and centres is produced in row blocks: as many blocks as fit
+      ``memory_limit`` are kept after the first pass, the others are recomputed by every iteration.
+      ``n_centers=None`` takes ``min(N, 15,000)`` centres (fewer if the ``M × M`` factors would take
+      more than half of ``memory_limit``); ``n_centers = N`` is the exact solution.
+      **Stopping rule:** each output column stops when its preconditioned residual has fallen by
+      ``tol``, ``√(r_kᵀP⁻¹r_k / bᵀP⁻¹b) ≤ tol`` (the residual of Falkon's preconditioned system), or
+      after ``max_iter`` iterations with a ``RuntimeWarning`` (condition estimate from the CG
+      coefficients, and the fix).
+    * ``"auto"``: exact when ``N ≤ 20,000``, ``n_centers`` is not given (or is ``N``) and the exact
+      solve fits ``memory_limit``; Nyström otherwise. The choice and the reason are logged
+      (``logging.getLogger("ntkrs")``, level INFO) and returned in ``solver`` and ``info["reason"]``.
+
+    Args:
+        net: a :class:`ntkrs.Network`.
+        x_train: ``(N, d)`` training inputs (float32 inputs are used as is for float32 kernels).
+        y_train: ``(N,)`` or ``(N, O)`` targets, finite.
+        x_test: ``(m, d)`` inputs to predict.
+        get: the kernel: ``"ntk"`` (infinite ensemble trained to convergence), ``"nngp"`` (Bayesian
+            posterior mean) or ``"ntkgp"`` (the NTK-GP; same mean as ``"ntk"``).
+        solver: ``"auto"``, ``"exact"`` or ``"nystrom"``.
+        diag_reg: ridge ``≥ 0``, relative to the mean diagonal of the training kernel unless
+            ``diag_reg_absolute_scale``.
+        n_centers: Nyström centres, ``1 ≤ n_centers ≤ N`` (``None``: see above).
+        dtype: precision of the kernel blocks: ``None`` (exact: float64 when it fits, else float32
+            with refinement; Nyström: float32 blocks, with float64 preconditioner and CG vectors),
+            ``np.float32`` or ``np.float64``. Variances need float64.
+        memory_limit: bytes the solve may allocate (int or a string such as ``"2GB"``); ``None``:
+            8 GiB. Always capped at 80% of the memory the OS reports as available. The inputs are
+            not counted. Too small for the chosen solver: ``MemoryError`` saying what is needed.
+        progress: ``True`` for a tqdm bar over the whole solve (kernel blocks, CG iterations with
+            their residual, test blocks), or a callable ``f(done, total)``; ``total`` starts with
+            ``max_iter`` iterations and shrinks when CG converges.
+        seed: the Nyström centres' random seed.
+        return_variance: also return the predictive variances: ``"nngp"``: ``K_xx − K_x(K + εI)⁻¹K_xᵀ``,
+            ``"ntkgp"``: the same with the NTK (both as :func:`gp_inference`); with Nyström, the
+            variance of the Nyström GP (``K_xx − Q_xx + ε K_xm (K_mnK_nm + εK_mm)⁻¹ K_mx``, equal to
+            the exact one when ``n_centers = N``; costs ``2·N·M²`` flops). ``get="ntk"``'s covariance
+            (the ensemble's, which needs both kernels) is :func:`gp_inference`'s.
+        tol, max_iter: conjugate gradients' stopping rule (Nyström, and exact in float32).
+
+    Returns:
+        :class:`KernelRegression` ``(mean, variance, solver, info)``.
+
+    Raises:
+        ValueError / TypeError: bad arguments (NaN or Inf in ``y_train``, mismatched lengths,
+            ``n_centers > N``, ...), each naming the argument and the fix; a kernel that is not
+            positive definite where no fallback fits in memory.
+        MemoryError: ``memory_limit`` too small for the requested solver.
+        KeyboardInterrupt: Ctrl-C, at any point: kernel blocks stop within a fraction of a second,
+            factorisations between their tiles (an eigendecomposition fallback in progress finishes in
+            the background).
+    """
+    x, y = _training_inputs(net, x_train, y_train)
+    if not isinstance(get, str) or get not in _REGRESSION_GET:
+        raise ValueError(f"get: expected one of {', '.join(map(repr, _REGRESSION_GET))}, got {get!r}")
+    if not isinstance(return_variance, (bool, np.bool_)):
+        raise TypeError(f"return_variance: expected True or False, got {return_variance!r}")
+    opts = _options(x.shape[0], solver, diag_reg, diag_reg_absolute_scale, n_centers, dtype, seed, tol, max_iter)
+    xt = _test_inputs(x_test, x)
+    if return_variance:
+        if get == "ntk":
+            raise ValueError("return_variance: get='ntk' has the ensemble covariance, which needs both kernels: use "
+                             "gp_inference(..., get='ntk') on problems that fit in memory, or get='ntkgp' (same mean, "
+                             "NTK-GP variance) or get='nngp' here")
+        if opts.dtype == np.float32:
+            raise ValueError("return_variance: variances are differences of nearly equal numbers and need float64; "
+                             "pass dtype=None or np.float64")
+    base = "nngp" if get == "nngp" else "ntk"
+    start = time.perf_counter()
+    fitted, bar = _fit(net, x, y.reshape(y.shape[0], -1), base, opts, memory_limit, progress, bool(return_variance),
+                       xt.shape[0], "kernel_regression")
+    try:
+        t0 = time.perf_counter()
+        bar.add(-(-xt.shape[0] // fitted.block_rows))
+        mean = fitted.predict(xt, bar).reshape((xt.shape[0], *y.shape[1:]))
+        t1 = time.perf_counter()
+        var = None
+        if return_variance:
+            var = fitted.posterior(xt, False)
+        t2 = time.perf_counter()
+    finally:
+        bar.close()
+    if not np.isfinite(mean).all() or (var is not None and not np.isfinite(var).all()):
+        raise FloatingPointError(f"kernel_regression: non-finite predictions (ε = {fitted.eps:.3g}). {_solvers.FIX}")
+    info = dict(fitted.info, predict_s=t1 - t0, variance_s=t2 - t1, total_s=time.perf_counter() - start)
+    return KernelRegression(mean, var, fitted.solver, info)
+
+
+# --------------------------------------------------------------------------------------------
 # Infinite ensembles trained by gradient descent
 # --------------------------------------------------------------------------------------------
 
@@ -472,6 +664,9 @@ def gradient_descent_mse_ensemble(
     learning_rate: float = 1.0,
     diag_reg: float = 0.0,
     diag_reg_absolute_scale: bool = False,
+    solver: str = "auto",
+    n_centers: int | None = None,
+    memory_limit: int | str | None = None,
 ) -> Callable[..., Any]:
     r"""Mean and covariance, over random initialisations, of infinitely wide networks trained by
     gradient flow on the MSE loss, as neural-tangents' ``nt.predict.gradient_descent_mse_ensemble``.
@@ -489,11 +684,20 @@ def gradient_descent_mse_ensemble(
 
     Kernels come from ``net.kernel`` and are computed once (train-train) or once per call.
 
+    At ``t=None`` the solve is :func:`kernel_regression`'s: ``solver="auto"`` keeps the exact
+    posterior (:func:`gp_inference`, both kernels in memory) up to ``N = 20,000`` training points
+    when the two kernels fit ``memory_limit``, and uses the Nyström solver beyond (means, and the
+    ``"nngp"`` covariance of the Nyström GP; the ``"ntk"`` ensemble covariance needs the exact
+    solver). Finite ``t`` always uses the eigendecomposition of the full kernels.
+
     Args:
         net: a :class:`ntkrs.Network`.
         x_train: ``(n, d)`` training inputs.
         y_train: ``(n,)`` or ``(n, O)`` targets.
         learning_rate, diag_reg, diag_reg_absolute_scale: as in :func:`gradient_descent_mse`.
+        solver, n_centers, memory_limit: the ``t=None`` solver, as in :func:`kernel_regression`
+            (for its other settings, such as ``dtype``, ``tol`` or ``progress``, call
+            :func:`kernel_regression` itself).
 
     Returns:
         ``predict(x_test=None, t=None, get=None, compute_cov=False)``: ``x_test`` ``(m, d)``, or
@@ -514,9 +718,33 @@ def gradient_descent_mse_ensemble(
     lr = _real("learning_rate", learning_rate, positive=True)
     reg = _real("diag_reg", diag_reg)
     absolute = bool(diag_reg_absolute_scale)
+    opts = _options(n, solver, reg, absolute, n_centers, np.float64)  # float64 throughout, as everywhere here
+    _solvers.resolve_memory_limit(memory_limit)  # validated now, resolved at each t=None call
     size = y.size
     y2 = y.reshape(n, -1)
     state: dict[str, Any] = {}
+
+    def large(names: tuple[str, ...], compute_cov: bool, m_test: int) -> bool:
+        """Whether ``t=None`` uses the Nyström solver (the exact one holds both kernels)."""
+        if opts.solver == "exact":
+            return False
+        if compute_cov and "ntk" in names:
+            if opts.solver == "nystrom":
+                raise ValueError("compute_cov: the 'ntk' ensemble covariance needs both full kernels; pass "
+                                 "solver='exact' (or 'auto'), or get='nngp'")
+            return False
+        limit = _solvers.resolve_memory_limit(memory_limit)
+        return _solvers.plan(n, x.shape[1], m_test, opts.solver, opts.n_centers, opts.dtype, limit // 2,
+                             compute_cov).solver == "nystrom"
+
+    def nystrom(g: str, xt: np.ndarray, compute_cov: bool) -> Any:
+        key = ("fit", g, compute_cov)
+        if key not in state:
+            state[key] = _fit(net, x, y2, g, opts, memory_limit, False, compute_cov, xt.shape[0],
+                              "gradient_descent_mse_ensemble")[0]
+        fitted = state[key]
+        mean = fitted.predict(xt).reshape((xt.shape[0], *y.shape[1:]))
+        return Gaussian(mean, fitted.posterior(xt, True)) if compute_cov else mean
 
     def train_kernels() -> Kernel:
         if "kdd" not in state:
@@ -540,6 +768,14 @@ def gradient_descent_mse_ensemble(
         if not isinstance(compute_cov, (bool, np.bool_)):
             raise TypeError(f"compute_cov: expected True or False, got {compute_cov!r}")
         tt = None if t is None else _times(t) * lr
+        if tt is None and large(names, compute_cov, n if x_test is None else np.shape(x_test)[0]):
+            got: dict[str, Any] = {}
+            for g in names:
+                if x_test is None:  # the training set at t = ∞: N(y_train, 0), as gp_inference
+                    got[g] = y.copy() if not compute_cov else Gaussian(y.copy(), np.zeros((n, n)))
+                else:
+                    got[g] = nystrom(g, _test_inputs(x_test, x), compute_cov)
+            return _pack(got, names, single)
         kdd = train_kernels()
         ktd = ktt = None
         if x_test is not None:

@@ -5,6 +5,13 @@
   ``K = NTK(...)(X_train)``. They compose with ``WhiteKernel``/``ConstantKernel`` through ``+``/``*``.
 * :class:`NTKRegressor`: the mean prediction of an infinite ensemble of infinitely wide networks
   trained by gradient descent on the MSE loss for time ``t`` (:mod:`ntkrs.predict`).
+* :class:`NTKRidge`: kernel ridge regression with a network's NTK or NNGP for training sets of any
+  size, by the solvers of :func:`ntkrs.predict.kernel_regression` (exact Cholesky, or Nyström
+  centres and preconditioned conjugate gradients), under a memory limit.
+
+Images (convolutional networks): scikit-learn passes 2-D ``(n_samples, n_features)`` arrays, so give
+the network its example shape, ``net.with_input_shape((H, W, C))``, and pass the images flattened
+(``X.reshape(len(X), -1)``, C order); the kernels' ``W_std``/``b_std`` set every ``Dense`` and ``Conv``.
 
 This module is the only one in ntkrs that imports scikit-learn; ``import ntkrs`` does not load it.
 """
@@ -19,8 +26,9 @@ from sklearn.gaussian_process.kernels import Hyperparameter
 from sklearn.gaussian_process.kernels import Kernel as _SkKernel
 from sklearn.utils.validation import check_is_fitted
 
+from . import _solvers
 from . import predict as _predict
-from .layers import Dense
+from .layers import Conv, Dense
 from .network import Network, map_layers, mlp
 
 try:  # scikit-learn ≥ 1.6
@@ -31,7 +39,7 @@ except ImportError:  # pragma: no cover - scikit-learn 1.3–1.5
         return estimator._validate_data(*args, **kwargs)
 
 
-__all__ = ["NNGP", "NTK", "NTKRegressor", "default_network"]
+__all__ = ["NNGP", "NTK", "NTKRegressor", "NTKRidge", "default_network"]
 
 
 def default_network() -> Network:
@@ -41,13 +49,22 @@ def default_network() -> Network:
 
 
 def _with_stds(net: Network | None, W_std: float, b_std: float) -> Network:
-    """``net`` with every :class:`Dense` given ``W_std`` and ``b_std`` (width and parameterization kept)."""
+    """``net`` with every :class:`Dense` and :class:`Conv` given ``W_std`` and ``b_std`` (widths, filters,
+    strides, padding, parameterization and the network's ``input_shape`` kept)."""
     template = default_network() if net is None else net
     if not isinstance(template, Network):
         raise TypeError(f"net: expected an ntkrs Network (nk.serial(...) or nk.mlp(...)) or None, "
                         f"got {type(template).__name__}")
-    return map_layers(template, lambda layer: Dense(layer.out_dim, W_std, b_std, layer.parameterization)
-                      if isinstance(layer, Dense) else layer)
+
+    def with_stds(layer: Any) -> Any:
+        if isinstance(layer, Dense):
+            return Dense(layer.out_dim, W_std, b_std, layer.parameterization)
+        if isinstance(layer, Conv):
+            return Conv(layer.out_chan, layer.filter_shape, layer.strides, layer.padding, W_std, b_std,
+                        parameterization=layer.parameterization)
+        return layer
+
+    return map_layers(template, with_stds)
 
 
 class _NetworkKernel(_SkKernel):
@@ -156,13 +173,60 @@ class NNGP(_NetworkKernel):
     _get = "nngp"
 
 
-class NTKRegressor(RegressorMixin, BaseEstimator):
+def _network_or_default(net: Any) -> Network:
+    if net is None:
+        return default_network()
+    if not isinstance(net, Network):
+        raise TypeError(f"net: expected an ntkrs Network or None, got {type(net).__name__}")
+    return net
+
+
+def _fit_ridge(estimator: Any, net: Network, X: np.ndarray, y: np.ndarray, get: str, diag_reg: float,
+               solver: str = "auto", n_centers: Any = None, dtype: Any = None, memory_limit: Any = None,
+               seed: Any = 0, tol: Any = 1e-6, max_iter: Any = 100, progress: Any = False) -> None:
+    """Kernel ridge regression through :func:`ntkrs.predict.kernel_regression`'s solvers; sets
+    ``centers_``, ``dual_coef_``, ``solver_``, ``n_iter_`` and ``fit_info_``."""
+    if get not in ("ntk", "nngp"):
+        raise ValueError(f"get: expected 'ntk' or 'nngp', got {get!r}")
+    opts = _predict._options(X.shape[0], solver, diag_reg, False, n_centers, dtype, seed, tol, max_iter)
+    y2 = y.reshape(y.shape[0], -1)
+    fitted, bar = _predict._fit(net, X, y2, get, opts, memory_limit, progress, False, 0, type(estimator).__name__)
+    bar.close()
+    estimator.centers_ = fitted.centres
+    estimator.dual_coef_ = fitted.dual_coef if y.ndim == 2 else fitted.dual_coef[:, 0]
+    estimator.solver_ = fitted.solver
+    estimator.n_iter_ = max(1, int(fitted.info.get("iterations", 0)))  # a direct solve counts as one
+    estimator.fit_info_ = fitted.info
+
+
+def _predict_ridge(net: Network, X: np.ndarray, centers: np.ndarray, coef: np.ndarray, get: str) -> np.ndarray:
+    """``k(X, centers) @ coef`` in float64 row blocks of at most 128 MB."""
+    c2 = coef.reshape(coef.shape[0], -1)
+    rows = max(_solvers.MIN_ROWS, _solvers.BLOCK_BYTES // max(1, centers.shape[0] * 8))
+    out = _solvers.predict_rows(_solvers.kernel_fn(net, get), X, centers, c2, rows)
+    return out if coef.ndim == 2 else out[:, 0]
+
+
+class _RegressorTags:
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
+        return {"multioutput": True}
+
+
+class NTKRegressor(_RegressorTags, RegressorMixin, BaseEstimator):
     """Mean prediction of an infinite ensemble of infinitely wide networks trained by gradient descent
     on the MSE loss for time ``t`` (in steps of ``learning_rate``), starting from outputs 0 on average.
 
     ``predict(X) = k(X, X_train) · α_t`` with ``α_t = Θ⁻¹(I − e^{−ηΘt/N}) Y`` computed at ``fit``
     (:func:`ntkrs.predict.gradient_descent_mse`); ``t=None`` is kernel (ridge) regression
-    ``k(X, X_train)(Θ + diag_reg·trace(Θ)/n·I)⁻¹ Y``.
+    ``k(X, X_train)(Θ + diag_reg·trace(Θ)/n·I)⁻¹ Y``, solved as :func:`ntkrs.predict.kernel_regression`
+    with ``solver="auto"`` does (exact up to 20,000 training points, Nyström beyond; for control of
+    that solver use :class:`NTKRidge`).
 
     Args:
         net: an ntkrs Network (``None``: :func:`default_network`), used as is.
@@ -172,7 +236,9 @@ class NTKRegressor(RegressorMixin, BaseEstimator):
         get: ``"ntk"`` (all layers trained) or ``"nngp"`` (only the last layer trained).
 
     Attributes:
-        X_train_, dual_coef_ (``α_t``, shape ``(n,)`` or ``(n, O)``), n_features_in_.
+        X_train_: the inputs the predictor expands over: the training inputs (or, when ``t=None``
+            picked the Nyström solver, its centres); dual_coef_ (``α_t``, shape ``(n,)`` or
+            ``(n, O)``, one row per row of ``X_train_``), n_features_in_.
     """
 
     def __init__(self, net: Network | None = None, t: float | None = None, learning_rate: float = 1.0,
@@ -184,11 +250,7 @@ class NTKRegressor(RegressorMixin, BaseEstimator):
         self.get = get
 
     def _network(self) -> Network:
-        if self.net is None:
-            return default_network()
-        if not isinstance(self.net, Network):
-            raise TypeError(f"net: expected an ntkrs Network or None, got {type(self.net).__name__}")
-        return self.net
+        return _network_or_default(self.net)
 
     def fit(self, X: Any, y: Any) -> NTKRegressor:
         """Compute the train-train kernel and ``α_t``. ``X``: ``(n, d)``; ``y``: ``(n,)`` or ``(n, O)``."""
@@ -196,6 +258,12 @@ class NTKRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"get: expected 'ntk' or 'nngp', got {self.get!r}")
         X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
         net = self._network()
+        _predict._real("learning_rate", self.learning_rate, positive=True)
+        if self.t is None:
+            _fit_ridge(self, net, X, y, self.get, self.diag_reg, dtype=np.float64)
+            self.X_train_ = self.centers_
+            del self.centers_
+            return self
         k = net.kernel(X, get=self.get)
         fn = _predict.gradient_descent_mse(k, y, learning_rate=self.learning_rate, diag_reg=self.diag_reg)
         # Test predictions from f0 = 0 are k(X, X_train) @ α_t: read α_t off with k_test_train = I.
@@ -207,13 +275,64 @@ class NTKRegressor(RegressorMixin, BaseEstimator):
         """Mean outputs at time ``t``, shape ``(m,)`` or ``(m, O)`` as ``y`` at ``fit``."""
         check_is_fitted(self, "dual_coef_")
         X = _validate_data(self, X, reset=False, dtype=np.float64)
-        return self._network().kernel(X, self.X_train_, get=self.get) @ self.dual_coef_
+        return _predict_ridge(self._network(), X, self.X_train_, self.dual_coef_, self.get)
 
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = True
-        return tags
 
-    def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
-        return {"multioutput": True}
+class NTKRidge(_RegressorTags, RegressorMixin, BaseEstimator):
+    """Kernel ridge regression with the NTK or NNGP of any ntkrs network, for training sets of any
+    size: ``predict(X) = k(X, C) @ dual_coef_`` with the solvers of
+    :func:`ntkrs.predict.kernel_regression`.
+
+    * ``solver="exact"``: ``C`` = the training inputs, ``dual_coef_ = (K + ε·I)⁻¹ y`` by Cholesky
+      (the same as :class:`NTKRegressor` with ``t=None``);
+    * ``solver="nystrom"``: ``C`` = ``n_centers`` training inputs drawn with ``random_state``,
+      ``dual_coef_`` from Falkon's preconditioned conjugate gradients, kernel blocks computed as
+      needed within ``memory_limit``;
+    * ``solver="auto"``: exact up to 20,000 training points when it fits ``memory_limit``.
+
+    ``ε = diag_reg · mean_i k(x_i, x_i)``. Inputs are ``(n, d)`` arrays; the kernel's input
+    covariance is ``x·x'/d``, so standardise features first.
+
+    Args:
+        net: an ntkrs Network (``None``: :func:`default_network`), used as is.
+        get: ``"ntk"`` or ``"nngp"``.
+        diag_reg: ridge ``≥ 0`` relative to the mean diagonal of the training kernel.
+        solver, n_centers, dtype, memory_limit, tol, max_iter, progress: as in
+            :func:`ntkrs.predict.kernel_regression`.
+        random_state: integer seed of the Nyström centres.
+
+    Attributes:
+        centers_: ``(M, d)`` inputs the predictor expands over (all training inputs for the exact
+            solver); dual_coef_: ``(M,)`` or ``(M, O)``;
+        solver_: ``"exact"`` or ``"nystrom"``; n_iter_: conjugate-gradient iterations (1 for a
+        direct Cholesky solve); fit_info_: the solve's description (``kernel_regression``'s ``info``);
+        n_features_in_.
+    """
+
+    def __init__(self, net: Network | None = None, get: str = "ntk", diag_reg: float = 1e-4, solver: str = "auto",
+                 n_centers: int | None = None, dtype: Any = None, memory_limit: int | str | None = None,
+                 tol: float = 1e-6, max_iter: int = 100, random_state: int = 0, progress: bool = False) -> None:
+        self.net = net
+        self.get = get
+        self.diag_reg = diag_reg
+        self.solver = solver
+        self.n_centers = n_centers
+        self.dtype = dtype
+        self.memory_limit = memory_limit
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.progress = progress
+
+    def fit(self, X: Any, y: Any) -> NTKRidge:
+        """Solve for ``dual_coef_``. ``X``: ``(n, d)``; ``y``: ``(n,)`` or ``(n, O)``."""
+        X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
+        _fit_ridge(self, _network_or_default(self.net), X, y, self.get, self.diag_reg, self.solver, self.n_centers,
+                   self.dtype, self.memory_limit, self.random_state, self.tol, self.max_iter, self.progress)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions, shape ``(m,)`` or ``(m, O)`` as ``y`` at ``fit``."""
+        check_is_fitted(self, "dual_coef_")
+        X = _validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return _predict_ridge(_network_or_default(self.net), X, self.centers_, self.dual_coef_, self.get)

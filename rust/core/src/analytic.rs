@@ -107,6 +107,64 @@ impl Network {
             &vec![size; nout],
             &format!("{nout} {} kernel(s) of shape {n1} x {n2}", T::NAME),
         )?;
+        {
+            let mut it = bufs.iter_mut();
+            let nngp = if get.nngp {
+                it.next().map(|v| v.as_mut_slice())
+            } else {
+                None
+            };
+            let ntk = if get.ntk {
+                it.next().map(|v| v.as_mut_slice())
+            } else {
+                None
+            };
+            self.kernel_into(x1, x2, opts, nngp, ntk, ctl)?;
+        }
+        Ok(Kernels::from_buffers(get, bufs, n1, n2))
+    }
+
+    /// [`Network::kernel`] into caller-owned row-major `n1 × n2` buffers (`None`: that kernel is
+    /// not computed; at least one is needed). The values are bitwise those of
+    /// [`Network::kernel`].
+    ///
+    /// ```
+    /// use ntkrs_core::{Control, Dense, KernelOptions, Layer, Network, Parameterization};
+    /// let net = Network::new(vec![Layer::Dense(Dense::new(1, 1.0, Some(0.1), Parameterization::Ntk).unwrap())]).unwrap();
+    /// let x = faer::mat![[1.0, 0.0], [0.6, 0.8]];
+    /// let mut ntk = vec![0.0; 4];
+    /// net.kernel_into::<f64>(x.as_ref(), None, &KernelOptions::default(), None, Some(&mut ntk), &Control::new()).unwrap();
+    /// assert!((ntk[1] - (0.6 / 2.0 + 0.01)).abs() < 1e-15);
+    /// ```
+    pub fn kernel_into<T: Element>(
+        &self,
+        x1: MatRef<'_, T>,
+        x2: Option<MatRef<'_, T>>,
+        opts: &KernelOptions,
+        nngp: Option<&mut [T]>,
+        ntk: Option<&mut [T]>,
+        ctl: &Control,
+    ) -> Result<()> {
+        let get = Get {
+            nngp: nngp.is_some(),
+            ntk: ntk.is_some(),
+        };
+        get.check()?;
+        check_inputs(x1, x2)?;
+        let (n1, n2) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()));
+        let size = count::<T>(n1, n2, 1, || format!("a {n1} x {n2} kernel"))?;
+        let mut bufs: Vec<&mut [T]> = nngp.into_iter().chain(ntk).collect();
+        for b in &bufs {
+            if b.len() != size {
+                return Err(Error::arg(
+                    "out",
+                    format!(
+                        "an output holds {} values but the kernel has {n1} x {n2} = {size}",
+                        b.len()
+                    ),
+                ));
+            }
+        }
         let prep = self.prepare(x1, x2, get, ctl)?;
         let (a, b) = prep.scaled.inputs(prep.x1, prep.x2);
         let tile = crate::tile::tile_size(opts.tile_size);
@@ -116,10 +174,9 @@ impl Network {
         // a single tile has no parallelism to gain: run it here rather than wake a pool thread
         let runner = crate::pool::Runner::new(opts.par, n1 > tile || n2 > tile)?;
         runner.run(|parallel| -> Result<()> {
-            crate::tile::gram(&mut bufs[0], win, a, b, prep.scaled.gscale, parallel, ctl)?;
+            crate::tile::gram(bufs[0], win, a, b, prep.scaled.gscale, parallel, ctl)?;
             crate::tile::layers(&mut bufs, win, get, sym, true, &prep.planned, tile, parallel, ctl)
-        })?;
-        Ok(Kernels::from_buffers(get, bufs, n1, n2))
+        })
     }
 
     /// Only the diagonal `k(x_i, x_i)` of the kernels of `x`, in `O(N·(d + steps))` (`N` times

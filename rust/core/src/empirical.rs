@@ -338,7 +338,7 @@ impl Network {
     ///
     /// ```
     /// use ntkrs_core::{Activation, Control, Dense, Layer, Network, Parameterization};
-    /// use ntkrs_core::empirical::EmpiricalOptions;
+    /// use ntkrs_core::EmpiricalOptions;
     /// let dense = |w| Layer::Dense(Dense::new(w, 1.5, Some(0.1), Parameterization::Ntk).unwrap());
     /// let net = Network::new(vec![dense(32), Layer::Activation(Activation::relu()), dense(2)]).unwrap();
     /// let params = net.init::<f64>(3, 7, 0).unwrap();

@@ -5,6 +5,7 @@ use std::fmt;
 /// Everything that can go wrong in `ntkrs-core`. No function of the crate panics on bad input;
 /// it returns one of these instead.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// An argument is invalid; `arg` names it, `message` says what is wrong and how to fix it.
     InvalidArgument { arg: &'static str, message: String },

@@ -21,38 +21,45 @@
 //! assert!(ntk[0] > nngp[0]);
 //! ```
 //!
-//! Modules hold one concept each: the shared vocabulary ([`element`], [`kernels`], [`error`],
-//! [`control`], [`memory`], [`pool`]) is imported by the rest and imports none of it;
-//! [`activation`] and [`layer`] hold one module per activation and per layer kind;
-//! [`network`] validates a layer tree, `program` compiles it into steps, `plan` prepares them for
-//! a batch, `tile` runs them over the output in tiles; [`analytic`], [`out`] and [`empirical`]
-//! are the entry points.
+//! Inside, modules hold one concept each: the shared vocabulary (`element`, `kernels`, `error`,
+//! `control`, `memory`, `input`, `pool`) is imported by the rest and imports none of it;
+//! `activation` and `layer` hold one module per activation and per layer kind; `network`
+//! validates a layer tree, `program` compiles it into steps, `plan` prepares them for a batch,
+//! `tile` runs them over the output in tiles; `analytic`, `out` and `empirical` are the entry
+//! points. Every public item is re-exported here, at the root, and only here.
+//!
+//! Embedding: the pool of threads is the host's to size ([`set_num_threads`]), or bypass per call
+//! ([`Parallelism`] in every options struct); errors are a typed, `#[non_exhaustive]` [`Error`];
+//! matrices come in as [`faer::MatRef`] (re-exported: [`faer`]) in any layout, and results go out as
+//! plain `Vec`s or into caller buffers ([`Network::kernel_into`]).
 
-pub mod activation;
-pub mod analytic;
-pub mod control;
-pub mod element;
-pub mod empirical;
-pub mod error;
+mod activation;
+mod analytic;
+mod control;
+mod element;
+mod empirical;
+mod error;
 mod input;
-pub mod kernels;
-pub mod layer;
+mod kernels;
+mod layer;
 mod linalg;
-pub mod memory;
-pub mod network;
-pub mod out;
+mod memory;
+mod network;
+mod out;
 mod plan;
-pub mod pool;
+mod pool;
 mod program;
-pub mod quadrature;
+mod quadrature;
 mod random;
-pub mod shape;
+mod shape;
 mod spatial;
-pub mod spec;
-pub(crate) mod tile;
-pub mod vmath;
+mod spec;
+mod tile;
+mod vmath;
 
-pub use activation::{Activation, BatchFn, Pointwise};
+// One public path per item: everything a host needs is here, at the root.
+pub use activation::registry;
+pub use activation::{Activation, BatchFn, Pointwise, DEFAULT_QUAD_DEGREE, MAX_POLY_DEGREE, MAX_QUAD_DEGREE};
 pub use analytic::KernelOptions;
 pub use control::Control;
 pub use element::Element;
@@ -60,16 +67,26 @@ pub use empirical::{
     ApplyOptions, DenseOwned, DenseParams, Empirical, EmpiricalOptions, MonteCarloOptions, TrainOptions, Trajectory,
 };
 pub use error::{Error, Result};
+/// faer, the linear-algebra crate of the matrix arguments ([`faer::MatRef`]): use this one rather
+/// than pinning a version of your own.
+pub use faer;
 pub use kernels::{Get, Kernels};
 pub use layer::{
     Conv, Dense, Dropout, DropoutMode, FanIn, Layer, LayerNorm, Padding, Parameterization, Pool, PoolKind,
 };
 pub use memory::available_memory;
 pub use network::Network;
-pub use out::{parse_bytes, MemorySink, NpyFile, OutOptions, Sink, Stats};
+pub use out::{npy_header, parse_bytes, MemorySink, NpyFile, OutOptions, Sink, Stats, RESERVE_BYTES};
 pub use pool::{num_threads, set_num_threads, simd_level, Parallelism};
 pub use quadrature::gauss_legendre;
 pub use shape::InputShape;
+pub use spec::{mlp, parse_activation, resnet, LayerNormPosition, Spec};
+pub use vmath::Real;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The crate README's example, compiled and run as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

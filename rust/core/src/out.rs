@@ -665,7 +665,7 @@ impl Network {
     ///
     /// ```
     /// use ntkrs_core::{Activation, Control, Dense, Get, KernelOptions, Layer, Network, Parameterization};
-    /// use ntkrs_core::out::{MemorySink, OutOptions};
+    /// use ntkrs_core::{MemorySink, OutOptions};
     /// let dense = |w| Layer::Dense(Dense::new(w, 1.5, Some(0.05), Parameterization::Ntk).unwrap());
     /// let net = Network::new(vec![dense(8), Layer::Activation(Activation::relu()), dense(1)]).unwrap();
     /// let x = faer::Mat::<f64>::from_fn(300, 4, |i, j| ((i * 7 + j * 3) % 11) as f64 - 5.0);

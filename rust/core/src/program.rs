@@ -646,10 +646,12 @@ impl Program {
 
     /// Whether `layer` is valid as part of some network: on raw inputs, or on `k` Gaussian
     /// branches for some `k` (as a residual branch or a block after a `FanOut` is). Returns the
-    /// error it has on raw inputs when it is valid nowhere.
+    /// error it has on one Gaussian input (the most permissive context, so the error names what
+    /// is wrong in any context) when it is valid nowhere.
     pub fn check_in_context(layer: &Layer) -> Result<()> {
-        let raw = Self::compile(layer, None);
-        let Err(e) = raw else { return Ok(()) };
+        if Self::compile(layer, None).is_ok() {
+            return Ok(());
+        }
         let gaussian = ValueInfo {
             width: None,
             dims: None,
@@ -657,7 +659,9 @@ impl Program {
             input: false,
             sources: vec![usize::MAX],
         };
-        for k in 1..=16 {
+        let first = Self::compile_from(layer, vec![gaussian.clone()]);
+        let Err(e) = first else { return Ok(()) };
+        for k in 2..=16 {
             if Self::compile_from(layer, vec![gaussian.clone(); k]).is_ok() {
                 return Ok(());
             }

@@ -127,7 +127,7 @@ impl Spec {
     /// Parse a spec (see the module docs).
     ///
     /// ```
-    /// use ntkrs_core::spec::Spec;
+    /// use ntkrs_core::Spec;
     /// let s = Spec::parse("resnet:relu:10,layer_norm=pre,W_std=1.4,b_std=0.1").unwrap();
     /// assert!(s.residual && s.depth == 10 && s.width == 512 && s.b_std == Some(0.1));
     /// assert_eq!(Spec::parse("leaky_relu(0.1):3").unwrap().activation.1, vec![0.1]);

@@ -174,8 +174,8 @@ pub(crate) fn gram<T: Element>(
 /// kernels into `bufs` (NNGP first, then NTK). With `mirror` (a symmetric kernel held whole), the
 /// upper triangle is mirrored into the lower one tile by tile.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn layers<T: Element>(
-    bufs: &mut [Vec<T>],
+pub(crate) fn layers<T: Element, B: AsMut<[T]> + AsRef<[T]>>(
+    bufs: &mut [B],
     win: Window,
     get: Get,
     sym: bool,
@@ -188,11 +188,11 @@ pub(crate) fn layers<T: Element>(
     let tiles = tile_list(win, sym, tile);
     for b in bufs.iter() {
         assert!(
-            b.len() >= win.rows * win.ld(),
+            b.as_ref().len() >= win.rows * win.ld(),
             "layers: buffer too small for its window"
         );
     }
-    let ptrs: Vec<Shared<T>> = bufs.iter_mut().map(|b| Shared(b.as_mut_ptr())).collect();
+    let ptrs: Vec<Shared<T>> = bufs.iter_mut().map(|b| Shared(b.as_mut().as_mut_ptr())).collect();
     let nonfinite = std::sync::atomic::AtomicBool::new(false);
     let job = TileJob {
         ctl,

@@ -8,11 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ntkrs_core::activation::registry;
-use ntkrs_core::out::{MemorySink, NpyFile, OutOptions, Sink, Stats};
+use ntkrs_core::registry;
 use ntkrs_core::{
     self as core, Activation as CoreAct, BatchFn, Control, Error, Get, KernelOptions, Parallelism, Pointwise,
 };
+use ntkrs_core::{MemorySink, NpyFile, OutOptions, Sink, Stats};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -185,7 +185,7 @@ struct PyActivation {
 impl PyActivation {
     /// Activation(kind, params=(), quad_degree=32, fn=None, dfn=None)
     #[new]
-    #[pyo3(signature = (kind, params=Vec::new(), quad_degree=core::activation::DEFAULT_QUAD_DEGREE, r#fn=None, dfn=None, name=None))]
+    #[pyo3(signature = (kind, params=Vec::new(), quad_degree=core::DEFAULT_QUAD_DEGREE, r#fn=None, dfn=None, name=None))]
     fn new(
         kind: &str,
         params: Vec<f64>,
@@ -1049,7 +1049,7 @@ fn activation_registry(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
 /// An activation name as the command line writes it, `NAME` or `NAME(p1, ...)`: (key, params).
 #[pyfunction]
 fn parse_activation(text: &str) -> PyResult<(String, Vec<f64>)> {
-    let (k, p) = core::spec::parse_activation(text).map_err(PyErrWrap)?;
+    let (k, p) = core::parse_activation(text).map_err(PyErrWrap)?;
     Ok((k.key.to_string(), p))
 }
 
@@ -1057,7 +1057,7 @@ fn parse_activation(text: &str) -> PyResult<(String, Vec<f64>)> {
 /// arguments, with `kind` "mlp" or "resnet".
 #[pyfunction]
 fn parse_spec<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyDict>> {
-    let s = core::spec::Spec::parse(text).map_err(PyErrWrap)?;
+    let s = core::Spec::parse(text).map_err(PyErrWrap)?;
     let d = PyDict::new(py);
     d.set_item("kind", if s.residual { "resnet" } else { "mlp" })?;
     d.set_item("activation", (s.activation.0.key, s.activation.1.clone()))?;
@@ -1076,8 +1076,8 @@ fn parse_spec<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyDict>> 
     d.set_item(
         "layer_norm",
         s.layer_norm.map(|p| match p {
-            core::spec::LayerNormPosition::Pre => "pre",
-            core::spec::LayerNormPosition::Post => "post",
+            core::LayerNormPosition::Pre => "pre",
+            core::LayerNormPosition::Post => "post",
         }),
     )?;
     Ok(d)
@@ -1109,7 +1109,7 @@ fn parse_bytes(text: &str) -> PyResult<u64> {
 /// Bytes the out-of-core path reserves for scratch within a memory limit.
 #[pyfunction]
 fn reserve_bytes() -> u64 {
-    core::out::RESERVE_BYTES
+    core::RESERVE_BYTES
 }
 
 /// The SIMD level detected at start-up.
@@ -1132,6 +1132,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(reserve_bytes, m)?)?;
     m.add("__version__", core::VERSION)?;
-    m.add("DEFAULT_QUAD_DEGREE", core::activation::DEFAULT_QUAD_DEGREE)?;
+    m.add("DEFAULT_QUAD_DEGREE", core::DEFAULT_QUAD_DEGREE)?;
     Ok(())
 }

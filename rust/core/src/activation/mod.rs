@@ -281,7 +281,7 @@ impl Activation {
     }
 
     /// The function itself at every `z`: `phi[k] = φ(z[k])` and, when asked, `dphi[k] = φ'(z[k])`
-    /// (the finite-width forward and backward passes of [`crate::empirical`]), vectorised at the
+    /// (the finite-width forward and backward passes), vectorised at the
     /// machine's SIMD level.
     ///
     /// Where φ has a kink the derivative is the one neural-tangents' networks get from JAX's

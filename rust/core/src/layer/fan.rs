@@ -12,6 +12,7 @@ use crate::vmath::Real;
 
 /// How a `FanIn` layer joins its branches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FanIn {
     /// `FanInSum()`.
     Sum,

@@ -37,7 +37,7 @@ impl LayerNorm {
         } else {
             format!("{:?}", self.axes)
         };
-        format!("LayerNorm(axis={axis}, eps={})", self.eps)
+        format!("LayerNorm(axis={axis}, eps={:e})", self.eps)
     }
 
     /// Check the axes against inputs of rank `rank` (batch axis 0, channel axis `rank − 1`);
