@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _stats import spread
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,11 +45,6 @@ def timed(fn) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
-
-
-def spread(values: list[float], f: str = "{:.3f}") -> str:
-    """``median (min–max)``."""
-    return f"{f.format(statistics.median(values))} ({f.format(min(values))}–{f.format(max(values))})"
 
 
 def make_net(act: str, depth: int):

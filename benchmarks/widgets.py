@@ -104,6 +104,11 @@ def main() -> None:
         rows.append(("TrainingExplorer()", "networks slider (+1 net)", sweep(te, "n_nets", [6, 7, 8])))
         rows.append(("TrainingExplorer()", "width (retrain 8 nets)", sweep(te, "width", [1024])))
         rows.append(("TrainingExplorer()", "η/η_max (retrain 8 nets)", sweep(te, "lr_fraction", [0.8])))
+        te.set(width=128)
+        rows.append(("TrainingExplorer(width=128)", "depth 2, 3 (new ensemble, retrain 8 nets)",
+                     sweep(te, "depth", [2, 3])))
+        rows.append(("TrainingExplorer(width=128, depth=3)", "time slider",
+                     sweep(te, "time", [times[(7 * i) % len(times)] for i in range(r)])))
 
     if want("SpectrumExplorer"):
         se, ts = timed(SpectrumExplorer)

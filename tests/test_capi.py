@@ -121,6 +121,38 @@ def test_versions(lib):
     assert lib.ntkrs_last_error() is not None
 
 
+def test_simd_level_can_be_forced_and_every_level_gives_the_scalar_kernels(lib):
+    """ntkrs_set_simd_level forces each level this CPU supports in turn; every level's kernels
+    (ReLU: closed form, Tanh: numerical) agree with the scalar path's up to rounding; an unknown or
+    NULL name is NTKRS_ERR_ARGUMENT with a message and changes nothing."""
+    lib.ntkrs_set_simd_level.argtypes = [C.c_char_p]
+    levels = nk._core.supported_simd_levels()
+    assert levels[0] == "scalar"
+    x = np.random.default_rng(5).standard_normal((30, 6))
+    nets = [network(lib, spec) for spec in (SPECS[0], SPECS[3])]
+    try:
+        results = {}
+        for level in levels:
+            assert lib.ntkrs_set_simd_level(level.split("+")[0].encode()) == 0, lib.ntkrs_last_error()
+            assert lib.ntkrs_simd_level().decode() == level
+            results[level] = []
+            for net in nets:
+                rc, got = c_kernel(lib, net, x)
+                assert rc == 0, lib.ntkrs_last_error()
+                results[level] += [got["nngp"], got["ntk"]]
+        for level in levels[1:]:
+            for got, want in zip(results[level], results["scalar"], strict=True):
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+        before = lib.ntkrs_simd_level()
+        assert lib.ntkrs_set_simd_level(b"sse9") == 2
+        assert "scalar, avx2, avx512" in lib.ntkrs_last_error().decode()
+        assert lib.ntkrs_set_simd_level(None) == 1 and lib.ntkrs_simd_level() == before
+    finally:
+        lib.ntkrs_set_simd_level(levels[-1].split("+")[0].encode())
+        for net in nets:
+            lib.ntkrs_network_free(net)
+
+
 @pytest.mark.parametrize("spec", SPECS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_kernels_equal_the_python_api_bit_for_bit(lib, spec, dtype):

@@ -126,3 +126,68 @@ def test_resnet_spec_computes_the_resnet_kernel(inputs):
     assert r.returncode == 0, r.stderr
     want = nk.resnet(3, 32, "gelu", W_std=1.2, b_std=0.1, layer_norm="post").kernel(x.astype(np.float64), get="nngp")
     assert np.array_equal(np.load(d / "R.npy"), want)
+
+
+def test_pickled_npy_is_refused_without_running_it(inputs):
+    """An object .npy (a pickle) is a bad input (exit 2): it is never unpickled, so the code a
+    pickle can carry never runs."""
+    d, _, _ = inputs
+    marker = d / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    np.save(d / "evil.npy", np.array([[Payload()]], dtype=object), allow_pickle=True)
+    r = run("kernel", d / "evil.npy", "--net", NET, "--out", d / "E.npy")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "evil.npy" in r.stderr and "allow_pickle" in r.stderr, r.stderr
+    assert not marker.exists() and not (d / "E.npy").exists()
+
+
+def test_out_naming_the_input_file_is_refused(inputs):
+    d, _, _ = inputs
+    before = (d / "x.npy").read_bytes()
+    for extra in ([], ["--y", d / "y.npy"]):
+        r = run("kernel", d / "x.npy", *extra, "--net", NET, "--out", d / "x.npy")
+        assert r.returncode == 2 and "is the input file X" in r.stderr, r.stderr
+    r = run("kernel", d / "x.npy", "--y", d / "y.npy", "--net", NET, "--get", "nngp,ntk", "--out", d / "{get}.npy",
+            cwd=d)
+    assert r.returncode == 0, r.stderr  # nngp.npy and ntk.npy: neither is an input
+    r = run("kernel", "x.npy", "--net", NET, "--out", "./x.npy", cwd=d)
+    assert r.returncode == 2 and "is the input file X" in r.stderr, r.stderr
+    assert (d / "x.npy").read_bytes() == before
+
+
+def test_kernel_prints_what_it_wrote_and_the_values_match(inputs):
+    """The report names each file, kernel, shape and dtype; the files hold exactly the kernels."""
+    d, x, y = inputs
+    r = run("kernel", d / "x.npy", "--y", d / "y.npy", "--net", "erf:2,width=32,W_std=1.3,b_std=0.2", "--get",
+            "ntk,nngp", "--out", d / "P_{get}.npy", "--dtype", "float64")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert f"{d / 'P_ntk.npy'}: ntk (300, 70) float64" in lines
+    assert f"{d / 'P_nngp.npy'}: nngp (300, 70) float64" in lines
+    assert lines[-1].startswith("done in ")
+    want = nk.mlp(2, 32, "erf", W_std=1.3, b_std=0.2).kernel(x, y, dtype=np.float64)
+    assert np.array_equal(np.load(d / "P_ntk.npy"), want.ntk) and np.array_equal(np.load(d / "P_nngp.npy"), want.nngp)
+
+
+def test_overflow_is_reported_and_leaves_no_file(inputs):
+    d, x, _ = inputs
+    np.save(d / "big.npy", x * 30)
+    r = run("kernel", d / "big.npy", "--net", "exp:2,width=8", "--out", d / "O.npy", "--dtype", "float64")
+    assert r.returncode == 2 and "no finite second moment" in r.stderr, (r.returncode, r.stderr)
+    assert not (d / "O.npy").exists() and not list(d.glob("O.npy*"))
+
+
+def test_demo_prints_kernels_that_match_the_library():
+    """`ntkrs demo` on a small problem: the printed diagonal means are those of the same kernels
+    computed through the library, and the checks it prints hold."""
+    r = run("demo", "--n", 200, "--d", 16, "--seed", 3)
+    assert r.returncode == 0, r.stderr
+    x = np.random.default_rng(3).standard_normal((200, 16))
+    k = nk.mlp(3, 512, "relu", W_std=1.5, b_std=0.05).kernel(x)
+    assert f"NTK diagonal mean {k.ntk.diagonal().mean():.4f}, NNGP diagonal mean {k.nngp.diagonal().mean():.4f}" \
+        in r.stdout, r.stdout
+    assert "symmetric=True, finite=True" in r.stdout and "(200, 200)" in r.stdout

@@ -245,6 +245,43 @@ def test_divergent_gaussian_in_network_raises_value_error():
         net.kernel(X * 3)
 
 
+# --- overflow ---------------------------------------------------------------------------------
+
+
+def test_overflow_in_the_analytic_kernel_is_a_non_finite_error():
+    """A kernel that overflows raises NonFiniteError (a ValueError), never returns inf/NaN: found
+    while planning (Exp's second moment at a huge variance, in float64), in the float32 tile pass
+    (the variances fit in float64 but not in float32), and in the diagonal."""
+    x = np.random.default_rng(5).standard_normal((40, 8))
+    exp = nk.mlp(2, 8, "exp")
+    for kw in ({}, {"diagonal": True}, {"x2": x[:5]}):
+        with pytest.raises(nk.NonFiniteError, match="no finite second moment"):
+            exp.kernel(x * 30, **kw)
+    # ReLU without bias is homogeneous: k(s·x, s·x) = s²·k(x, x), ~5e33 here at s = 1, which float32
+    # holds; at s = 1e3 the entries (~5e39) do not
+    relu = nk.mlp(20, 64, "relu", W_std=8.0)
+    assert np.isfinite(relu.kernel(x, dtype=np.float32)).all()
+    with pytest.raises(nk.NonFiniteError, match="non-finite entries in float32"):
+        relu.kernel(x * 1e3, dtype=np.float32)
+    with pytest.raises(nk.NonFiniteError, match="not finite in float32"):
+        relu.kernel(x * 1e3, dtype=np.float32, diagonal=True)
+    want = relu.kernel(x * 1e3, dtype=np.float64)  # float64 holds them
+    assert np.isfinite(want.ntk).all() and want.ntk.max() > 1e39
+
+
+def test_inputs_too_large_for_float32_are_rejected():
+    """Inputs above float32's range are a ValueError naming the argument; inputs whose squares (the
+    input Gram) overflow float32 are a NonFiniteError; float64 computes both."""
+    for name, args in (("x1", (np.full((3, 2), 1e39), None)), ("x2", (np.ones((3, 2)), np.full((2, 2), -1e39)))):
+        with pytest.raises(ValueError, match=rf"{name}: values up to 1e\+39 do not fit in float32") as info:
+            NET.kernel(*args, dtype=np.float32)
+        assert not isinstance(info.value, nk.NonFiniteError)
+    with pytest.raises(nk.NonFiniteError, match="magnitude 1.000e20 make the kernel overflow float32"):
+        NET.kernel(np.full((3, 2), 1e20), dtype=np.float32)
+    for big in (1e39, 1e20):
+        assert np.isfinite(NET.kernel(np.full((3, 2), big), get="ntk")).all()
+
+
 # --- memory -----------------------------------------------------------------------------------
 
 SIZE = re.compile(r"\d[\d,.]*\s*(?:[KMGTPE]i?B|bytes?|[KMGTPE]B)", re.IGNORECASE)

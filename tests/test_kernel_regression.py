@@ -468,7 +468,7 @@ INTERRUPT_CHILD = textwrap.dedent(
         last[0] = done
         # fire once, 0.3 s after the stage starts
         if not sent and not timer and ((stage == "precondition" and done == 1) or (stage == "cg" and done >= 40)):
-            timer.append(threading.Timer(0.3, interrupt)); timer[0].start()
+            timer.append(threading.Timer(0.05, interrupt)); timer[0].start()
     timer, last = [], [0]
     try:
         kernel_regression(net, x, y, x[:10], n_centers=int(os.environ["M"]), memory_limit=os.environ["LIMIT"],

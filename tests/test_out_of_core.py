@@ -96,6 +96,76 @@ def test_bad_out_arguments(tmp_path, data):
     assert os.listdir(tmp_path) == ["ro.npy"]
 
 
+def test_out_naming_an_input_is_refused(tmp_path, data):
+    """Writing the kernel over its own inputs is refused before any work: a path that is the file
+    an input maps, an array sharing memory with an input, or the same file for both kernels."""
+    net, x, y = data
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    xm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    ym = np.load(tmp_path / "y.npy", mmap_mode="r")
+    before = (tmp_path / "x.npy").read_bytes()
+    with pytest.raises(ValueError, match="is the file x1 is read from"):
+        net.kernel(xm, get="ntk", out=tmp_path / "x.npy")
+    with pytest.raises(ValueError, match="is the file x1 is read from"):
+        net.kernel(xm[:301], get="ntk", out=str(tmp_path / "x.npy"))  # a view of the memmap
+    with pytest.raises(ValueError, match="is the file x2 is read from"):
+        net.kernel(xm, ym, get=("nngp", "ntk"), out={"nngp": tmp_path / "n.npy", "ntk": tmp_path / "y.npy"})
+    os.link(tmp_path / "x.npy", tmp_path / "alias.npy")  # another name of the same file
+    with pytest.raises(ValueError, match="is the file x1 is read from"):
+        net.kernel(xm, get="ntk", out=tmp_path / "alias.npy")
+    with pytest.raises(ValueError, match="two different files"):
+        net.kernel(x, get=("nngp", "ntk"), out=(tmp_path / "x.npy", tmp_path / "alias.npy"))
+    big = np.zeros((1037, 1037))
+    with pytest.raises(ValueError, match="shares memory with x1"):
+        net.kernel(big[:, :24], get="ntk", out=big)
+    with pytest.raises(ValueError, match="two different arrays"):
+        net.kernel(x, get=("nngp", "ntk"), out=(big, big))
+    assert (tmp_path / "x.npy").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["alias.npy", "x.npy", "y.npy"]
+    # reading inputs from one file and writing the kernel to another is fine
+    assert np.array_equal(net.kernel(xm, ym, get="ntk", out=tmp_path / "k.npy"), net.kernel(x, y, get="ntk"))
+
+
+def test_existing_files_are_never_clobbered(tmp_path, data):
+    """The temporary file has a fresh name (created exclusively): a user's K.npy.partial survives,
+    and K.npy is replaced only by the complete kernel."""
+    net, x, _ = data
+    (tmp_path / "K.npy.partial").write_bytes(b"mine")
+    (tmp_path / "K.npy").write_bytes(b"old")
+    got = net.kernel(x, get="ntk", out=tmp_path / "K.npy", memory_limit=RESERVE + 2_800_000)
+    assert np.array_equal(got, net.kernel(x, get="ntk"))
+    assert (tmp_path / "K.npy.partial").read_bytes() == b"mine"
+    assert sorted(os.listdir(tmp_path)) == ["K.npy", "K.npy.partial"]
+
+
+def test_page_release_is_refused_for_ordinary_memory(data):
+    """The core hands written pages back to the OS only inside shared file mappings: asking it to
+    release the pages of a plain array (through the private binding) must not lose any value.
+    Several panels, so the symmetric kernel's lower part is read back from what was written."""
+    net, x, _ = data
+    want = net.kernel(x, get="ntk")
+    plain = np.zeros((1037, 1037))
+    stats = net._net.kernel_to(x, None, False, True, [plain], [True], RESERVE + 5_000_000)
+    assert stats["panels"] > 1
+    assert np.array_equal(plain, want)
+
+
+def test_overflow_in_the_middle_of_an_out_of_core_run_removes_the_file(tmp_path):
+    """The last rows are 1e4 times larger: in float32 the first two 256-row panels are finite, the
+    last overflows. The call raises NonFiniteError and leaves no file behind."""
+    x = np.random.default_rng(5).standard_normal((600, 8))
+    x[512:] *= 1e4
+    net = nk.mlp(20, 64, "relu", W_std=8.0)
+    assert np.isfinite(net.kernel(x[:512], x, get="ntk", dtype=np.float32)).all()  # panels 1 and 2
+    calls = []
+    with pytest.raises(nk.NonFiniteError, match="non-finite entries in float32"):
+        net.kernel(x, get="ntk", dtype=np.float32, out=tmp_path / "K.npy", memory_limit=RESERVE + 2_000_000,
+                   progress=lambda d, t: calls.append((d, t)))
+    assert not os.listdir(tmp_path)
+    assert all(d < t for d, t in calls), calls  # a failed call never reports completion
+
+
 @pytest.mark.parametrize("limit, err, match", [
     ("2 XB", ValueError, "cannot read"), ("", ValueError, "cannot read"), (-5, ValueError, "positive"),
     (0, ValueError, "positive"), (1.5e9, TypeError, "memory_limit"), (True, TypeError, "bool"),
@@ -159,7 +229,9 @@ def test_ctrl_c_leaves_no_complete_looking_file(tmp_path):
     try:
         assert proc.stdout.readline().strip() == "started"
         time.sleep(1.0)
-        assert (tmp_path / "K.npy.partial").exists() and not out.exists()
+        partial = [p.name for p in tmp_path.iterdir()]
+        assert len(partial) == 1 and partial[0].startswith("K.npy.ntkrs-") and partial[0].endswith(".partial")
+        assert not out.exists()
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=30)
     finally:

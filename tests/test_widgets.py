@@ -263,12 +263,12 @@ def test_kernel_explorer_errors(explorer):
     with pytest.raises(ValueError, match="unknown name"):
         KernelExplorer(activation="nope")
     # exp(2x) overflows the kernel at this scale: set() raises ...
-    with pytest.raises(ValueError, match="overflow|finite|large|inf"):
+    with pytest.raises(nk.NonFiniteError, match="overflow|finite|large|inf"):
         explorer.set(activation="exp", param=2.0, b_std=2.0, W_std=4.0, depth=30)
     # ... while a failing update from the frontend shows in the status line and keeps the last figure.
     png = explorer.png
     explorer.controls["depth"].value = 29
-    assert explorer.error and "ValueError" in explorer.status.value and explorer.png == png
+    assert explorer.error and "NonFiniteError" in explorer.status.value and explorer.png == png
     explorer.set(activation="relu", W_std=1.5, b_std=0.05, depth=3)
     assert explorer.error is None
 
@@ -389,3 +389,24 @@ def test_mean_field_marks_overflowing_expectations_as_unbounded():
     """Exp's second moment overflows at large variance (the core raises there): q* = inf, no error."""
     m = mf.mean_field(nk.Exp(b=0.5), np.array([0.2, 3.0]), 0.05)
     assert np.isfinite(m.q_star[0]) and np.isinf(m.q_star[1]) and np.isnan(m.xi_c[1])
+
+
+def test_mean_field_marks_divergent_expectations_as_unbounded():
+    """Gaussian(b > 0) has no second moment once 4·b·q ≥ 1 (the core raises NonFiniteError): q* = inf."""
+    with pytest.raises(nk.NonFiniteError, match="diverges"):
+        nk.Gaussian(1.0, 0.2).maps(4.0, 4.0, 4.0)
+    m = mf.mean_field(nk.Gaussian(1.0, 0.2), np.array([0.2, 30.0]), 0.05)
+    assert np.isfinite(m.q_star[0]) and np.isinf(m.q_star[1])
+
+
+def test_mean_field_lets_other_errors_through():
+    """Only overflow and divergence mean "unbounded": an activation function that fails, or one
+    that returns garbage, is an error of the call, never a silent inf."""
+    def broken(x):
+        raise ValueError("broken on purpose")
+
+    with pytest.raises(ValueError, match="broken on purpose") as e:
+        mf.mean_field(nk.Elementwise(broken), np.array([0.5, 1.5]), 0.05)
+    assert not isinstance(e.value, nk.NonFiniteError)
+    with pytest.raises(ValueError, match="vectorised"):
+        mf.q_star(nk.Elementwise(lambda x: np.zeros(3)), 1.5, 0.05)

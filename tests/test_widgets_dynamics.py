@@ -251,6 +251,30 @@ def test_training_width_retrains_the_networks_not_the_ensemble(trainer):
     np.testing.assert_array_equal(trainer.data["nets"], nets)  # the same seeds: the same networks
 
 
+def test_training_depth_control_trains_deeper_networks_against_their_own_ensemble(trainer):
+    """depth=2: the ensemble is gradient_descent_mse_ensemble of the depth-2 network (its own NTK and
+    η_max), the networks are net.train of depth-2 networks; back to depth 1 gives the depth-1 results."""
+    trainer.set(lr_fraction=0.5, width=256, n_nets=3, time=STEPS, depth=1)
+    mean1, nets1 = trainer.data["ens_mean"].copy(), trainer.data["nets"].copy()
+    trainer.set(depth=2)
+    d = trainer.data
+    assert sum(isinstance(layer, nk.Dense) for layer in d["network"].leaves()) == 3
+    x, y, xt, yt = datasets.sin_regression()
+    net2 = nk.mlp(2, 256, nk.Erf(), W_std=1.5, b_std=0.05, out_dim=1)
+    lr = 0.5 * predict.max_learning_rate(net2.kernel(x, get="ntk"), y.size)
+    assert d["learning_rate"] == pytest.approx(lr, rel=1e-12)
+    want = predict.gradient_descent_mse_ensemble(net2, x, y, lr)(xt, t=STEPS, get="ntk")
+    np.testing.assert_allclose(d["mean"], want[..., 0], rtol=1e-9, atol=1e-12)
+    traj = net2.train(net2.init(1, seed=0), x, y, learning_rate=lr, steps=STEPS, x_test=xt, y_test=yt)
+    np.testing.assert_allclose(d["nets"][0], traj.f_test[-1][:, 0], rtol=1e-9, atol=1e-12)
+    assert not np.allclose(d["ens_mean"][-1], mean1[-1])
+    trainer.set(depth=1)
+    np.testing.assert_allclose(trainer.data["ens_mean"], mean1, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(trainer.data["nets"], nets1)
+    with pytest.raises(ValueError, match="depth"):
+        TrainingExplorer(depth=0)
+
+
 def test_training_n_nets_trains_only_the_new_networks(trainer):
     trainer.set(lr_fraction=0.5, width=256, n_nets=3, time=STEPS)
     trajs = list(trainer.data["trajectories"])

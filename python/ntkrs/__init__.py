@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from . import _core, predict, stax
 from . import layers as _layers
-from ._config import get_num_threads, set_num_threads, show_config
+from ._config import get_num_threads, set_num_threads, set_simd_level, show_config
+from ._core import NonFiniteError
 from .layers import *  # noqa: F403
 from .network import Kernel, Network, Trajectory, mlp, resnet, serial
 
 __version__: str = _core.__version__
 
 __all__ = [
-    *_layers.__all__, "Kernel", "Network", "Trajectory", "__version__", "get_num_threads", "mlp", "predict", "stax",
-    "resnet", "serial", "set_num_threads", "show_config",
+    *_layers.__all__, "Kernel", "Network", "NonFiniteError", "Trajectory", "__version__", "get_num_threads", "mlp",
+    "predict", "stax", "resnet", "serial", "set_num_threads", "set_simd_level", "show_config",
 ]

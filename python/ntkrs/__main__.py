@@ -139,6 +139,10 @@ def _kernel(args: argparse.Namespace) -> int:
     x = load_matrix(args.x, args.key, "X")
     y = None if args.y is None else load_matrix(args.y, args.y_key, "--y")
     outs = {g: args.out.replace("{get}", g) for g in names}
+    for path in outs.values():
+        for arg, src in (("X", args.x), ("--y", args.y)):
+            if src is not None and os.path.exists(path) and os.path.samefile(path, src):
+                raise UsageError(f"--out {path} is the input file {arg}; write the kernel to another file")
     out = outs[names[0]] if len(names) == 1 else outs
     t0 = time.perf_counter()
     try:

@@ -8,6 +8,9 @@ import numpy.typing as npt
 __version__: str
 DEFAULT_QUAD_DEGREE: int
 
+class NonFiniteError(ValueError):
+    """An overflow or a divergent expectation (the core's ``Error::NonFinite``)."""
+
 class Activation:
     """A nonlinearity of the core. ``kind`` is a key of :func:`activation_registry` (one of identity,
     relu, leaky_relu, ab_relu, abs, erf, sigmoid_like, gelu, sin, cos, rbf, exp, gaussian, sign,
@@ -93,11 +96,12 @@ class Network:
         progress: Callable[[int, int], object] | None = None,
     ) -> dict[str, float | int]:
         """Out of core: the requested kernels (NNGP first) into targets, each a .npy path (written to
-        PATH.partial, renamed when complete) or a writable C-ordered array of shape (N1, N2) and x1's
-        dtype (release: a shared file mapping whose written pages are handed back to the OS), by row
-        panels within memory_limit bytes. Returns timings and sizes (plan_s, gram_s, layers_s,
-        wait_s, mirror_s, write_s, total_s, panels, panel_rows, buffer_sets, buffer_bytes,
-        bytes_written)."""
+        a fresh PATH.ntkrs-XXXXXXXX.partial, XXXXXXXX 8 random hex digits, synced and renamed when
+        complete) or a writable C-ordered array of shape (N1, N2) and x1's dtype (release: hand
+        written pages back to the OS; honoured only where the array lies in a shared file mapping,
+        checked by the core), by row panels within memory_limit bytes. Returns timings and sizes
+        (plan_s, gram_s, layers_s, wait_s, mirror_s, write_s, total_s, panels, panel_rows,
+        buffer_sets, buffer_bytes, bytes_written)."""
     def __len__(self) -> int: ...
     def init(
         self, in_dim: int, seed: int = 0, sample: int = 0, float32: bool = False

@@ -239,8 +239,11 @@ class Network(Layer):
                 ``{"nngp": ..., "ntk": ...}`` or a tuple in the order of ``get``. The kernel is
                 computed by row panels within ``memory_limit`` (only the upper triangle when
                 ``x2`` is ``None``, mirrored on write) with values identical to the in-memory
-                result. A file is written to ``PATH.partial`` and renamed to ``PATH`` only when
-                complete; an error or Ctrl-C deletes the partial file.
+                result. A file is written to a fresh temporary file next to it
+                (``PATH.ntkrs-XXXXXXXX.partial``, 8 random hex digits, never an existing file), synced (``fsync``) and
+                renamed to ``PATH`` only when complete; an error or Ctrl-C deletes it. Two files
+                appear both or neither. A path that is one of the inputs' files, or an array
+                sharing memory with an input, is refused (``ValueError``).
             memory_limit: bytes the out-of-core computation may allocate (panel buffers and
                 scratch; the inputs are not counted), an int or a string such as ``"2GB"``,
                 ``"512MiB"`` (default 1 GiB); a ceiling: at most 80% of the memory the OS reports as
@@ -281,7 +284,7 @@ class Network(Layer):
                 raise ValueError("out: diagonal=True returns a vector; compute it in memory (out=None)")
             example_shape = shape
             shape = (a.shape[0], (a if b is None else b).shape[0])
-            targets = out_targets(out, names, shape, dt)
+            targets = out_targets(out, names, shape, dt, {"x1": x1, "x2": x2})
             limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else parse_memory_limit(memory_limit)
             if example_shape is not None:
                 got = _spatial_out(self, a, b, example_shape, names, targets, limit, dt, ts, nt, progress, stats)

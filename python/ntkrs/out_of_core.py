@@ -30,9 +30,30 @@ def parse_memory_limit(value: int | str) -> int:
     raise TypeError(f"memory_limit: expected a number of bytes or a string such as '2GB', got {value!r}")
 
 
+def _backing_file(a: Any) -> str | None:
+    """The file an array maps (an ``np.memmap`` or a view of one), else ``None``."""
+    while isinstance(a, np.ndarray):
+        name = getattr(a, "filename", None)
+        if isinstance(a, np.memmap) and name:
+            return os.fspath(name)
+        a = a.base
+    return None
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
 def out_targets(out: Any, names: tuple[str, ...], shape: tuple[int, int],
-                 dt: np.dtype) -> dict[str, tuple[Any, bool]]:
-    """``{kernel name: (path str or array, release pages)}`` for an ``out`` argument."""
+                dt: np.dtype, inputs: dict[str, Any] | None = None) -> dict[str, tuple[Any, bool]]:
+    """``{kernel name: (path str or array, release pages)}`` for an ``out`` argument.
+
+    ``inputs`` (``{"x1": array, "x2": array}``, as the caller passed them) are checked against the
+    targets: a path naming the file an input maps (``np.load(..., mmap_mode=...)``), or an array
+    sharing memory with an input, is refused, since the kernel would overwrite its own inputs."""
     if isinstance(out, dict):
         if set(out) != set(names):
             raise ValueError(f"out: a dict needs exactly the keys {list(names)} of get, got {sorted(map(str, out))}")
@@ -69,8 +90,27 @@ def out_targets(out: Any, names: tuple[str, ...], shape: tuple[int, int],
         else:
             raise TypeError(f"out: expected a path, an np.memmap or a dict/tuple of them, got {type(t).__name__}")
     paths = [t for t, _ in targets.values() if isinstance(t, str)]
-    if len({os.path.abspath(p) for p in paths}) != len(paths):
+    if len({os.path.abspath(p) for p in paths}) != len(paths) or (
+            len(paths) == 2 and _same_file(paths[0], paths[1])):
         raise ValueError("out: the two kernels need two different files")
+    arrays = [t for t, _ in targets.values() if isinstance(t, np.ndarray)]
+    if len(arrays) == 2 and np.may_share_memory(arrays[0], arrays[1]):
+        raise ValueError("out: the two kernels need two different arrays")
+    for arg, x in (inputs or {}).items():
+        if x is None:
+            continue
+        src = _backing_file(x)
+        for t, _ in targets.values():
+            if isinstance(t, str):
+                if src is not None and _same_file(t, src):
+                    raise ValueError(f"out: {t!r} is the file {arg} is read from; writing the kernel there would "
+                                     "destroy the inputs. Write it to another file")
+            else:
+                tf = _backing_file(t)
+                if (isinstance(x, np.ndarray) and np.may_share_memory(t, x)) or (
+                        src is not None and tf is not None and _same_file(tf, src)):
+                    raise ValueError(f"out: the array shares memory with {arg}; writing the kernel there would "
+                                     "overwrite the inputs while they are read. Pass another array")
     return targets
 
 

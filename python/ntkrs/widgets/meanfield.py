@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._core import NonFiniteError
 from ..layers import Activation
 
 __all__ = ["MeanField", "c_star", "chi1", "correlation_map", "length_map", "mean_field", "q_star"]
@@ -53,19 +54,25 @@ class MeanField(NamedTuple):
 
 
 def _maps(act: Activation, var1: np.ndarray, var2: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``act.maps`` that returns ``inf`` where the expectation does not exist or overflows (the core raises
-    ``ValueError`` there, e.g. ``Exp`` at a large variance) instead of failing the whole batch."""
+    """``act.maps`` that returns ``inf`` where a variance is already unbounded (``inf``) or where the
+    expectation does not exist or overflows (the core raises :class:`ntkrs.NonFiniteError` there,
+    e.g. ``Exp`` at a large variance or ``Gaussian`` with ``4·b·q ≥ 1``) instead of failing the
+    whole batch. Every other error (a bad argument, an ``Elementwise`` function that raises)
+    propagates."""
+    a, b, c = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (var1, var2, cov)))
+    e, d = np.full(a.shape, np.inf), np.full(a.shape, np.inf)
+    ok = np.isfinite(a) & np.isfinite(b) & np.isfinite(c)
+    if not ok.any():
+        return e, d
     try:
-        return act.maps(var1, var2, cov)
-    except ValueError:
-        a, b, c = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (var1, var2, cov)))
-        e, d = np.full(a.shape, np.inf), np.full(a.shape, np.inf)
-        for i in np.ndindex(a.shape):
+        e[ok], d[ok] = act.maps(a[ok], b[ok], c[ok])
+    except NonFiniteError:
+        for i in zip(*np.nonzero(ok), strict=True):
             try:
                 e[i], d[i] = (float(v) for v in act.maps(a[i], b[i], c[i]))
-            except ValueError:
+            except NonFiniteError:
                 pass
-        return e, d
+    return e, d
 
 
 def length_map(act: Activation, sw2: np.ndarray | float, sb2: np.ndarray | float,

@@ -111,7 +111,8 @@ class TrainingExplorer(Dashboard):
 
     Args:
         time, width, n_nets, lr_fraction: initial control values (``time=None``: the last record).
-        activation, depth, W_std, b_std: the network (fixed for the dashboard's life).
+        depth: the initial number of hidden layers (the ``depth`` control, 1 to ``max(4, depth)``).
+        activation, W_std, b_std: the network (fixed for the dashboard's life).
         n_train, n_test, noise, seed: the task.
         max_steps, per_decade: the time axis: ``log_times(max_steps, per_decade)``.
         max_nets: the largest ``n_nets`` the slider offers.
@@ -128,7 +129,9 @@ class TrainingExplorer(Dashboard):
         if width not in WIDTHS:
             raise ValueError(f"width: {width!r} is not one of {list(WIDTHS)}")
         self.activation = make_activation(activation)
-        self.depth, self.W_std, self.b_std = int(depth), float(W_std), float(b_std)
+        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+            raise ValueError(f"depth: expected a positive integer, got {depth!r}")
+        self.W_std, self.b_std = float(W_std), float(b_std)
         self.max_nets = int(max_nets)
         times = log_times(int(max_steps), per_decade)
         x_train, y_train, x_test, y_test = datasets.sin_regression(n_train, n_test, noise, seed)
@@ -142,13 +145,15 @@ class TrainingExplorer(Dashboard):
             "n_nets": _slider(W.IntSlider, value=n_nets, min=1, max=self.max_nets, description="networks"),
             "lr_fraction": _slider(W.FloatSlider, value=lr_fraction, min=0.05, max=1.0, step=0.05,
                                    description="η/η_max"),
+            "depth": _slider(W.IntSlider, value=int(depth), min=1, max=max(4, int(depth)), description="depth"),
         }
         controls["n_nets"].continuous_update = False
         controls["lr_fraction"].continuous_update = False
-        super().__init__(controls, [["time"], ["width", "n_nets", "lr_fraction"]], figsize, dpi)
+        controls["depth"].continuous_update = False
+        super().__init__(controls, [["time"], ["width", "n_nets", "lr_fraction", "depth"]], figsize, dpi)
         self.data.update(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, times=times)
-        self._kernel = self.network(width).kernel(x_train, get="ntk")  # width-independent (NTK parameterization)
-        self._ensemble_key: float | None = None
+        self._kernels: dict[int, np.ndarray] = {}  # analytic NTK on the training inputs, per depth
+        self._ensemble_key: tuple | None = None
         self._nets_key: tuple | None = None
         self._trajectories: dict[int, stax.Trajectory] = {}
         self._version = 0
@@ -157,10 +162,23 @@ class TrainingExplorer(Dashboard):
 
     # ---- computation ----------------------------------------------------------------------------
 
+    @property
+    def depth(self) -> int:
+        """The number of hidden layers (the ``depth`` control)."""
+        return int(self.controls["depth"].value)
+
     def network(self, width: int | None = None) -> stax.Network:
-        """The network at ``width`` (default: the ``width`` control)."""
+        """The network at ``width`` (default: the ``width`` control) and the ``depth`` control's depth."""
         w = self.controls["width"].value if width is None else int(width)
         return stax.mlp(self.depth, w, self.activation, W_std=self.W_std, b_std=self.b_std, out_dim=1)
+
+    @property
+    def _kernel(self) -> np.ndarray:
+        """The analytic NTK on the training inputs at the current depth (width-independent in the NTK
+        parameterization)."""
+        if self.depth not in self._kernels:
+            self._kernels[self.depth] = self.network().kernel(self.data["x_train"], get="ntk")
+        return self._kernels[self.depth]
 
     @property
     def max_learning_rate(self) -> float:
@@ -172,7 +190,7 @@ class TrainingExplorer(Dashboard):
         times = d["times"]
         lr = s["lr_fraction"] * self.max_learning_rate
         changed = False
-        if s["lr_fraction"] != self._ensemble_key:
+        if (s["lr_fraction"], s["depth"]) != self._ensemble_key:
             ens = predict.gradient_descent_mse_ensemble(self.network(), d["x_train"], d["y_train"], lr)
             test = ens(d["x_test"], t=times, get="ntk", compute_cov=True)
             train = ens(None, t=times, get="ntk", compute_cov=True)
@@ -185,9 +203,9 @@ class TrainingExplorer(Dashboard):
                 ens_loss_test=(np.sum((test.mean - d["y_test"]) ** 2, axis=(1, 2))
                                + np.trace(test.covariance, axis1=1, axis2=2)) / (2 * m),
                 learning_rate=lr, max_learning_rate=self.max_learning_rate)
-            self._ensemble_key = s["lr_fraction"]
+            self._ensemble_key = (s["lr_fraction"], s["depth"])
             changed = True
-        key = (s["width"], s["lr_fraction"])
+        key = (s["width"], s["lr_fraction"], s["depth"])
         if key != self._nets_key:
             self._trajectories = {}
             self._nets_key = key

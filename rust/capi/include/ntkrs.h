@@ -325,6 +325,14 @@ int ntkrs_set_num_threads(uint32_t n);
 uint32_t ntkrs_num_threads(void);
 
 /**
+ * Force the SIMD instruction set of later calls: `"scalar"`, `"avx2"` or `"avx512"` (by default
+ * the best the CPU supports, or the environment variable `NTKRS_SIMD=scalar|avx2|avx512` read at
+ * the first computation). `NTKRS_ERR_ARGUMENT` (nothing changed) when the name is unknown or the
+ * CPU does not support the level. All levels compute the same kernels up to rounding.
+ */
+int ntkrs_set_simd_level(const char *level);
+
+/**
  * The SIMD instruction set in use: "avx512", "avx2+fma" or "scalar" (a static string).
  */
 const char *ntkrs_simd_level(void);

@@ -785,6 +785,25 @@ pub extern "C" fn ntkrs_num_threads() -> u32 {
     ntkrs_core::num_threads() as u32
 }
 
+/// Force the SIMD instruction set of later calls: `"scalar"`, `"avx2"` or `"avx512"` (by default
+/// the best the CPU supports, or the environment variable `NTKRS_SIMD=scalar|avx2|avx512` read at
+/// the first computation). `NTKRS_ERR_ARGUMENT` (nothing changed) when the name is unknown or the
+/// CPU does not support the level. All levels compute the same kernels up to rounding.
+#[no_mangle]
+pub unsafe extern "C" fn ntkrs_set_simd_level(level: *const c_char) -> c_int {
+    guard(|| {
+        if level.is_null() {
+            return Err(null("level"));
+        }
+        let text = CStr::from_ptr(level)
+            .to_str()
+            .map_err(|_| arg("level: is not valid UTF-8"))?;
+        let l = ntkrs_core::SimdLevel::parse(text)?;
+        ntkrs_core::set_simd_level(l)?;
+        Ok(())
+    })
+}
+
 /// The SIMD instruction set in use: "avx512", "avx2+fma" or "scalar" (a static string).
 #[no_mangle]
 pub extern "C" fn ntkrs_simd_level() -> *const c_char {

@@ -175,7 +175,23 @@ impl Network {
         let runner = crate::pool::Runner::new(opts.par, n1 > tile || n2 > tile)?;
         runner.run(|parallel| -> Result<()> {
             crate::tile::gram(bufs[0], win, a, b, prep.scaled.gscale, parallel, ctl)?;
-            crate::tile::layers(&mut bufs, win, get, sym, true, &prep.planned, tile, parallel, ctl)
+            let inputs = crate::tile::Inputs {
+                a,
+                b,
+                gscale: prep.scaled.gscale,
+            };
+            crate::tile::layers(
+                &mut bufs,
+                win,
+                get,
+                sym,
+                true,
+                &prep.planned,
+                inputs,
+                tile,
+                parallel,
+                ctl,
+            )
         })
     }
 
@@ -273,7 +289,7 @@ impl Network {
             ctl.check()?;
             ctl.advance(1);
             scr.slots[0].c[0] = p.q_in[i];
-            run_row::<T, true>(p, i, i, 1, true, &mut scr);
+            run_row::<T, true, false>(p, i, i, 1, true, &mut scr);
             let out = &scr.slots[p.out_slot];
             let (c, t) = (out.c[0], out.t[0]);
             if !(c.is_finite() && t.is_finite()) {

@@ -18,8 +18,7 @@
 //! and backward matrix products plus one Gram of the inputs and one of the backward signals per
 //! `Dense` layer: about `N²·Σ_l (n_{l−1} + O·n_l)`.
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
+use faer::{MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use crate::control::Control;
@@ -28,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::input::check_input;
 use crate::kernels::{Get, Kernels};
 use crate::layer::{layer_norm, Dropout};
-use crate::linalg::{all_finite, cm, gemm_cols, gram, permute_full, sized, CHUNK, MIN_LEN};
+use crate::linalg::{all_finite, cm, gemm_cols, gram, permute_full, CHUNK, MIN_LEN};
 use crate::memory::{alloc_results, available_memory, check_room, count};
 use crate::network::Network;
 use crate::pool::{Parallelism, Runner};
@@ -300,6 +299,7 @@ impl Network {
             return Err(Error::arg("in_dim", "the input width must be at least 1"));
         }
         let prog = self.compile(in_dim)?;
+        let cancel = crate::control::Cancel::current();
         dense_steps(&prog, in_dim)
             .into_iter()
             .map(|(l, _, n_in, n_out, layer)| {
@@ -308,12 +308,26 @@ impl Network {
                     .ok_or_else(|| Error::arg("in_dim", "the layer is too large"))?;
                 let (sw, sb) = layer.init_stds(n_in);
                 let w = normals::<T>(count, [seed, sample, l as u64, 0], sw);
+                // a draw cut short by a cancellation (through `Control::scope`) is discarded here
+                cancel.check()?;
                 let b = layer
                     .b_std
                     .map(|_| normals::<T>(n_out, [seed, sample, l as u64, 1], sb));
                 Ok(DenseOwned { w, n_in, n_out, b })
             })
             .collect()
+    }
+
+    /// Number of parameters (weights and biases) of the finite network on inputs of width
+    /// `in_dim`.
+    pub fn n_params(&self, in_dim: usize) -> Result<usize> {
+        let prog = self.compile(in_dim)?;
+        Ok(dense_steps(&prog, in_dim)
+            .into_iter()
+            .map(|(_, _, n_in, n_out, layer)| {
+                n_in.saturating_mul(n_out) + if layer.b_std.is_some() { n_out } else { 0 }
+            })
+            .fold(0usize, usize::saturating_add))
     }
 
     /// The network's outputs `f(x)`, row-major `N × O`.
@@ -328,7 +342,7 @@ impl Network {
         let prog = self.compile(x.ncols())?;
         check_params(&prog, params, x.ncols())?;
         ctl.add_total(prog.steps.len() as u64);
-        let runner = Runner::new(opts.par, true)?;
+        let runner = Runner::new(opts.par, worth_threads(&prog, x.nrows(), x.ncols(), 1))?;
         let fwd = runner.run(|_| forward(&prog, params, x, 0, false, opts.dropout_seed, runner.faer(), ctl))?;
         Ok(outputs(&prog, &fwd, x))
     }
@@ -382,13 +396,24 @@ impl Network {
             ),
         )?;
         ctl.add_total(units(&prog, x2.is_some(), opts.get));
-        let runner = Runner::new(opts.par, true)?;
+        let runner = Runner::new(opts.par, worth_threads(&prog, n1 + n2, d, 1 + o))?;
         runner.run(|_| empirical_in(&prog, params, x1, x2, opts, runner.faer(), ctl))
     }
 }
 
 fn spatial_unsupported() -> Error {
     Error::InvalidNetwork("finite-width networks with convolutions or pooling are not supported yet".into())
+}
+
+/// Whether `ways` passes of `n` samples through the network's parameters (multiply-adds) are
+/// worth spreading over threads: below about a million, waking pool threads costs more than it
+/// saves, so the work runs on the calling thread (bitwise the same results).
+fn worth_threads(p: &Program, n: usize, d: usize, ways: usize) -> bool {
+    let params: usize = dense_steps(p, d)
+        .iter()
+        .map(|&(_, _, n_in, n_out, _)| n_in.saturating_mul(n_out))
+        .fold(0, usize::saturating_add);
+    params.saturating_mul(n).saturating_mul(ways) >= 1 << 20
 }
 
 /// Progress units of one empirical computation.
@@ -542,10 +567,10 @@ pub(crate) fn forward<T: Element>(
                 h
             }
         };
-        let finite = if matches!(par, Par::Seq) {
-            h.iter().all(|v| v.is_finite())
+        let finite = if matches!(par, Par::Seq) || h.len() < 2 * MIN_LEN {
+            crate::linalg::slice_finite(&h)
         } else {
-            h.par_iter().with_min_len(MIN_LEN).all(|v| v.is_finite())
+            h.par_chunks(MIN_LEN).all(crate::linalg::slice_finite)
         };
         if !finite {
             return Err(Error::NonFinite(format!(
@@ -742,7 +767,7 @@ fn empirical_in<T: Element>(
                 par,
                 ctl,
             )?;
-            permute_full(&g, None, n1, n2, o)
+            permute_full(&g, None, n1, n2, o, ctl)?
         });
         ctl.advance(1);
     }
@@ -783,7 +808,7 @@ fn empirical_in<T: Element>(
                 g
             } else {
                 let g = gram(cm(d1, n_l, n1 * o), d2.map(|v| cm(v, n_l, n2 * o)), T::ONE, par, ctl)?;
-                permute_full(&g, Some(&factor), n1, n2, o)
+                permute_full(&g, Some(&factor), n1, n2, o, ctl)?
             };
             ctl.advance(1);
             if opts.per_layer {
@@ -844,7 +869,7 @@ impl Network {
         let kinds = get.count();
         let size = count::<T>(n1, n2, 1, || format!("a {n1} x {n2} Monte Carlo kernel"))?;
         let mut sums = alloc_results::<T>(&vec![size; kinds], "the Monte Carlo kernels")?;
-        let runner = Runner::new(opts.par, true)?;
+        let runner = Runner::new(opts.par, worth_threads(&prog, n1 + n2, d, n_samples))?;
         let threads = match &runner {
             Runner::Inline => 1,
             Runner::Pool(p) => p.current_num_threads().max(1),
@@ -1045,6 +1070,10 @@ impl Network {
             "the recorded trajectory",
         )?;
         ctl.add_total(opts.steps as u64 + 1);
+        if opts.record_ntk {
+            // the recorded NTKs report their own progress
+            ctl.add_total(r as u64 * units(&prog, false, Get::NTK));
+        }
         let mut p: Vec<DenseOwned<T>> = params
             .iter()
             .map(|q| {
@@ -1074,7 +1103,7 @@ impl Network {
         };
         let eta = opts.learning_rate;
         let inv_size = 1.0 / (n * o) as f64;
-        let runner = Runner::new(opts.par, true)?;
+        let runner = Runner::new(opts.par, worth_threads(&prog, n, d, 3))?;
         let par = runner.faer();
         let denses = dense_steps(&prog, d);
         runner.run(|_| -> Result<()> {
@@ -1127,7 +1156,7 @@ impl Network {
                                 ..Default::default()
                             },
                             par,
-                            &Control::new(),
+                            ctl,
                         )?;
                         v.extend_from_slice(&e.ntk.unwrap_or_default());
                     }
@@ -1152,15 +1181,16 @@ impl Network {
                         let (sc, beta) = layer.scales(n_in);
                         let (gw, gb) = &mut grads[*param];
                         visited[*param] = true;
-                        // ∂W = s·Δ hᵀ (column-major n_out × n_in, i.e. W's row-major layout)
-                        matmul(
+                        // ∂W = s·Δ hᵀ (column-major n_out × n_in, i.e. W's row-major layout), by
+                        // cancellable blocks
+                        gemm_cols(
                             MatMut::from_column_major_slice_mut(gw, n_out, n_in),
-                            Accum::Replace,
                             cm(deltas[0], n_out, n),
                             fwd.mat(&prog, st.inputs[0], x).transpose(),
                             T::from_f64(sc),
-                            sized(par, n_in * n_out * n),
-                        );
+                            par,
+                            ctl,
+                        )?;
                         gb.iter_mut().for_each(|v| *v = 0.0);
                         for col in deltas[0].chunks(n_out) {
                             for (acc, &v) in gb.iter_mut().zip(col) {

@@ -77,7 +77,7 @@ pub use layer::{
 pub use memory::available_memory;
 pub use network::Network;
 pub use out::{npy_header, parse_bytes, MemorySink, NpyFile, OutOptions, Sink, Stats, RESERVE_BYTES};
-pub use pool::{num_threads, set_num_threads, simd_level, Parallelism};
+pub use pool::{current_simd_level, num_threads, set_num_threads, set_simd_level, simd_level, Parallelism, SimdLevel};
 pub use quadrature::gauss_legendre;
 pub use shape::InputShape;
 pub use spec::{mlp, parse_activation, resnet, LayerNormPosition, Spec};

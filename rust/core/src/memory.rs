@@ -48,6 +48,61 @@ pub(crate) fn alloc_results<T: Element>(counts: &[usize], what: &str) -> Result<
     Ok(out)
 }
 
+/// Whether the bytes `[addr, addr + len)` lie entirely in shared mappings of files
+/// (`MAP_SHARED`, read from `/proc/self/maps`: flag `s` and a nonzero inode), where
+/// `madvise(MADV_DONTNEED)` only unmaps pages whose contents stay in the page cache. Private,
+/// anonymous or unmapped memory, or any doubt (no `/proc`, not Linux, an empty range): `false`.
+pub fn is_shared_file_mapping(addr: usize, len: usize) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
+        if len == 0 {
+            return false;
+        }
+        let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+            return false;
+        };
+        // the mappings are listed in address order: walk those overlapping [addr, end)
+        let mut at = addr;
+        for line in maps.lines() {
+            let mut f = line.split_whitespace();
+            let (Some(range), Some(perms), Some(_off), Some(_dev), Some(inode)) =
+                (f.next(), f.next(), f.next(), f.next(), f.next())
+            else {
+                return false;
+            };
+            let Some((lo, hi)) = range.split_once('-') else {
+                return false;
+            };
+            let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) else {
+                return false;
+            };
+            if hi <= at {
+                continue;
+            }
+            if lo > at {
+                return false; // a hole
+            }
+            let shared = perms.as_bytes().get(3) == Some(&b's');
+            if !shared || inode == "0" {
+                return false;
+            }
+            at = hi;
+            if at >= end {
+                return true;
+            }
+        }
+        false
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (addr, len);
+        false
+    }
+}
+
 /// Ask the kernel to back a large, untouched buffer with transparent huge pages: 512× fewer page
 /// faults when the result is first written (Linux only; a no-op elsewhere or when refused).
 fn advise_huge_pages<T>(v: &[T]) {

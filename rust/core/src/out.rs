@@ -54,10 +54,22 @@ pub trait Sink<T>: Send {
         let _ = (r0, c0, rows, cols, data, ld);
         Err(Error::Io("this sink cannot be read back".into()))
     }
-    /// Called once, after every entry was written and nothing failed.
+    /// Make what was written durable (a file: `fsync`). Called on every sink, once every entry
+    /// was written and nothing failed, before any sink is [finished](Sink::finish).
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Publish the result (a file: rename it into place). Called once per sink after every sink
+    /// was synced.
     fn finish(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Undo a successful [`Sink::finish`] because another sink of the same call failed to finish
+    /// (a file: put back what its path held before), so that the outputs of one call appear all
+    /// or none.
+    fn unfinish(&mut self) {}
+    /// Called once every sink finished: drop what [`Sink::unfinish`] would have needed.
+    fn commit(&mut self) {}
 }
 
 fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
@@ -86,52 +98,121 @@ fn as_bytes<T: Element>(v: &[T]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
 }
 
-/// A `.npy` file written in place: data go to `PATH.partial` with positioned writes, and only
-/// [`Sink::finish`] renames it to `PATH`; a file dropped unfinished (error, Ctrl-C) is deleted.
-/// So `PATH` either holds a complete kernel or is left as it was.
+/// A `.npy` file written in place: data go to a temporary file next to `PATH` with positioned
+/// writes, and only [`Sink::finish`] renames it to `PATH` (after [`Sink::sync`] made it durable);
+/// a file dropped unfinished (error, Ctrl-C) is deleted. So `PATH` either holds a complete kernel
+/// or is left as it was.
+///
+/// The temporary file is `PATH.ntkrs-XXXXXXXX.partial` where `XXXXXXXX` is 8 fresh random hex digits, created
+/// with `O_EXCL` (`create_new`): it never truncates or replaces a file that exists, whatever its
+/// name. When `PATH` exists, its previous contents are kept under a second such name (a hard link)
+/// until the call [commits](Sink::commit), so that [`Sink::unfinish`] can put them back.
 pub struct NpyFile<T> {
     file: Option<File>,
     path: PathBuf,
     partial: PathBuf,
+    /// A hard link to what `path` held before [`Sink::finish`] replaced it.
+    backup: Option<PathBuf>,
     cols: usize,
     offset: u64,
     written: u64,
-    finished: bool,
+    state: FileState,
     _t: PhantomData<T>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FileState {
+    Writing,
+    /// Renamed into place; the backup (if any) still exists.
+    Finished,
+    /// Renamed into place and committed.
+    Committed,
+    /// Finished, then taken back: `path` holds its old contents again (or nothing).
+    Undone,
+}
+
+/// A name next to `path` that no file has: `PATH.ntkrs-XXXXXXXX.SUFFIX` (8 random hex digits), created (`O_EXCL`)
+/// by `make`, which returns `ErrorKind::AlreadyExists` to ask for another name.
+fn unique_sibling<R>(
+    path: &Path,
+    suffix: &str,
+    mut make: impl FnMut(&Path) -> std::io::Result<R>,
+) -> std::io::Result<(PathBuf, R)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut state = nanos ^ ((std::process::id() as u64) << 32);
+    for _ in 0..100 {
+        state = crate::random::splitmix(state ^ COUNTER.fetch_add(1, Ordering::Relaxed));
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".ntkrs-{:08x}.{suffix}", state as u32));
+        let candidate = PathBuf::from(name);
+        match make(&candidate) {
+            Ok(r) => return Ok((candidate, r)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "no free temporary name after 100 tries",
+    ))
+}
+
+/// `fsync` the directory holding `path`, so that a rename into it is durable (Unix; a no-op
+/// elsewhere, and where the file system refuses to sync a directory).
+fn sync_parent(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let f = File::open(dir).map_err(|e| io_error(dir, "cannot open the directory to sync it", e))?;
+        match f.sync_all() {
+            Ok(()) => {}
+            // some file systems cannot sync directories; nothing more can be done there
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOTSUP)) => {}
+            Err(e) => return Err(io_error(dir, "cannot sync the directory", e)),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl<T: Element> NpyFile<T> {
-    /// Create `path.partial` holding the header of a `rows × cols` array (the data are a hole
-    /// until written).
+    /// Create the temporary file next to `path` holding the header of a `rows × cols` array (the
+    /// data are a hole until written).
     pub fn create(path: impl AsRef<Path>, rows: usize, cols: usize) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut name = path.as_os_str().to_owned();
-        name.push(".partial");
-        let partial = PathBuf::from(name);
         let header = npy_header::<T>(rows, cols);
         let bytes = (rows as u128) * (cols as u128) * std::mem::size_of::<T>() as u128 + header.len() as u128;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&partial)
-            .map_err(|e| io_error(&partial, "cannot create", e))?;
-        let mut me = NpyFile {
+        let len = u64::try_from(bytes).map_err(|_| Error::arg("out", "the kernel is too large for one file"))?;
+        let (partial, file) = unique_sibling(&path, "partial", |p| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(p)
+        })
+        .map_err(|e| io_error(&path, "cannot create a temporary file next to it", e))?;
+        let me = NpyFile {
             file: Some(file),
             path,
             partial,
+            backup: None,
             cols,
             offset: header.len() as u64,
             written: 0,
-            finished: false,
+            state: FileState::Writing,
             _t: PhantomData,
         };
         let f = me.file.as_ref().expect("open");
-        let len = u64::try_from(bytes).map_err(|_| Error::arg("out", "the kernel is too large for one file"))?;
         f.set_len(len).map_err(|e| io_error(&me.partial, "cannot size", e))?;
         write_at(f, &header, 0).map_err(|e| io_error(&me.partial, "cannot write", e))?;
-        me.written = 0;
         Ok(me)
     }
 
@@ -140,10 +221,31 @@ impl<T: Element> NpyFile<T> {
         &self.path
     }
 
+    /// The temporary file written until [`Sink::finish`].
+    pub fn partial_path(&self) -> &Path {
+        &self.partial
+    }
+
     /// Bytes of data written so far (each entry counted once per write).
     pub fn bytes_written(&self) -> u64 {
         self.written
     }
+}
+
+/// Start writing `len` bytes at `offset` back to disk without waiting (Linux: `sync_file_range`
+/// with `SYNC_FILE_RANGE_WRITE`), so that dirty pages do not pile up until the final `fsync`,
+/// which then has little left to wait for. Large writes only; a no-op elsewhere or on failure.
+fn start_writeback(f: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    if len >= 1 << 20 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor; the call only schedules I/O.
+        unsafe {
+            libc::sync_file_range(f.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (f, offset, len);
 }
 
 #[cfg(unix)]
@@ -201,8 +303,9 @@ impl<T: Element> Sink<T> for NpyFile<T> {
         let at = |r: usize| self.offset + ((r0 + r) as u64 * self.cols as u64 + c0 as u64) * size;
         if cols == self.cols && ld == cols {
             // whole rows, contiguous in the file and in `data`: one write
-            write_at(f, as_bytes(&data[..rows * cols]), at(0))
-                .map_err(|e| io_error(&self.partial, "write failed", e))?;
+            let bytes = as_bytes(&data[..rows * cols]);
+            write_at(f, bytes, at(0)).map_err(|e| io_error(&self.partial, "write failed", e))?;
+            start_writeback(f, at(0), bytes.len() as u64);
         } else {
             for r in 0..rows {
                 write_at(f, as_bytes(&data[r * ld..r * ld + cols]), at(r))
@@ -231,20 +334,80 @@ impl<T: Element> Sink<T> for NpyFile<T> {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<()> {
-        drop(self.file.take());
-        std::fs::rename(&self.partial, &self.path)
-            .map_err(|e| io_error(&self.path, "cannot rename the finished file", e))?;
-        self.finished = true;
+    fn sync(&mut self) -> Result<()> {
+        if let Some(f) = self.file.as_ref() {
+            f.sync_all()
+                .map_err(|e| io_error(&self.partial, "cannot sync (fsync) the file", e))?;
+        }
         Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.state != FileState::Writing {
+            return Err(Error::Io(format!("{}: finished twice", self.path.display())));
+        }
+        self.sync()?;
+        drop(self.file.take());
+        // keep what `path` holds (a hard link under a fresh name) until the call commits
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| !m.is_dir()) {
+            match unique_sibling(&self.path, "old", |b| std::fs::hard_link(&self.path, b)) {
+                Ok((b, ())) => self.backup = Some(b),
+                // no hard links on this file system: the old file cannot be restored
+                Err(_) => self.backup = None,
+            }
+        }
+        if let Err(e) = std::fs::rename(&self.partial, &self.path) {
+            if let Some(b) = self.backup.take() {
+                let _ = std::fs::remove_file(b);
+            }
+            return Err(io_error(&self.path, "cannot rename the finished file into place", e));
+        }
+        self.state = FileState::Finished;
+        sync_parent(&self.path)
+    }
+
+    fn unfinish(&mut self) {
+        if self.state != FileState::Finished {
+            return;
+        }
+        match self.backup.take() {
+            Some(b) => {
+                if std::fs::rename(&b, &self.path).is_err() {
+                    let _ = std::fs::remove_file(&b);
+                }
+            }
+            None => {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+        let _ = sync_parent(&self.path);
+        self.state = FileState::Undone;
+    }
+
+    fn commit(&mut self) {
+        if self.state == FileState::Finished {
+            if let Some(b) = self.backup.take() {
+                let _ = std::fs::remove_file(b);
+            }
+            self.state = FileState::Committed;
+        }
     }
 }
 
 impl<T> Drop for NpyFile<T> {
     fn drop(&mut self) {
-        if !self.finished {
-            drop(self.file.take());
-            let _ = std::fs::remove_file(&self.partial);
+        drop(self.file.take());
+        match self.state {
+            FileState::Writing => {
+                let _ = std::fs::remove_file(&self.partial);
+            }
+            // finished without a commit: the new file stays (as after `commit`)
+            FileState::Finished => {
+                if let Some(b) = self.backup.take() {
+                    let _ = std::fs::remove_file(b);
+                }
+            }
+            FileState::Committed | FileState::Undone => {}
         }
     }
 }
@@ -283,20 +446,29 @@ impl<'a, T: Element> MemorySink<'a, T> {
     ///
     /// With `release_pages`, the pages written are handed back to the OS after each write
     /// (`madvise(MADV_DONTNEED)`), which keeps the resident set small for a **shared** file
-    /// mapping: the data stay in the page cache and reach the file.
+    /// mapping: the data stay in the page cache and reach the file. On private or anonymous
+    /// memory that would discard what was written, so the request is honoured only when the
+    /// whole buffer lies in shared file mappings (checked here, from `/proc/self/maps`; on other
+    /// systems never): for any other memory it is ignored ([`MemorySink::releases_pages`] says
+    /// which).
     ///
     /// # Safety
     /// `ptr` must point to `rows · cols` writable, C-ordered values that nothing else accesses
-    /// while the sink lives; `release_pages` only for a shared (`MAP_SHARED`) file mapping (on
-    /// private or anonymous memory it would discard what was written).
+    /// while the sink lives.
     pub unsafe fn from_raw(ptr: *mut T, rows: usize, cols: usize, release_pages: bool) -> Self {
+        let bytes = rows.saturating_mul(cols).saturating_mul(std::mem::size_of::<T>());
         MemorySink {
             ptr,
             rows,
             cols,
-            release: release_pages,
+            release: release_pages && crate::memory::is_shared_file_mapping(ptr as usize, bytes),
             _life: PhantomData,
         }
+    }
+
+    /// Whether written pages are handed back to the OS (a shared file mapping, and asked for).
+    pub fn releases_pages(&self) -> bool {
+        self.release
     }
 
     #[allow(unused_variables)]
@@ -569,6 +741,31 @@ fn transpose<T: Copy>(src: &[T], ld: usize, rows: usize, cols: usize, dst: &mut 
     }
 }
 
+/// Bytes per write of a panel's rows: the writer checks for cancellation between writes.
+const WRITE_BYTES: usize = 8 << 20;
+
+/// `sink.write` of `rows × cols` (row stride `ld`) from row `r0`, column `c0`, in groups of rows
+/// of about [`WRITE_BYTES`], checking for cancellation before each.
+#[allow(clippy::too_many_arguments)]
+fn write_rows<T: Element>(
+    sink: &mut dyn Sink<T>,
+    r0: usize,
+    c0: usize,
+    rows: usize,
+    cols: usize,
+    data: &[T],
+    ld: usize,
+    ctl: &Control,
+) -> Result<()> {
+    let group = (WRITE_BYTES / (cols.max(1) * std::mem::size_of::<T>())).max(1);
+    for g in (0..rows).step_by(group) {
+        ctl.check()?;
+        let g1 = (g + group).min(rows);
+        sink.write(r0 + g, c0, g1 - g, cols, &data[g * ld..], ld)?;
+    }
+    Ok(())
+}
+
 /// Store one finished panel in every sink: its rows (the lower part of its diagonal block mirrored
 /// first when symmetric), then, when symmetric, its transpose below it.
 #[allow(clippy::too_many_arguments)]
@@ -618,7 +815,7 @@ fn write_panel<T: Element>(
             }
             times.mirror_s += t.elapsed().as_secs_f64();
             let t = Instant::now();
-            sink.write(r0, col0, rows, ld, buf, ld)?;
+            write_rows(&mut **sink, r0, col0, rows, ld, buf, ld, ctl)?;
             times.write_s += t.elapsed().as_secs_f64();
             times.bytes += (rows * ld * size) as u64;
             continue;
@@ -633,7 +830,7 @@ fn write_panel<T: Element>(
         }
         times.mirror_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        sink.write(r0, col0, rows, ld, buf, ld)?;
+        write_rows(&mut **sink, r0, col0, rows, ld, buf, ld, ctl)?;
         times.write_s += t.elapsed().as_secs_f64();
         times.bytes += (rows * ld * std::mem::size_of::<T>()) as u64;
         if sym && r1 < n1 {
@@ -651,6 +848,29 @@ fn write_panel<T: Element>(
                 times.bytes += ((j1 - j0) * rows * std::mem::size_of::<T>()) as u64;
             }
         }
+    }
+    Ok(())
+}
+
+/// Sync every sink, then finish them all or none: when one fails to finish, those finished
+/// before it are taken back ([`Sink::unfinish`]).
+fn finish_all<T>(sinks: &mut [&mut dyn Sink<T>], ctl: &Control) -> Result<()> {
+    for s in sinks.iter_mut() {
+        ctl.check()?;
+        s.sync()?;
+    }
+    // a Ctrl-C during the syncs still cancels: nothing was published yet
+    ctl.check()?;
+    for k in 0..sinks.len() {
+        if let Err(e) = sinks[k].finish() {
+            for s in sinks[..k].iter_mut().rev() {
+                s.unfinish();
+            }
+            return Err(e);
+        }
+    }
+    for s in sinks.iter_mut() {
+        s.commit();
     }
     Ok(())
 }
@@ -794,7 +1014,23 @@ impl Network {
                         crate::tile::gram(&mut bufs[0], win, a, b, prep.scaled.gscale, parallel, ctl)?;
                         let tg = t.elapsed().as_secs_f64();
                         let t = Instant::now();
-                        crate::tile::layers(&mut bufs, win, get, sym, false, &prep.planned, tile, parallel, ctl)?;
+                        let inputs = crate::tile::Inputs {
+                            a,
+                            b,
+                            gscale: prep.scaled.gscale,
+                        };
+                        crate::tile::layers(
+                            &mut bufs,
+                            win,
+                            get,
+                            sym,
+                            false,
+                            &prep.planned,
+                            inputs,
+                            tile,
+                            parallel,
+                            ctl,
+                        )?;
                         Ok((tg, t.elapsed().as_secs_f64()))
                     })?;
                     stats.gram_s += tg;
@@ -822,9 +1058,7 @@ impl Network {
         });
         computed?;
         let times = written?;
-        for s in sinks.iter_mut() {
-            s.finish()?;
-        }
+        finish_all(sinks, ctl)?;
         stats.read_s = times.read_s;
         stats.mirror_s = times.mirror_s;
         stats.write_s = times.write_s;
@@ -1022,6 +1256,178 @@ mod tests {
         }
     }
 
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ntkrs-out-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn temporary_names_never_clobber_existing_files() {
+        let dir = temp_dir("names");
+        let path = dir.join("k.npy");
+        // files a user may have, under the names a naive writer would use
+        std::fs::write(dir.join("k.npy.partial"), b"mine").unwrap();
+        std::fs::write(&path, b"old kernel").unwrap();
+        let a = NpyFile::<f64>::create(&path, 3, 3).unwrap();
+        let b = NpyFile::<f64>::create(&path, 3, 3).unwrap();
+        assert_ne!(a.partial_path(), b.partial_path());
+        for f in [&a, &b] {
+            let name = f.partial_path().file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.starts_with("k.npy.ntkrs-") && name.ends_with(".partial"), "{name}");
+        }
+        drop((a, b));
+        assert_eq!(std::fs::read(dir.join("k.npy.partial")).unwrap(), b"mine");
+        assert_eq!(std::fs::read(&path).unwrap(), b"old kernel");
+        assert_eq!(listing(&dir), ["k.npy", "k.npy.partial"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn two_files_appear_both_or_neither() {
+        let nw = net();
+        let n = 300;
+        let x = data(n, 4, 11);
+        let want = nw
+            .kernel(x.as_ref(), None, Get::BOTH, &KernelOptions::default(), &Control::new())
+            .unwrap();
+        let dir = temp_dir("pair");
+        let (pn, pt) = (dir.join("n.npy"), dir.join("t.npy"));
+        // the second rename fails (its path is a directory): the first file is taken back
+        std::fs::create_dir(&pt).unwrap();
+        std::fs::write(pt.join("inside"), b"x").unwrap();
+        for old in [None, Some(b"previous nngp".as_slice())] {
+            if let Some(o) = old {
+                std::fs::write(&pn, o).unwrap();
+            }
+            let mut fnn = NpyFile::<f64>::create(&pn, n, n).unwrap();
+            let mut ft = NpyFile::<f64>::create(&pt, n, n).unwrap();
+            let e = nw
+                .kernel_to(
+                    x.as_ref(),
+                    None,
+                    Get::BOTH,
+                    &opts(1 << 30, 0),
+                    &mut [&mut fnn, &mut ft],
+                    &Control::new(),
+                )
+                .unwrap_err();
+            assert!(matches!(e, Error::Io(_)), "{e}");
+            drop((fnn, ft));
+            match old {
+                None => assert_eq!(listing(&dir), ["t.npy"]),
+                Some(o) => {
+                    assert_eq!(listing(&dir), ["n.npy", "t.npy"]);
+                    assert_eq!(std::fs::read(&pn).unwrap(), o, "the old file is put back");
+                }
+            }
+        }
+        // both succeed: both complete, the old file replaced, nothing else left
+        std::fs::remove_dir_all(&pt).unwrap();
+        let mut fnn = NpyFile::<f64>::create(&pn, n, n).unwrap();
+        let mut ft = NpyFile::<f64>::create(&pt, n, n).unwrap();
+        nw.kernel_to(
+            x.as_ref(),
+            None,
+            Get::BOTH,
+            &opts(RESERVE_BYTES + 3_000_000, 0),
+            &mut [&mut fnn, &mut ft],
+            &Control::new(),
+        )
+        .unwrap();
+        drop((fnn, ft));
+        assert_eq!(listing(&dir), ["n.npy", "t.npy"]);
+        let hl = npy_header::<f64>(n, n).len();
+        for (p, w) in [(&pn, want.nngp.as_ref().unwrap()), (&pt, want.ntk.as_ref().unwrap())] {
+            let bytes = std::fs::read(p).unwrap();
+            let got: Vec<f64> = bytes[hl..]
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            assert_eq!(&got, w);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn pages_are_released_only_in_shared_file_mappings() {
+        use std::os::fd::AsRawFd;
+        // ordinary (private, anonymous) memory: never released, whatever the caller asks
+        let mut v = vec![1.0f64; 1 << 16];
+        assert!(!crate::memory::is_shared_file_mapping(v.as_ptr() as usize, 8 << 16));
+        let s = unsafe { MemorySink::from_raw(v.as_mut_ptr(), 256, 256, true) };
+        assert!(!s.releases_pages());
+        let _ = s;
+        let dir = temp_dir("maps");
+        let len = 1usize << 20;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.join("m.bin"))
+            .unwrap();
+        file.set_len(len as u64).unwrap();
+        for (flags, shared) in [(libc::MAP_SHARED, true), (libc::MAP_PRIVATE, false)] {
+            // SAFETY: a fresh mapping of the file's `len` bytes, unmapped below.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    flags,
+                    file.as_raw_fd(),
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED);
+            let a = p as usize;
+            assert_eq!(crate::memory::is_shared_file_mapping(a, len), shared);
+            assert_eq!(crate::memory::is_shared_file_mapping(a + 4096, 8192), shared);
+            // running past the mapping's end is never accepted
+            assert!(!crate::memory::is_shared_file_mapping(a, len + 4096 * 1024));
+            let (n, x) = (128, data(128, 3, 12));
+            // SAFETY: 128 × 128 f64 = 128 KiB inside the mapping, used by this sink alone.
+            let mut sink = unsafe { MemorySink::from_raw(p as *mut f64, n, n, true) };
+            assert_eq!(sink.releases_pages(), shared);
+            let nw = net();
+            nw.kernel_to(
+                x.as_ref(),
+                None,
+                Get::NTK,
+                &opts(1 << 30, 0),
+                &mut [&mut sink],
+                &Control::new(),
+            )
+            .unwrap();
+            let _ = sink;
+            let want = nw
+                .kernel(x.as_ref(), None, Get::NTK, &KernelOptions::default(), &Control::new())
+                .unwrap()
+                .ntk
+                .unwrap();
+            // SAFETY: the mapping is alive and was just written.
+            let got = unsafe { std::slice::from_raw_parts(p as *const f64, n * n) };
+            assert_eq!(got, &want[..]);
+            unsafe {
+                libc::munmap(p, len);
+            }
+        }
+        assert!(!crate::memory::is_shared_file_mapping(0, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn npy_file_is_complete_or_absent() {
         let dir = std::env::temp_dir().join(format!("ntkrs-out-test-{}", std::process::id()));
@@ -1038,9 +1444,11 @@ mod tests {
             .kernel_to(x32.as_ref(), None, Get::NTK, &opts(1 << 30, 0), &mut [&mut f], &ctl)
             .unwrap_err();
         assert_eq!(e, Error::Cancelled);
+        let partial = f.partial_path().to_path_buf();
         drop(f);
-        assert!(!path.exists() && !dir.join("k.npy.partial").exists());
+        assert!(!path.exists() && !partial.exists());
         let mut f = NpyFile::<f32>::create(&path, n, n).unwrap();
+        let partial = f.partial_path().to_path_buf();
         let stats = nw
             .kernel_to(
                 x32.as_ref(),
@@ -1052,7 +1460,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(stats.panels, 3, "{stats:?}");
-        assert!(!dir.join("k.npy.partial").exists());
+        assert!(!partial.exists());
         drop(f);
         let bytes = std::fs::read(&path).unwrap();
         let hl = npy_header::<f32>(n, n).len();

@@ -6,7 +6,7 @@
 //! holds the pairs `(i, j0..j0 + len)` of one value in a *slot*. A step reads its inputs' slots
 //! and writes its output's slot (in place when it can, see [`crate::program`]).
 
-use crate::activation::{Plan as ActPlan, Samples, Scratch};
+use crate::activation::{Lanes, Plan as ActPlan, Samples, Scratch, Side};
 use crate::control::Control;
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -41,10 +41,12 @@ pub(crate) enum StepPlan<T> {
     },
 }
 
-/// One row's NNGP and NTK for one value.
+/// One row's NNGP and NTK for one value, and (precise path only) each pair's defect
+/// `m = √(q1 q2) − |c|` (see [`crate::activation::Plan::row_precise`]).
 pub(crate) struct Slot<T> {
     pub c: Vec<T>,
     pub t: Vec<T>,
+    pub m: Vec<T>,
 }
 
 /// Per-thread work space of [`run_row`].
@@ -53,6 +55,10 @@ pub(crate) struct RowScratch<T> {
     pub act: Scratch<T>,
     /// A row for an input read twice by one step.
     tmp: Slot<T>,
+    /// The precise path's per-sample variances of a partial fan-in (x2's samples).
+    fq: Vec<T>,
+    /// The row's input Gram, kept for the precise path.
+    pub gram: Vec<T>,
 }
 
 impl<T: Real> RowScratch<T> {
@@ -60,11 +66,14 @@ impl<T: Real> RowScratch<T> {
         let slot = || Slot {
             c: vec![T::ZERO; len],
             t: vec![T::ZERO; len],
+            m: vec![T::ZERO; len],
         };
         RowScratch {
             slots: (0..n_slots).map(|_| slot()).collect(),
             act: Scratch::new(len),
             tmp: slot(),
+            fq: vec![T::ZERO; len],
+            gram: vec![T::ZERO; len],
         }
     }
 }
@@ -79,6 +88,11 @@ pub(crate) struct Planned<T> {
     pub q_in: Vec<T>,
     /// The variance of each step's output for x1's samples: the exact diagonal.
     pub q_out: Vec<Vec<T>>,
+    /// The precise path's per-sample variances (`q`, `√q`) of every value, for x1's samples and
+    /// (`None` when x2 is x1) x2's.
+    pub vals: Vec<(Samples<T>, Option<Samples<T>>)>,
+    /// Each step's input values and output value.
+    pub io: Vec<(Vec<usize>, usize)>,
 }
 
 fn overflow(label: &str) -> Error {
@@ -125,7 +139,8 @@ impl Program {
                 }
                 Op::Act(act) => {
                     let all: Vec<f64> = a1.iter().chain(a2.into_iter().flatten()).copied().collect();
-                    let plan = ActPlan::<f64>::new(act, &all, tables)?;
+                    // tables poll `ctl` through its scope
+                    let plan = ctl.scope(|| ActPlan::<f64>::new(act, &all, tables))?;
                     let s1 = plan.samples::<f64>(a1)?;
                     let s2 = a2.map(|q| plan.samples::<f64>(q)).transpose()?;
                     // variances after the activation: E[φ(u)²], the map at c = q
@@ -222,6 +237,17 @@ impl Program {
             v2[st.output] = o2;
             steps.push(plan);
         }
+        let plain = |v: &Vec<f64>| Samples::<f64>::new(v, |_| Ok(Vec::new())).map(|s| s.cast::<T>());
+        let vals = v1
+            .iter()
+            .zip(&v2)
+            .map(|(a, b)| -> Result<_> {
+                let a = a.as_ref().map(plain).transpose()?.unwrap_or_default();
+                let b = if sym { None } else { b.as_ref().map(plain).transpose()? };
+                Ok((a, b))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let io = self.steps.iter().map(|st| (st.inputs.clone(), st.output)).collect();
         Ok(Planned {
             steps,
             exec: self.exec.clone(),
@@ -229,6 +255,8 @@ impl Program {
             out_slot: self.out_slot,
             q_in,
             q_out,
+            vals,
+            io,
         })
     }
 }
@@ -250,15 +278,20 @@ fn pair<T>(slots: &mut [Slot<T>], a: usize, b: usize) -> (&mut Slot<T>, &Slot<T>
 /// exit. With `diag`, entry 0 is the diagonal pair `(i, i)` of a symmetric kernel: it takes the
 /// planned variance of every value exactly (so that the tile pass and the diagonal path agree
 /// bitwise, and activations see `c = q1 = q2`, i.e. ρ = 1), and dropout multiplies it by `1/rate`.
+///
+/// The fast path (`PRECISE = false`) flags in `scr.act.near` the entries that a map singular at
+/// ρ = ±1 saw near there, and returns whether there are any. The precise path also carries each
+/// pair's defect `m = √(q1 q2) − |c|` (slot 0's `m` on entry), so that the angles of those pairs
+/// are computed without cancellation and exactly parallel pairs stay parallel.
 #[inline(always)]
-pub(crate) fn run_row<T: Real, const NTK: bool>(
+pub(crate) fn run_row<T: Real, const NTK: bool, const PRECISE: bool>(
     p: &Planned<T>,
     i: usize,
     j0: usize,
     len: usize,
     diag: bool,
     scr: &mut RowScratch<T>,
-) {
+) -> bool {
     {
         let s0 = &mut scr.slots[0];
         for v in &mut s0.t[..len] {
@@ -266,8 +299,21 @@ pub(crate) fn run_row<T: Real, const NTK: bool>(
         }
         if diag {
             s0.c[0] = p.q_in[i];
+            if PRECISE {
+                s0.m[0] = T::ZERO;
+            }
         }
     }
+    if !PRECISE {
+        for v in &mut scr.act.near[..len] {
+            *v = T::ZERO;
+        }
+    }
+    // the per-sample variances of value `v`: x1's sample i, x2's samples j0..j0 + len
+    let side = |v: usize| {
+        let (a, b) = &p.vals[v];
+        (a.at(i), b.as_ref().unwrap_or(a).span(j0, len))
+    };
     for (k, (plan, ex)) in p.steps.iter().zip(&p.exec).enumerate() {
         let dst = ex.dst;
         // unary steps and the first input of a fan-in start from their input's row
@@ -277,60 +323,168 @@ pub(crate) fn run_row<T: Real, const NTK: bool>(
             if NTK {
                 d.t[..len].copy_from_slice(&s.t[..len]);
             }
+            if PRECISE {
+                d.m[..len].copy_from_slice(&s.m[..len]);
+            }
         }
+        let (ins, out) = (&p.io[k].0, p.io[k].1);
         match plan {
             StepPlan::Dense(dp) => {
                 let d = &mut scr.slots[dst];
-                dp.row::<NTK>(&mut d.c[..len], &mut d.t[..len]);
+                if PRECISE {
+                    let ((i1, i2), (o1, o2)) = (side(ins[0]), side(out));
+                    dp.row_precise::<NTK, _, _, _, _>(
+                        &mut d.c[..len],
+                        &mut d.m[..len],
+                        &mut d.t[..len],
+                        i1.sq(),
+                        i2.sq(),
+                        o1.sq(),
+                        o2.sq(),
+                    );
+                } else {
+                    dp.row::<NTK>(&mut d.c[..len], &mut d.t[..len]);
+                }
             }
             StepPlan::Act { plan, s1, s2 } => {
                 let s2 = s2.as_ref().unwrap_or(s1);
                 let d = &mut scr.slots[dst];
-                plan.row::<NTK, _, _>(
-                    s1.at(i),
-                    s2.span(j0, len),
-                    &mut d.c[..len],
-                    &mut d.t[..len],
-                    &mut scr.act,
-                );
+                if PRECISE {
+                    let (o1, o2) = side(out);
+                    plan.row_precise::<NTK, _, _, _, _>(
+                        s1.at(i),
+                        s2.span(j0, len),
+                        o1,
+                        o2,
+                        &mut d.c[..len],
+                        &mut d.m[..len],
+                        &mut d.t[..len],
+                        &mut scr.act,
+                    );
+                } else {
+                    plan.row::<NTK, _, _>(
+                        s1.at(i),
+                        s2.span(j0, len),
+                        &mut d.c[..len],
+                        &mut d.t[..len],
+                        &mut scr.act,
+                    );
+                }
             }
             StepPlan::LayerNorm { r1, r2 } => {
                 let r2 = r2.as_ref().unwrap_or(r1);
                 let d = &mut scr.slots[dst];
                 layer_norm::row::<T, NTK>(r1[i], &r2[j0..j0 + len], &mut d.c[..len], &mut d.t[..len]);
+                if PRECISE {
+                    // √(q1'q2') = √(q1 q2)·r1·r2: the defect scales like c
+                    let r2 = &r2[j0..j0 + len];
+                    for (m, &r) in d.m[..len].iter_mut().zip(r2) {
+                        *m *= r1[i] * r;
+                    }
+                }
             }
             StepPlan::Identity => {}
             StepPlan::Dropout { inv_rate } => {
                 if diag && NTK {
                     scr.slots[dst].t[0] *= *inv_rate;
                 }
+                if PRECISE {
+                    // off the diagonal c is unchanged and √(q1'q2') = √(q1 q2)/rate
+                    let (i1, i2) = side(ins[0]);
+                    let (a, b) = (i1.sq(), i2.sq());
+                    let d = &mut scr.slots[dst];
+                    for (j, m) in d.m[..len].iter_mut().enumerate() {
+                        *m += a.at(j) * b.at(j) * (*inv_rate - T::ONE);
+                    }
+                }
             }
             StepPlan::Sum | StepPlan::Prod | StepPlan::Concat { .. } => {
-                for (m, &src) in ex.src.iter().enumerate().skip(1) {
+                if PRECISE {
+                    // the partial fan-in's per-sample variances start as its first input's
+                    let (a, b) = side(ins[0]);
+                    scr.fq[..len].copy_from_slice(b.q());
+                    let _ = a;
+                }
+                let mut fq1 = side(ins[0]).0.q();
+                for (mi, &src) in ex.src.iter().enumerate().skip(1) {
                     let (d, s): (&mut Slot<T>, &Slot<T>) = if src == dst {
                         // the same value twice: read a copy
                         let tmp = &mut scr.tmp;
                         tmp.c[..len].copy_from_slice(&scr.slots[src].c[..len]);
                         tmp.t[..len].copy_from_slice(&scr.slots[src].t[..len]);
+                        if PRECISE {
+                            tmp.m[..len].copy_from_slice(&scr.slots[src].m[..len]);
+                        }
                         (&mut scr.slots[dst], &scr.tmp)
                     } else {
                         pair(&mut scr.slots, dst, src)
                     };
                     let (dc, dt, sc, st) = (&mut d.c[..len], &mut d.t[..len], &s.c[..len], &s.t[..len]);
-                    match plan {
-                        StepPlan::Sum => fan::sum_row::<T, NTK>(dc, dt, sc, st),
-                        StepPlan::Prod => fan::prod_row::<T, NTK>(dc, dt, sc, st),
-                        StepPlan::Concat { w } => {
-                            let wd = if m == 1 { w[0] } else { T::ONE };
-                            fan::mix_row::<T, NTK>(wd, w[m], dc, dt, sc, st)
+                    let (wd, ws) = match plan {
+                        StepPlan::Concat { w } => (if mi == 1 { w[0] } else { T::ONE }, w[mi]),
+                        _ => (T::ONE, T::ONE),
+                    };
+                    if PRECISE {
+                        let (dm, sm) = (&mut d.m[..len], &s.m[..len]);
+                        let (s1, s2) = side(ins[mi]);
+                        let fq = &mut scr.fq[..len];
+                        match plan {
+                            StepPlan::Prod => {
+                                fan::prod_row_precise::<T, NTK, _, _, _, _>(
+                                    dc,
+                                    dm,
+                                    dt,
+                                    sc,
+                                    sm,
+                                    st,
+                                    (fq1, &fq[..]),
+                                    (s1.q(), s2.q()),
+                                );
+                                fq1 *= s1.q();
+                                for (f, &q) in fq.iter_mut().zip(s2.q()) {
+                                    *f *= q;
+                                }
+                            }
+                            _ => {
+                                fan::mix_row_precise::<T, NTK, _, _, _, _>(
+                                    wd,
+                                    ws,
+                                    dc,
+                                    dm,
+                                    dt,
+                                    sc,
+                                    sm,
+                                    st,
+                                    (fq1, &fq[..]),
+                                    (s1.q(), s2.q()),
+                                );
+                                fq1 = wd * fq1 + ws * s1.q();
+                                for (f, &q) in fq.iter_mut().zip(s2.q()) {
+                                    *f = wd * *f + ws * q;
+                                }
+                            }
                         }
-                        _ => unreachable!(),
+                    } else {
+                        match plan {
+                            StepPlan::Sum => fan::sum_row::<T, NTK>(dc, dt, sc, st),
+                            StepPlan::Prod => fan::prod_row::<T, NTK>(dc, dt, sc, st),
+                            StepPlan::Concat { .. } => fan::mix_row::<T, NTK>(wd, ws, dc, dt, sc, st),
+                            _ => unreachable!(),
+                        }
                     }
                 }
             }
         }
         if diag {
             scr.slots[dst].c[0] = p.q_out[k][i];
+            if PRECISE {
+                scr.slots[dst].m[0] = T::ZERO;
+            }
         }
     }
+    if !PRECISE && diag {
+        // the diagonal pair is exactly parallel by construction
+        scr.act.near[0] = T::ZERO;
+    }
+    !PRECISE && scr.act.near[..len].iter().any(|&v| v != T::ZERO)
 }

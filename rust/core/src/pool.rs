@@ -5,6 +5,7 @@
 //! instead of queueing work to threads that will never run it. A call can also bypass the pool:
 //! [`Parallelism`] chooses the calling thread or a pool of its own.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 struct PoolState {
@@ -170,21 +171,174 @@ impl Runner {
     }
 }
 
-/// The SIMD instruction set detected once at first use: `"avx512"`, `"avx2+fma"` or `"scalar"`.
-pub fn simd_level() -> &'static str {
-    static LEVEL: OnceLock<&'static str> = OnceLock::new();
-    LEVEL.get_or_init(|| match arch() {
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        pulp::Arch::V4(_) => "avx512",
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        pulp::Arch::V3(_) => "avx2+fma",
-        #[allow(unreachable_patterns)]
-        _ => "scalar",
-    })
+/// A SIMD instruction set the vectorised code (the tile pass, the activations' vector maths)
+/// can be compiled for. All levels compute the same kernels; they differ in the last bits (fused
+/// multiply-adds) and in speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SimdLevel {
+    /// Plain scalar code (any CPU).
+    Scalar,
+    /// AVX2 and FMA (x86-64-v3).
+    Avx2,
+    /// AVX-512 F/BW/CD/DQ/VL (x86-64-v4).
+    Avx512,
 }
 
-/// The detected architecture, cached.
+impl SimdLevel {
+    /// Every level, slowest first.
+    pub const ALL: [SimdLevel; 3] = [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512];
+
+    /// The level's name as [`simd_level`] reports it: `"scalar"`, `"avx2+fma"` or `"avx512"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Scalar => "scalar",
+            SimdLevel::Avx2 => "avx2+fma",
+            SimdLevel::Avx512 => "avx512",
+        }
+    }
+
+    /// A level by name: `scalar`, `avx2` (or `avx2+fma`), `avx512` (any case, surrounding spaces
+    /// ignored).
+    pub fn parse(name: &str) -> crate::Result<SimdLevel> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Ok(SimdLevel::Scalar),
+            "avx2" | "avx2+fma" => Ok(SimdLevel::Avx2),
+            "avx512" => Ok(SimdLevel::Avx512),
+            _ => Err(crate::Error::arg(
+                "simd",
+                format!("unknown SIMD level {name:?}: expected one of scalar, avx2, avx512"),
+            )),
+        }
+    }
+
+    /// Whether this CPU (and this build) supports the level.
+    pub fn is_supported(self) -> bool {
+        self.arch().is_some()
+    }
+
+    /// The best level this CPU supports.
+    pub fn detected() -> SimdLevel {
+        SimdLevel::from_arch(pulp::Arch::new())
+    }
+
+    /// The levels this CPU supports, slowest first (always starts with `Scalar`).
+    pub fn supported() -> Vec<SimdLevel> {
+        SimdLevel::ALL.into_iter().filter(|l| l.is_supported()).collect()
+    }
+
+    fn from_arch(a: pulp::Arch) -> SimdLevel {
+        match a {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            pulp::Arch::V4(_) => SimdLevel::Avx512,
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            pulp::Arch::V3(_) => SimdLevel::Avx2,
+            #[allow(unreachable_patterns)]
+            _ => SimdLevel::Scalar,
+        }
+    }
+
+    /// pulp's dispatcher for the level, `None` when unsupported.
+    pub(crate) fn arch(self) -> Option<pulp::Arch> {
+        match self {
+            SimdLevel::Scalar => Some(pulp::Arch::Scalar),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            SimdLevel::Avx2 => pulp::x86::V3::try_new().map(pulp::Arch::V3),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            SimdLevel::Avx512 => pulp::x86::V4::try_new().map(pulp::Arch::V4),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            SimdLevel::Scalar => 1,
+            SimdLevel::Avx2 => 2,
+            SimdLevel::Avx512 => 3,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<SimdLevel> {
+        SimdLevel::ALL.into_iter().find(|l| l.code() == c)
+    }
+}
+
+impl std::fmt::Display for SimdLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The chosen level ([`SimdLevel::code`]), 0 until the first use.
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+/// The level chosen at first use: `NTKRS_SIMD` when it names a supported level, else the best
+/// one detected. An unknown or unsupported value is reported on stderr (once) and ignored.
+fn level_from_env() -> SimdLevel {
+    let best = SimdLevel::detected();
+    let Ok(v) = std::env::var("NTKRS_SIMD") else {
+        return best;
+    };
+    if v.trim().is_empty() {
+        return best;
+    }
+    match SimdLevel::parse(&v) {
+        Ok(l) if l.is_supported() => l,
+        Ok(l) => {
+            eprintln!("ntkrs: NTKRS_SIMD={v}: this CPU does not support {l}; using {best}");
+            best
+        }
+        Err(_) => {
+            eprintln!("ntkrs: NTKRS_SIMD={v} is not one of scalar, avx2, avx512; using {best}");
+            best
+        }
+    }
+}
+
+/// The SIMD level in use.
+pub fn current_simd_level() -> SimdLevel {
+    if let Some(l) = SimdLevel::from_code(LEVEL.load(Ordering::Relaxed)) {
+        return l;
+    }
+    let l = level_from_env();
+    // the first chooser wins (a concurrent `set_simd_level` included)
+    match LEVEL.compare_exchange(0, l.code(), Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => l,
+        Err(c) => SimdLevel::from_code(c).unwrap_or(l),
+    }
+}
+
+/// The SIMD instruction set in use: `"avx512"`, `"avx2+fma"` or `"scalar"`. Chosen at first use
+/// (environment variable `NTKRS_SIMD=scalar|avx2|avx512` to force one, else the best the CPU
+/// supports) or by [`set_simd_level`].
+pub fn simd_level() -> &'static str {
+    current_simd_level().name()
+}
+
+/// Force the SIMD level of every later computation (for example to compare against the scalar
+/// path, or to rule out a CPU-specific problem). Overrides `NTKRS_SIMD`. Computations already
+/// running may finish with the previous level. An unsupported level is an error and changes
+/// nothing.
+pub fn set_simd_level(level: SimdLevel) -> crate::Result<()> {
+    if !level.is_supported() {
+        return Err(crate::Error::arg(
+            "simd",
+            format!(
+                "this CPU does not support {level}; supported: {}",
+                SimdLevel::supported()
+                    .iter()
+                    .map(|l| l.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    LEVEL.store(level.code(), Ordering::Relaxed);
+    Ok(())
+}
+
+/// The dispatcher of the level in use.
 pub(crate) fn arch() -> pulp::Arch {
-    static ARCH: OnceLock<pulp::Arch> = OnceLock::new();
-    *ARCH.get_or_init(pulp::Arch::new)
+    current_simd_level().arch().unwrap_or(pulp::Arch::Scalar)
 }

@@ -150,9 +150,113 @@ impl PolarRule {
     }
 }
 
+/// Nodes per panel of [`second_moments`].
+const MOMENT_NODES: usize = 16;
+/// Panel width of [`second_moments`] where `φ` varies (`|u| ≤` [`MOMENT_FINE`]), in units of `u`.
+const MOMENT_PANEL: f64 = 0.25;
+/// Half-width of the fine region of [`second_moments`]: beyond it the built-in functions are
+/// smooth on the Gaussian's scale (saturated, or linear), so panels follow `√q`.
+const MOMENT_FINE: f64 = 16.0;
+/// The widest panel beyond [`MOMENT_FINE`] (while at most [`MOMENT_MAX_COARSE`] panels suffice).
+const MOMENT_COARSE: f64 = 2.0;
+/// The most panels beyond [`MOMENT_FINE`] on each side.
+const MOMENT_MAX_COARSE: usize = 256;
+
+/// `(E[φ(u)²], E[φ'(u)²])` for `u ~ N(0, q)`: the exact diagonal of a numerical activation's
+/// kernels. Composite Gauss–Legendre ([`MOMENT_NODES`] nodes per panel) in `u` on
+/// `[−R√q, R√q]` (`R` = [`RADIUS`]), panels edged at `u = 0` (so a kink or a jump of `φ'` there
+/// costs no accuracy), [`MOMENT_PANEL`] wide (or `√q/4` when smaller) within [`MOMENT_FINE`] of 0
+/// and `min(√q/4, 2)` beyond (at most [`MOMENT_MAX_COARSE`] panels a side): spectrally accurate for `φ` analytic in a strip of width ~1 around the real
+/// axis on every panel, at any variance (unlike the polar rule of fixed degree, whose nodes grow
+/// apart as `√q`). `fun(x, f, df)` writes `φ` and `φ'` at a batch of points (called once).
+pub fn second_moments(q: f64, fun: impl FnOnce(&[f64], &mut [f64], &mut [f64]) -> Result<()>) -> Result<(f64, f64)> {
+    use std::sync::OnceLock;
+    static GL: OnceLock<(Vec<f64>, Vec<f64>)> = OnceLock::new();
+    let (gx, gw) = GL.get_or_init(|| gauss_legendre(MOMENT_NODES));
+    if q <= 0.0 {
+        let (mut f, mut df) = ([0.0], [0.0]);
+        fun(&[0.0], &mut f, &mut df)?;
+        return Ok((f[0] * f[0], df[0] * df[0]));
+    }
+    let s = q.sqrt();
+    let end = RADIUS * s;
+    let fine = MOMENT_FINE.min(end);
+    let (w_fine, w_coarse) = (MOMENT_PANEL.min(0.25 * s), (0.25 * s).min(MOMENT_COARSE));
+    // panel edges on u ≥ 0 (mirrored below)
+    let mut edges = vec![0.0];
+    let n_fine = (fine / w_fine).ceil() as usize;
+    edges.extend((1..=n_fine).map(|k| fine * k as f64 / n_fine as f64));
+    if end > fine {
+        let n_coarse = (((end - fine) / w_coarse).ceil() as usize).min(MOMENT_MAX_COARSE);
+        edges.extend((1..=n_coarse).map(|k| fine + (end - fine) * k as f64 / n_coarse as f64));
+    }
+    let norm = 1.0 / (s * (2.0 * std::f64::consts::PI).sqrt());
+    let (mut x, mut w) = (Vec::new(), Vec::new());
+    for pair in edges.windows(2) {
+        let (mid, half) = (0.5 * (pair[0] + pair[1]), 0.5 * (pair[1] - pair[0]));
+        for (&t, &wt) in gx.iter().zip(gw) {
+            let u = mid + half * t;
+            let wu = half * wt * norm * (-0.5 * u * u / q).exp();
+            x.extend([u, -u]);
+            w.extend([wu, wu]);
+        }
+    }
+    let mut f = vec![0.0; x.len()];
+    let mut df = vec![0.0; x.len()];
+    fun(&x, &mut f, &mut df)?;
+    let (mut ef, mut ed) = (0.0, 0.0);
+    for k in 0..x.len() {
+        ef += w[k] * f[k] * f[k];
+        ed += w[k] * df[k] * df[k];
+    }
+    Ok((ef, ed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn second_moments_match_closed_forms_at_every_variance() {
+        // closed forms: φ(u) = u (E = q, E' = 1); φ(u) = max(u, 0) (E = q/2, E' = 1/2, a kink
+        // at 0); φ = sin: E[sin²] = (1 − e^{−2q})/2, E[cos²] = (1 + e^{−2q})/2
+        for &q in &[1e-8, 1e-3, 0.3, 1.0, 9.0, 36.0, 400.0, 1e4, 1e8] {
+            let lin = second_moments(q, |x, f, df| {
+                f.copy_from_slice(x);
+                df.fill(1.0);
+                Ok(())
+            })
+            .unwrap();
+            assert!(
+                (lin.0 - q).abs() <= 1e-13 * q && (lin.1 - 1.0).abs() <= 1e-13,
+                "{q}: {lin:?}"
+            );
+            let relu = second_moments(q, |x, f, df| {
+                for k in 0..x.len() {
+                    (f[k], df[k]) = (x[k].max(0.0), if x[k] > 0.0 { 1.0 } else { 0.0 });
+                }
+                Ok(())
+            })
+            .unwrap();
+            assert!(
+                (relu.0 - 0.5 * q).abs() <= 1e-13 * q && (relu.1 - 0.5).abs() <= 1e-13,
+                "{q}: {relu:?}"
+            );
+            let sin = second_moments(q, |x, f, df| {
+                for k in 0..x.len() {
+                    (f[k], df[k]) = (x[k].sin(), x[k].cos());
+                }
+                Ok(())
+            })
+            .unwrap();
+            if q > 1e4 {
+                continue; // sin oscillates on panels wider than its period there
+            }
+            let e = (-2.0 * q).exp();
+            assert!((sin.0 - 0.5 * (1.0 - e)).abs() <= 1e-13, "{q}: {sin:?}");
+            assert!((sin.1 - 0.5 * (1.0 + e)).abs() <= 1e-13, "{q}: {sin:?}");
+        }
+    }
 
     #[test]
     fn gauss_legendre_integrates_polynomials_exactly() {

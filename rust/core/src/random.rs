@@ -24,16 +24,29 @@ pub(crate) fn generator(key: &[u64]) -> rand_xoshiro::Xoshiro256PlusPlus {
 /// `count` independent N(0, scale²) draws as `T`, deterministic for `key` whatever the number of
 /// threads: the buffer is cut into fixed chunks, each with its own generator seeded from `key`
 /// and the chunk index.
+///
+/// A long draw stops early (the rest left 0) once the control of the caller's
+/// [`crate::Control::scope`] is cancelled; the caller then checks it.
 pub(crate) fn normals<T: Element>(count: usize, key: [u64; 4], scale: f64) -> Vec<T> {
     const CH: usize = 1 << 15;
     let mut out = vec![T::ZERO; count];
-    out.par_chunks_mut(CH).enumerate().for_each(|(c, chunk)| {
+    let cancel = crate::control::Cancel::current();
+    let fill = |(c, chunk): (usize, &mut [T])| {
+        if cancel.is_cancelled() {
+            return;
+        }
         let mut rng = generator(&[key[0], key[1], key[2], key[3], c as u64]);
         for v in chunk.iter_mut() {
             let z: f64 = StandardNormal.sample(&mut rng);
             *v = T::from_f64(z * scale);
         }
-    });
+    };
+    if count <= CH {
+        // one chunk: no thread hand-off for small layers
+        out.chunks_mut(CH).enumerate().for_each(fill);
+    } else {
+        out.par_chunks_mut(CH).enumerate().for_each(fill);
+    }
     out
 }
 

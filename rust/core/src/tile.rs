@@ -44,10 +44,11 @@ pub(crate) fn panel_height(_n2: usize, _d: usize) -> usize {
     GRAM_ROWS
 }
 
-/// Columns per Gram block: about 1 GFLOP of work per block (so that Ctrl-C is seen within
-/// ~0.1 s), a multiple of 64, at least 64.
+/// Columns per Gram block: about 0.25 GFLOP of work per block (a few milliseconds on one core, so
+/// that Ctrl-C is seen within a fraction of a second even on a loaded machine), a multiple of 64,
+/// at least 64.
 pub(crate) fn gram_cols(d: usize) -> usize {
-    let c = (1e9 / (2.0 * GRAM_ROWS as f64 * d.max(1) as f64)) as usize;
+    let c = (2.5e8 / (2.0 * GRAM_ROWS as f64 * d.max(1) as f64)) as usize;
     (c / 64 * 64).max(64)
 }
 
@@ -101,6 +102,67 @@ impl Window {
 
     pub(crate) fn end(&self) -> usize {
         self.row0 + self.rows
+    }
+}
+
+/// The (rescaled) inputs the Gram is computed from (`b = None`: `a` itself), and its factor:
+/// the precise path recomputes the defect `√(q1 q2) − |c|` of pairs near ρ = ±1 from them, since
+/// the Gram's rounding (~√d·ε) would otherwise become an angle of ~√(√d·ε).
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a, T> {
+    pub a: MatRef<'a, T>,
+    pub b: Option<MatRef<'a, T>>,
+    pub gscale: T,
+}
+
+/// Input correlations within this of ±1 get their defect from the inputs (O(d) per pair, only
+/// for the pairs the precise path recomputes); the others from the Gram's floats.
+const INPUT_DEFECT_NEAR: f64 = 1e-2;
+
+impl<T: Element> Inputs<'_, T> {
+    /// `√(q1 q2) − |c|` of rows `x = a_i` and `y = b_j`, in f64, as `(q1 q2 − c²)/(√(q1 q2) + |c|)`
+    /// with `q1 q2 − c² = g²(|x|²|y|² − (x·y)²) = g²|x|²|y_⊥|²` (`y_⊥` the part of `y` orthogonal
+    /// to `x`) computed from the wedge `w = x_p y − y_p x` (`p` the largest component of `x`):
+    /// `w_⊥ = x_p y_⊥`, and each `w_k = x_p y_k − x_k y_p` is a product difference to 2ε
+    /// ([`crate::activation::diff_of_products`]), so an exactly parallel pair gets defect 0 and a
+    /// nearly parallel one its angle to a few ε relative (maps like `Sign` turn an angle θ into
+    /// ~√θ, so a rounding-level angle must not appear where the inputs are parallel).
+    fn defect(&self, i: usize, j: usize, c: T, sp: T) -> T {
+        use crate::activation::diff_of_products;
+        let x = self.a.row(i);
+        let y = self.b.unwrap_or(self.a).row(j);
+        let d = self.a.ncols();
+        let (mut xx, mut p, mut xp) = (0.0f64, 0, 0.0f64);
+        for k in 0..d {
+            let u = x[k].to_f64();
+            xx += u * u;
+            if u.abs() > xp.abs() {
+                p = k;
+                xp = u;
+            }
+        }
+        if xx == 0.0 {
+            return T::ZERO;
+        }
+        let yp = y[p].to_f64();
+        let wedge = |k: usize| diff_of_products(xp, y[k].to_f64(), x[k].to_f64(), yp);
+        let mut wx = 0.0f64;
+        for k in 0..d {
+            wx += wedge(k) * x[k].to_f64();
+        }
+        let proj = wx / xx;
+        let mut perp = 0.0f64;
+        for k in 0..d {
+            let r = wedge(k) - proj * x[k].to_f64();
+            perp += r * r;
+        }
+        let g = self.gscale.to_f64();
+        let den = sp.to_f64() + c.to_f64().abs();
+        if den > 0.0 {
+            T::from_f64(g * g * xx * (perp / (xp * xp)) / den)
+        } else {
+            T::ZERO
+        }
     }
 }
 
@@ -159,7 +221,7 @@ pub(crate) fn gram<T: Element>(
         };
         let lhs = a.subrows(r0, r1 - r0);
         let rhs = bm.subrows(c0, c1 - c0);
-        faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs.transpose(), alpha, Par::Seq);
+        crate::linalg::matmul(dst, Accum::Replace, lhs, rhs.transpose(), alpha, Par::Seq);
         ctl.advance(1);
         Ok(())
     };
@@ -181,6 +243,7 @@ pub(crate) fn layers<T: Element, B: AsMut<[T]> + AsRef<[T]>>(
     sym: bool,
     mirror: bool,
     plans: &Planned<T>,
+    inputs: Inputs<'_, T>,
     tile: usize,
     parallel: bool,
     ctl: &Control,
@@ -201,6 +264,7 @@ pub(crate) fn layers<T: Element, B: AsMut<[T]> + AsRef<[T]>>(
         win,
         mirror: mirror && sym,
         plans,
+        inputs,
     };
     let tile_job = |scr: &mut RowScratch<T>, &t: &(usize, usize, usize, usize, bool)| -> Result<()> {
         ctl.check()?;
@@ -236,6 +300,7 @@ struct TileJob<'a, T> {
     win: Window,
     mirror: bool,
     plans: &'a Planned<T>,
+    inputs: Inputs<'a, T>,
 }
 
 type Tile = (usize, usize, usize, usize, bool);
@@ -280,9 +345,10 @@ fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, t: Tile, scr: &mu
         // SAFETY: this tile owns rows r0..r1 × columns c0..c1 of every buffer (and, when
         // mirroring, the transposed block), and the buffers hold the whole window.
         unsafe {
-            std::ptr::copy_nonoverlapping(src.get().add(at), scr.slots[0].c.as_mut_ptr(), len);
+            std::ptr::copy_nonoverlapping(src.get().add(at), scr.gram.as_mut_ptr(), len);
         }
-        run_row::<T, NTK>(job.plans, i, js, len, diag, scr);
+        scr.slots[0].c[..len].copy_from_slice(&scr.gram[..len]);
+        let near = run_row::<T, NTK, false>(job.plans, i, js, len, diag, scr);
         let (c, t) = (&scr.slots[out].c[..len], &scr.slots[out].t[..len]);
         let mut fin = true;
         for &v in c.iter() {
@@ -302,6 +368,9 @@ fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, t: Tile, scr: &mu
                 std::ptr::copy_nonoverlapping(t.as_ptr(), p.get().add(at), len);
             }
         }
+        if near {
+            ok &= precise_row::<T, NTK>(job, i, js, len, diag, at, scr);
+        }
     }
     if job.mirror {
         // mirror the block (upper → lower) while it is still in cache
@@ -318,4 +387,59 @@ fn run_tile<T: Element, const NTK: bool>(job: &TileJob<'_, T>, t: Tile, scr: &mu
         }
     }
     ok
+}
+
+/// The precise path on a row whose fast pass flagged entries near ρ = ±1 (`scr.act.near`): the
+/// row again with each pair's defect carried from the inputs, and the flagged entries written
+/// over (each entry's value depends only on the entry, whatever the tiling).
+#[inline(always)]
+fn precise_row<T: Element, const NTK: bool>(
+    job: &TileJob<'_, T>,
+    i: usize,
+    js: usize,
+    len: usize,
+    diag: bool,
+    at: usize,
+    scr: &mut RowScratch<T>,
+) -> bool {
+    let p = job.plans;
+    let (v1, v2) = &p.vals[0];
+    let v2 = v2.as_ref().unwrap_or(v1);
+    let edge = T::ONE - T::from_f64(INPUT_DEFECT_NEAR);
+    scr.slots[0].c[..len].copy_from_slice(&scr.gram[..len]);
+    {
+        let s0 = &mut scr.slots[0];
+        for j in 0..len {
+            let c = s0.c[j];
+            let (q1, q2) = (v1.q[i], v2.q[js + j]);
+            let sp = v1.sq[i] * v2.sq[js + j];
+            let rsp = v1.rsq[i] * v2.rsq[js + j];
+            let from_inputs = scr.act.near[j] != T::ZERO && (c * rsp).abs() > edge;
+            s0.m[j] = if from_inputs {
+                job.inputs.defect(i, js + j, c, sp)
+            } else {
+                crate::activation::defect_of(c, q1, q2, sp)
+            };
+        }
+    }
+    run_row::<T, NTK, true>(p, i, js, len, diag, scr);
+    let out = p.out_slot;
+    let (c, t) = (&scr.slots[out].c[..len], &scr.slots[out].t[..len]);
+    let mut fin = true;
+    for j in 0..len {
+        if scr.act.near[j] == T::ZERO {
+            continue;
+        }
+        fin &= c[j].is_finite() && (!NTK || t[j].is_finite());
+        // SAFETY: as in run_tile.
+        unsafe {
+            if job.get.nngp {
+                *job.ptrs[0].get().add(at + j) = c[j];
+            }
+            if job.get.ntk {
+                *job.ptrs[job.ptrs.len() - 1].get().add(at + j) = t[j];
+            }
+        }
+    }
+    fin
 }

@@ -18,6 +18,14 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyOSError, PyRuntimeE
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+pyo3::create_exception!(
+    ntkrs,
+    NonFiniteError,
+    PyValueError,
+    "A kernel, a forward pass or an expectation that overflows or diverges (a `ValueError`): \
+     the core's `Error::NonFinite`. Other `ValueError`s are bad arguments."
+);
+
 /// A core error on its way to Python.
 struct PyErrWrap(Error);
 
@@ -31,9 +39,8 @@ impl From<PyErrWrap> for PyErr {
     fn from(e: PyErrWrap) -> PyErr {
         let msg = e.0.to_string();
         match e.0 {
-            Error::InvalidArgument { .. } | Error::InvalidNetwork(_) | Error::NonFinite(_) => {
-                PyValueError::new_err(msg)
-            }
+            Error::InvalidArgument { .. } | Error::InvalidNetwork(_) => PyValueError::new_err(msg),
+            Error::NonFinite(_) => NonFiniteError::new_err(msg),
             Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
             // the activation's own function failed or returned garbage: a bad argument (`fn`)
             Error::Callback(_) => PyValueError::new_err(msg),
@@ -46,9 +53,32 @@ impl From<PyErrWrap> for PyErr {
     }
 }
 
+/// Work below this many elementary operations (about a millisecond) runs on the calling thread
+/// with the GIL released, without a worker thread or polling: handing work to another thread and
+/// back costs tens of microseconds (milliseconds on a loaded machine), more than the work itself,
+/// and a Ctrl-C is seen by Python as soon as the call returns.
+const INLINE_WORK: f64 = 2e6;
+
+/// [`run_long`], or for `work` of an estimated `cost` (elementary operations, see [`INLINE_WORK`])
+/// that is small and reports no progress, the same on the calling thread.
+fn run<R: Send>(
+    py: Python<'_>,
+    progress: Option<&Bound<'_, PyAny>>,
+    cost: f64,
+    work: impl FnOnce(&Control) -> core::Result<R> + Send,
+) -> PyResult<R> {
+    if progress.is_none() && cost <= INLINE_WORK {
+        let ctl = Control::new();
+        return py.detach(|| ctl.scope(|| work(&ctl))).map_err(|e| PyErrWrap(e).into());
+    }
+    run_long(py, progress, work)
+}
+
 /// Run `work` with the GIL released on a worker thread; meanwhile poll Ctrl-C (and report progress
 /// through `progress(done, total)`) on the calling thread every 20 ms. A signal cancels the work
-/// through the control's atomic flag and re-raises once the worker has stopped.
+/// through the control's atomic flag and re-raises once the worker has stopped. The worker runs
+/// inside [`Control::scope`], so code without the control in reach (activation tables, parameter
+/// draws) polls it too.
 fn run_long<R: Send>(
     py: Python<'_>,
     progress: Option<&Bound<'_, PyAny>>,
@@ -63,7 +93,7 @@ fn run_long<R: Send>(
             let ctl_ref = &ctl;
             let worker = s.spawn(move || {
                 // a send error means the receiver is gone, which cannot happen inside this scope
-                let _ = tx.send(work(ctl_ref));
+                let _ = tx.send(ctl_ref.scope(|| work(ctl_ref)));
             });
             let mut last = (u64::MAX, u64::MAX);
             let out = loop {
@@ -103,11 +133,44 @@ fn run_long<R: Send>(
             "internal error: the ntkrs worker thread panicked",
         ));
     };
-    if let Some(cb) = &progress {
+    if let (Some(cb), Ok(_)) = (&progress, &out) {
+        // a finished call reports completion (a failed one never does)
         let now = ctl.progress();
         cb.call1(py, (now.1, now.1))?;
     }
     out.map_err(|e| PyErrWrap(e).into())
+}
+
+/// Whether a layer tree holds a numerical activation (whose tables cost about a second to build).
+fn has_numerical(l: &core::Layer) -> bool {
+    match l {
+        core::Layer::Activation(a) => matches!(a, CoreAct::Numerical { .. }),
+        core::Layer::Serial(v) | core::Layer::Parallel(v) => v.iter().any(has_numerical),
+        _ => false,
+    }
+}
+
+/// Estimated elementary operations of an analytic kernel (∞ with a numerical activation).
+fn kernel_cost(net: &core::Network, n1: usize, n2: usize, d: usize) -> f64 {
+    if has_numerical(net.root()) {
+        return f64::INFINITY;
+    }
+    (n1 as f64) * (n2 as f64) * (4.0 * net.depth() as f64 + d as f64)
+}
+
+/// [`kernel_cost`] for inputs of per-example `shape`; ∞ for images (`(L, C)` and more axes), whose
+/// cost grows with the positions and the pooling, so they always run through [`run_long`].
+fn shaped_cost(net: &core::Network, shape: core::InputShape, n1: usize, n2: usize, d: usize) -> f64 {
+    match shape.resolve(d) {
+        Ok(s) if s.len() == 1 => kernel_cost(net, n1, n2, d),
+        _ => f64::INFINITY,
+    }
+}
+
+/// Estimated multiply-adds of the finite network's forward and backward passes on `n` inputs
+/// of width `d` (`ways` passes of every parameter), ∞ when the network does not fit `d`.
+fn finite_cost(net: &core::Network, n: usize, d: usize, ways: f64) -> f64 {
+    net.n_params(d).map_or(f64::INFINITY, |p| ways * n as f64 * p as f64)
 }
 
 /// A Python callable `fn(x: ndarray) -> ndarray` (and optionally its derivative) as a core [`BatchFn`].
@@ -220,7 +283,12 @@ impl PyActivation {
         }
         let act = &self.inner;
         let (a, b, c): (Vec<f64>, Vec<f64>, Vec<f64>) = (a.to_vec(), b.to_vec(), c.to_vec());
-        let (n, d) = run_long(py, None, |ctl| act.maps_many(&a, &b, &c, &|| ctl.is_cancelled()))?;
+        let cost = if matches!(act, CoreAct::Numerical { .. }) {
+            f64::INFINITY
+        } else {
+            16.0 * a.len() as f64
+        };
+        let (n, d) = run(py, None, cost, |ctl| act.maps_many(&a, &b, &c, &|| ctl.is_cancelled()))?;
         Ok((PyArray1::from_vec(py, n), PyArray1::from_vec(py, d)))
     }
 
@@ -484,12 +552,15 @@ fn typed_kernel<'py, T: ntkrs_core::Element + numpy::Element>(
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Pair<'py>> {
     let (ma, mb) = (mat(a), b.map(mat));
+    let (n1, d) = (ma.nrows(), ma.ncols());
     let k = if diagonal {
-        run_long(py, progress, |ctl| {
+        let cost = shaped_cost(net, opts.shape, n1, 1, d);
+        run(py, progress, cost, |ctl| {
             net.kernel_diagonal_shaped(ma, opts.shape, get, opts.par, ctl)
         })?
     } else {
-        run_long(py, progress, |ctl| net.kernel(ma, mb, get, opts, ctl))?
+        let cost = shaped_cost(net, opts.shape, n1, mb.map_or(n1, |m| m.nrows()), d);
+        run(py, progress, cost, |ctl| net.kernel(ma, mb, get, opts, ctl))?
     };
     to_numpy(py, k, diagonal)
 }
@@ -719,10 +790,14 @@ impl PyNetwork {
         }
         let net = &self.inner;
         if float32 {
-            let p = run_long(py, None, |_| net.init::<f32>(in_dim, seed, sample))?;
+            let p = run(py, None, finite_cost(net, 1, in_dim, 8.0), |_| {
+                net.init::<f32>(in_dim, seed, sample)
+            })?;
             conv(py, p)
         } else {
-            let p = run_long(py, None, |_| net.init::<f64>(in_dim, seed, sample))?;
+            let p = run(py, None, finite_cost(net, 1, in_dim, 8.0), |_| {
+                net.init::<f64>(in_dim, seed, sample)
+            })?;
             conv(py, p)
         }
     }
@@ -747,7 +822,8 @@ impl PyNetwork {
                 let p = typed_params::<f64>(&params)?;
                 let v = views(&p)?;
                 let mx = mat(&x);
-                let f = run_long(py, None, |ctl| net.apply(&v, mx, &opts, ctl))?;
+                let cost = finite_cost(net, mx.nrows(), mx.ncols(), 1.0);
+                let f = run(py, None, cost, |ctl| net.apply(&v, mx, &opts, ctl))?;
                 let o = net.out_dim(mx.ncols());
                 Ok(PyArray1::from_vec(py, f).reshape([mx.nrows(), o])?.into_any())
             }
@@ -755,7 +831,8 @@ impl PyNetwork {
                 let p = typed_params::<f32>(&params)?;
                 let v = views(&p)?;
                 let mx = mat(&x);
-                let f = run_long(py, None, |ctl| net.apply(&v, mx, &opts, ctl))?;
+                let cost = finite_cost(net, mx.nrows(), mx.ncols(), 1.0);
+                let f = run(py, None, cost, |ctl| net.apply(&v, mx, &opts, ctl))?;
                 let o = net.out_dim(mx.ncols());
                 Ok(PyArray1::from_vec(py, f).reshape([mx.nrows(), o])?.into_any())
             }
@@ -899,7 +976,12 @@ fn typed_train<'py, T: ntkrs_core::Element + numpy::Element>(
     let yt = y_test.map(|a| arr(a, "y_test")).transpose()?;
     let (mx, my) = (mat(&xa), mat(&ya));
     let (mxt, myt) = (xt.as_ref().map(mat), yt.as_ref().map(mat));
-    let t = run_long(py, progress, |ctl| net.train(&v, mx, my, mxt, myt, opts, ctl))?;
+    let n_test = mxt.map_or(0, |m| m.nrows());
+    let records = (opts.steps / opts.record_every.max(1) + 2) as f64;
+    let cost = finite_cost(net, mx.nrows(), mx.ncols(), 3.0) * (opts.steps as f64 + 1.0)
+        + finite_cost(net, n_test, mx.ncols(), 1.0) * records
+        + if opts.record_ntk { f64::INFINITY } else { 0.0 };
+    let t = run(py, progress, cost, |ctl| net.train(&v, mx, my, mxt, myt, opts, ctl))?;
     let (r, n, o) = (t.steps.len(), mx.nrows(), net.out_dim(mx.ncols()));
     let out = PyDict::new(py);
     out.set_item(
@@ -983,7 +1065,11 @@ fn typed_monte_carlo<'py, T: ntkrs_core::Element + numpy::Element>(
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Pair<'py>> {
     let (ma, mb) = (mat(a), b.map(mat));
-    let k = run_long(py, progress, |ctl| net.monte_carlo(ma, mb, &opts, ctl))?;
+    let (n1, n2, d) = (ma.nrows(), mb.map_or(0, |m| m.nrows()), ma.ncols());
+    let o = net.out_dim(d) as f64;
+    let cost =
+        opts.n_samples as f64 * (finite_cost(net, n1 + n2, d, 8.0) * (1.0 + o) + (n1 * n1.max(n2)) as f64 * o * 64.0);
+    let k = run(py, progress, cost, |ctl| net.monte_carlo(ma, mb, &opts, ctl))?;
     to_numpy(py, k, false)
 }
 
@@ -999,7 +1085,10 @@ fn typed_empirical<'py, T: ntkrs_core::Element + numpy::Element>(
     let p = typed_params::<T>(params)?;
     let v = views(&p)?;
     let (ma, mb) = (mat(a), b.map(mat));
-    let e = run_long(py, progress, |ctl| net.empirical(&v, ma, mb, opts, ctl))?;
+    let (n1, n2, d) = (ma.nrows(), mb.map_or(0, |m| m.nrows()), ma.ncols());
+    let o = net.out_dim(d) as f64;
+    let cost = finite_cost(net, n1 + n2, d, 2.0) * (1.0 + o) + (n1 * n1.max(n2)) as f64 * o * o * 64.0;
+    let e = run(py, progress, cost, |ctl| net.empirical(&v, ma, mb, opts, ctl))?;
     let shape: Vec<usize> = if e.traced {
         vec![e.rows, e.cols]
     } else {
@@ -1112,10 +1201,25 @@ fn reserve_bytes() -> u64 {
     core::RESERVE_BYTES
 }
 
-/// The SIMD level detected at start-up.
+/// The SIMD level in use ("avx512", "avx2+fma" or "scalar"): chosen at first use (`NTKRS_SIMD`,
+/// else the best detected) or by `set_simd_level`.
 #[pyfunction]
 fn simd_level() -> &'static str {
     core::simd_level()
+}
+
+/// Force the SIMD level of later calls ("scalar", "avx2", "avx512"); ValueError when unknown or
+/// not supported by this CPU.
+#[pyfunction]
+fn set_simd_level(level: &str) -> PyResult<()> {
+    let l = core::SimdLevel::parse(level).map_err(PyErrWrap)?;
+    core::set_simd_level(l).map_err(|e| PyErrWrap(e).into())
+}
+
+/// The SIMD levels this CPU supports, slowest first.
+#[pyfunction]
+fn supported_simd_levels() -> Vec<&'static str> {
+    core::SimdLevel::supported().into_iter().map(|l| l.name()).collect()
 }
 
 #[pymodule]
@@ -1129,8 +1233,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(supported_simd_levels, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(reserve_bytes, m)?)?;
+    m.add("NonFiniteError", m.py().get_type::<NonFiniteError>())?;
     m.add("__version__", core::VERSION)?;
     m.add("DEFAULT_QUAD_DEGREE", core::DEFAULT_QUAD_DEGREE)?;
     Ok(())

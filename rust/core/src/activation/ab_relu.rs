@@ -1,7 +1,7 @@
 //! `ABRelu`: `φ(x) = a·min(x, 0) + b·max(x, 0)`; `Relu` is `(0, 1)`, `LeakyRelu(α)` is `(α, 1)`,
 //! `Abs` is `(−1, 1)`. The arc-cosine kernel of degree 1 (Cho & Saul 2009).
 
-use super::common::{corr_at, sin_of, Lanes, Scratch, Side};
+use super::common::{angle_at, corr_at, flag, psi, sin_of, Lanes, Scratch, Side};
 use crate::vmath::Real;
 
 /// The map prepared in precision `T`.
@@ -11,6 +11,10 @@ pub(crate) struct Plan<T> {
     amb2: T,
     /// `a·b`
     ab: T,
+    /// `κ = (a² + b²)/2`: `E[φ(u)²] = κ q`
+    kappa: T,
+    /// `(a + b)²/2 = κ + ab`
+    apb2: T,
 }
 
 impl Plan<f64> {
@@ -18,6 +22,8 @@ impl Plan<f64> {
         Plan {
             amb2: (b - a) * (b - a),
             ab: a * b,
+            kappa: 0.5 * (a * a + b * b),
+            apb2: 0.5 * (a + b) * (a + b),
         }
     }
 
@@ -25,6 +31,8 @@ impl Plan<f64> {
         Plan {
             amb2: T::from_f64(self.amb2),
             ab: T::from_f64(self.ab),
+            kappa: T::from_f64(self.kappa),
+            apb2: T::from_f64(self.apb2),
         }
     }
 }
@@ -38,21 +46,66 @@ impl<T: Real> Plan<T> {
         b: B,
         c: &mut [T],
         t: &mut [T],
-        _: &mut Scratch<T>,
+        scr: &mut Scratch<T>,
     ) {
         let (amb2, ab) = (self.amb2, self.ab);
         let inv_2pi = T::from_f64(0.5 * std::f64::consts::FRAC_1_PI);
         let (sq1, sq2) = (a.sq(), b.sq());
         let t = &mut t[..c.len()];
+        let near = &mut scr.near[..c.len()];
         let (va, vb) = (a.view(), b.view());
         for j in 0..c.len() {
-            let (rho, ct) = corr_at(c[j], &va, &vb, j);
+            let (rho, ct, nr) = corr_at(c[j], &va, &vb, j);
+            flag(near, j, nr);
             let theta = rho.vacos();
             let s = sin_of(rho);
             let pmt = (T::PI - theta) * inv_2pi;
             c[j] = amb2 * sq1.at(j) * sq2.at(j) * (s * inv_2pi + pmt * rho) + ab * ct;
             if NTK {
                 t[j] *= ab + amb2 * pmt;
+            }
+        }
+    }
+
+    /// The precise path: the same maps from the stable angle of `(c, m)`, and the output's defect
+    /// `m' = κ√P − |c'|` (`√P' = κ√P`) formed without cancellation. With `A = (b−a)²/(2π)` and
+    /// `Ψ(θ) = √P(sin θ − θ cos θ)`: `c' = κc + A·Ψ(θ)`;
+    /// `κ√P − c' = κ(√P − c) − A·Ψ(θ)` for θ ≤ π/2, `= (a+b)²/2·√P − ab(√P + c) − A·Ψ(π − θ)` beyond
+    /// (from `Ψ(θ) = −π c + Ψ(π − θ)`); `κ√P + c' = κ(√P + c) + A·Ψ(θ)`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn row_precise<const NTK: bool, A: Side<T>, B: Side<T>>(
+        &self,
+        a: A,
+        b: B,
+        c: &mut [T],
+        m: &mut [T],
+        t: &mut [T],
+        _: &mut Scratch<T>,
+    ) {
+        let (amb2, ab, kappa, apb2) = (self.amb2, self.ab, self.kappa, self.apb2);
+        let inv_2pi = T::from_f64(0.5 * std::f64::consts::FRAC_1_PI);
+        let big_a = amb2 * inv_2pi;
+        let half_pi = T::HALF * T::PI;
+        let len = c.len();
+        let (t, m) = (&mut t[..len], &mut m[..len]);
+        let (va, vb) = (a.view(), b.view());
+        for j in 0..len {
+            let cj = c[j];
+            let g = angle_at(cj, m[j], &va, &vb, j);
+            let psi_t = psi(g.theta, g.s, cj, g.sp);
+            let psi_p = psi(g.pmt, g.s, -cj, g.sp);
+            let cn = kappa * cj + big_a * psi_t;
+            let below = T::select(
+                g.theta <= half_pi,
+                kappa * g.gm - big_a * psi_t,
+                apb2 * g.sp - ab * g.gp - big_a * psi_p,
+            );
+            let above = kappa * g.gp + big_a * psi_t;
+            m[j] = T::select(cn >= T::ZERO, below, above).max(T::ZERO);
+            c[j] = cn;
+            if NTK {
+                t[j] *= ab + amb2 * g.pmt * inv_2pi;
             }
         }
     }

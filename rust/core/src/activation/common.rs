@@ -181,7 +181,8 @@ impl<'a, T: Real> Side<T> for Span<'a, T> {
     }
 }
 
-/// Scratch rows for the activations that evaluate in several passes.
+/// Scratch rows for the activations that evaluate in several passes, the near-±1 flags of the
+/// fast path, and the rows of the precise path's defect quadrature ([`super::defect_row`]).
 pub(crate) struct Scratch<T> {
     pub a: Vec<T>,
     pub b: Vec<T>,
@@ -189,6 +190,16 @@ pub(crate) struct Scratch<T> {
     pub d: Vec<T>,
     pub e: Vec<T>,
     pub f: Vec<T>,
+    /// Per entry: `T::ONE` once a singular map (fast path) saw the pair within [`NEAR`] of
+    /// ρ = ±1 (see [`corr`]); reset by the caller.
+    pub near: Vec<T>,
+    /// Rows of [`super::defect_row`].
+    pub g: [Vec<T>; 9],
+    /// Rows of the gathered entries of a numerical activation's series path.
+    pub h: [Vec<T>; 6],
+    /// Per entry: `T::ONE` where a numerical activation's row is at an exact diagonal entry
+    /// (`c = q1 = q2`), which takes the exact second moments.
+    pub diag: Vec<T>,
 }
 
 impl<T: Real> Scratch<T> {
@@ -201,29 +212,39 @@ impl<T: Real> Scratch<T> {
             d: v(),
             e: v(),
             f: v(),
+            near: v(),
+            g: std::array::from_fn(|_| v()),
+            h: std::array::from_fn(|_| v()),
+            diag: v(),
         }
     }
 }
 
-/// Correlation `ρ = c/(√q1 √q2)` clamped to [−1, 1] (0 when a variance is 0), and `c̃ = ρ √q1 √q2`.
-/// The exact diagonal (`c = q1 = q2`, which the tile and diagonal paths produce bitwise) gives
-/// `ρ = 1` exactly, and within 2ε of ±1 `ρ` snaps to ±1: there `acos` turns one rounding error of
-/// `ρ` into `√ε`.
+/// Correlations with `|ρ| > 1 − NEAR` are *near* ±1: there the fast path's `acos ρ` amplifies the
+/// rounding of `c` (`δθ ≈ δρ/sin θ`, up to `√ε`), so a singular map flags the pair and its row is
+/// recomputed by the precise path, which carries each pair's defect `√(q1 q2) − |c|` (see
+/// [`angle`]). At the edge, `sin θ ≥ 0.045`: the fast path's angle is within ~100 ε.
+pub(crate) const NEAR: f64 = 1e-3;
+
+/// Correlation `ρ = c/(√q1 √q2)` clamped to [−1, 1] (0 when a variance is 0), `c̃ = ρ √q1 √q2`,
+/// and whether the pair is within [`NEAR`] of ρ = ±1. The exact diagonal
+/// `c = q1 = q2` (which the tile and diagonal paths produce bitwise, and the planned second
+/// moments use) gives `ρ = 1` exactly, and `c = −q1 = −q2` gives `ρ = −1`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn corr<T: Real>(c: T, q1: T, sq1: T, rsq1: T, q2: T, sq2: T, rsq2: T) -> (T, T) {
-    let r = c * rsq1 * rsq2;
-    let edge = T::ONE - T::TWO * T::EPSILON;
-    let one = T::select(r > T::ZERO, T::ONE, -T::ONE);
-    let snapped = T::select(r.abs() >= edge, one, r);
-    let diag = c == q1 && c == q2 && c > T::ZERO;
-    let rho = T::select(diag, T::ONE, snapped);
-    (rho, rho * sq1 * sq2)
+pub(crate) fn corr<T: Real>(c: T, q1: T, sq1: T, rsq1: T, q2: T, sq2: T, rsq2: T) -> (T, T, bool) {
+    let r = (c * rsq1 * rsq2).clamp_unit();
+    let exact = q1 == q2 && c.abs() == q1 && q1 > T::ZERO;
+    let rho = T::select(exact, T::select(c > T::ZERO, T::ONE, -T::ONE), r);
+    // floats that say "exactly parallel" may round a tiny angle of the inputs away: flagged too
+    // (the tile pass exempts the true diagonal pair)
+    let near = r.abs() > T::ONE - T::from_f64(NEAR);
+    (rho, rho * sq1 * sq2, near)
 }
 
 /// [`corr`] of entry `j` of a row.
 #[inline(always)]
-pub(crate) fn corr_at<T: Real, A: Lanes<T>, B: Lanes<T>>(c: T, a: &View<A>, b: &View<B>, j: usize) -> (T, T) {
+pub(crate) fn corr_at<T: Real, A: Lanes<T>, B: Lanes<T>>(c: T, a: &View<A>, b: &View<B>, j: usize) -> (T, T, bool) {
     corr(
         c,
         a.q.at(j),
@@ -232,6 +253,143 @@ pub(crate) fn corr_at<T: Real, A: Lanes<T>, B: Lanes<T>>(c: T, a: &View<A>, b: &
         b.q.at(j),
         b.sq.at(j),
         b.rsq.at(j),
+    )
+}
+
+/// Flag entry `j` of `near` when `cond`.
+#[inline(always)]
+pub(crate) fn flag<T: Real>(near: &mut [T], j: usize, cond: bool) {
+    near[j] = T::select(cond, T::ONE, near[j]);
+}
+
+/// `a·b − c·d` with a relative error of at most 2ε (Kahan's algorithm: `c·d = w − e` exactly
+/// by one fma, then one more for `a·b − w`).
+#[inline(always)]
+pub(crate) fn diff_of_products<T: Real>(a: T, b: T, c: T, d: T) -> T {
+    let w = c * d;
+    let e = (-c).fma(d, w); // w − c·d, exact
+    let f = a.fma(b, -w); // a·b − w, rounded once
+    f + e
+}
+
+/// The defect `√(q1 q2) − |c|` of a pair given by exact floats, `(q1 q2 − c²)/(√(q1 q2) + |c|)`
+/// with the numerator by [`diff_of_products`] (0 when `|c| ≥ √(q1 q2)`): the angle it gives is the
+/// angle of these floats to a few ε (`sp` = `√q1·√q2`).
+#[inline(always)]
+pub(crate) fn defect_of<T: Real>(c: T, q1: T, q2: T, sp: T) -> T {
+    let num = diff_of_products(q1, q2, c, c).max(T::ZERO);
+    let den = sp + c.abs();
+    T::select(den > T::ZERO, num / den, T::ZERO)
+}
+
+/// The angle of a pair, computed stably from its covariance `c` and its defect
+/// `m = √(q1 q2) − |c| ≥ 0` (carried by the precise path, so that parallel and antiparallel pairs
+/// keep `θ = 0` or `π` exactly):
+/// `√P ∓ c` are `m` and `2√P − m`-like sums without cancellation, `s = √P sin θ = √((√P − c)(√P + c))`
+/// and `θ = atan2(s, c)`, `π − θ = atan2(s, −c)`, each to a few ε relative.
+/// A zero variance gives the convention of [`corr`]: `ρ = 0`, `θ = π/2`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Angle<T> {
+    /// `√(q1 q2)`
+    pub sp: T,
+    /// `cos θ`
+    pub rho: T,
+    /// `sin θ`
+    pub sin: T,
+    pub theta: T,
+    /// `π − θ`
+    pub pmt: T,
+    /// `√P sin θ`
+    pub s: T,
+    /// `√P − c = √P (1 − cos θ)`
+    pub gm: T,
+    /// `√P + c = √P (1 + cos θ)`
+    pub gp: T,
+}
+
+#[inline(always)]
+pub(crate) fn angle<T: Real>(c: T, m: T, sq1: T, rsq1: T, sq2: T, rsq2: T) -> Angle<T> {
+    let sp = sq1 * sq2;
+    let rsp = rsq1 * rsq2;
+    let zero = rsp == T::ZERO;
+    let pos = c >= T::ZERO;
+    let gm = T::select(pos, m, sp - c);
+    let gp = T::select(pos, sp + c, m);
+    let s = (gm * gp).sqrt();
+    let half_pi = T::HALF * T::PI;
+    Angle {
+        sp,
+        rho: T::select(zero, T::ZERO, (c * rsp).clamp_unit()),
+        sin: T::select(zero, T::ONE, (s * rsp).min(T::ONE)),
+        theta: T::select(zero, half_pi, s.vatan2(c)),
+        pmt: T::select(zero, half_pi, s.vatan2(-c)),
+        s,
+        gm,
+        gp,
+    }
+}
+
+/// [`angle`] of entry `j` of a row.
+#[inline(always)]
+pub(crate) fn angle_at<T: Real, A: Lanes<T>, B: Lanes<T>>(c: T, m: T, a: &View<A>, b: &View<B>, j: usize) -> Angle<T> {
+    angle(c, m, a.sq.at(j), a.rsq.at(j), b.sq.at(j), b.rsq.at(j))
+}
+
+/// `ψ(θ)/θ³` with `ψ(θ) = sin θ − θ cos θ = Σ_k (−1)^{k+1} 2k θ^{2k+1}/(2k+1)!`, in `z = θ²`
+/// (to ε for θ ≤ 1/2).
+const PSI: [f64; 8] = [
+    1.0 / 3.0,
+    -1.0 / 30.0,
+    1.0 / 840.0,
+    -1.0 / 45360.0,
+    1.0 / 3991680.0,
+    -1.0 / 518918400.0,
+    1.0 / 93405312000.0,
+    -1.0 / 22230464256000.0,
+];
+
+/// `(θ − sin θ)/θ³ = Σ_k (−1)^{k+1} θ^{2k−2}/(2k+1)!` in `z = θ²` (to ε for θ ≤ 1/2).
+const THETA_MINUS_SIN: [f64; 9] = [
+    1.0 / 6.0,
+    -1.0 / 120.0,
+    1.0 / 5040.0,
+    -1.0 / 362880.0,
+    1.0 / 39916800.0,
+    -1.0 / 6227020800.0,
+    1.0 / 1307674368000.0,
+    -1.0 / 355687428096000.0,
+    1.0 / 121645100408832000.0,
+];
+
+/// Below this angle the series replace the differences that cancel.
+pub(crate) const SERIES_BELOW: f64 = 0.5;
+
+#[inline(always)]
+fn series<T: Real>(coef: &[f64], z: T) -> T {
+    let mut acc = T::from_f64(coef[coef.len() - 1]);
+    for &a in coef.iter().rev().skip(1) {
+        acc = acc * z + T::from_f64(a);
+    }
+    acc
+}
+
+/// `√P ψ(θ) = √P (sin θ − θ cos θ) = s − θ c` (≥ 0), by the series below [`SERIES_BELOW`]
+/// (where the difference cancels). `c` is `√P cos θ` (pass `−c` and `π − θ` for `ψ(π − θ)`).
+#[inline(always)]
+pub(crate) fn psi<T: Real>(theta: T, s: T, c: T, sp: T) -> T {
+    let z = theta * theta;
+    let small = sp * theta * z * series(&PSI, z);
+    T::select(theta < T::from_f64(SERIES_BELOW), small, s - theta * c)
+}
+
+/// `θ − sin θ` (≥ 0) from `θ` and `sin θ`, by the series below [`SERIES_BELOW`].
+#[inline(always)]
+pub(crate) fn theta_minus_sin<T: Real>(theta: T, sin: T) -> T {
+    let z = theta * theta;
+    T::select(
+        theta < T::from_f64(SERIES_BELOW),
+        theta * z * series(&THETA_MINUS_SIN, z),
+        theta - sin,
     )
 }
 

@@ -63,7 +63,7 @@ impl<T: Real> Plan<T> {
         let t = &mut t[..c.len()];
         let (va, vb) = (a.view(), b.view());
         for j in 0..c.len() {
-            let (rho, _) = corr_at(c[j], &va, &vb, j);
+            let (rho, _, _) = corr_at(c[j], &va, &vb, j);
             let (r1, u1, r2, u2) = (r1.at(j), u1.at(j), r2.at(j), u2.at(j));
             // z = 2b² ρ (√q1 r1)(√q2 r2)
             let z = (T::TWO * b2 * rho * u1 * u2).clamp_unit();

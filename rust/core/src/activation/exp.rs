@@ -38,7 +38,7 @@ impl<T: Real> Plan<T> {
         let t = &mut t[..c.len()];
         let (va, vb) = (a.view(), b.view());
         for j in 0..c.len() {
-            let (_, ct) = corr_at(c[j], &va, &vb, j);
+            let (_, ct, _) = corr_at(c[j], &va, &vb, j);
             let e = a2 * (b2 * T::HALF * (q1.at(j) + q2.at(j) + T::TWO * ct)).vexp();
             c[j] = e;
             if NTK {

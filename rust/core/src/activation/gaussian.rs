@@ -47,7 +47,7 @@ impl<T: Real> Plan<T> {
         let t = &mut t[..c.len()];
         let (va, vb) = (a.view(), b.view());
         for j in 0..c.len() {
-            let (_, ct) = corr_at(c[j], &va, &vb, j);
+            let (_, ct, _) = corr_at(c[j], &va, &vb, j);
             let det = (T::ONE - T::TWO * bb * q1.at(j)) * (T::ONE - T::TWO * bb * q2.at(j))
                 - T::TWO * T::TWO * bb * bb * ct * ct;
             let rs = T::ONE / det.sqrt();

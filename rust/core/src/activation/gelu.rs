@@ -20,7 +20,7 @@ pub(crate) fn row<const NTK: bool, T: Real, A: Side<T>, B: Side<T>>(
     let t = &mut t[..c.len()];
     let (va, vb) = (a.view(), b.view());
     for j in 0..c.len() {
-        let (_, ct) = corr_at(c[j], &va, &vb, j);
+        let (_, ct, _) = corr_at(c[j], &va, &vb, j);
         let (q1, q2) = (q1.at(j), q2.at(j));
         let pp1 = (q1 + T::ONE) * (q2 + T::ONE);
         let prod = q1 * q2;

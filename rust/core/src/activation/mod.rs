@@ -28,7 +28,7 @@ pub mod sin;
 use std::f64::consts::PI;
 
 use common::{check_poly_degree, finite};
-pub(crate) use common::{Samples, Scratch, Side};
+pub(crate) use common::{defect_of, diff_of_products, Lanes, Samples, Scratch, Side};
 use numerical::NumericPlan;
 pub use numerical::{BatchFn, Pointwise};
 
@@ -225,7 +225,7 @@ impl Activation {
     }
 
     /// [`Activation::maps`] at many points, `(var1[k], var2[k], cov[k])`, with one plan for all
-    /// of them (numerical activations build their tables once). `cancelled` is polled every 1024
+    /// of them (numerical activations build their tables once). `cancelled` is polled every 64
     /// entries.
     pub fn maps_many(
         &self,
@@ -253,17 +253,50 @@ impl Activation {
         let plan = Plan::<f64>::new(self, &all, false)?;
         let s1 = plan.samples(q1)?;
         let s2 = plan.samples(q2)?;
-        let mut cv = c.to_vec();
-        let mut tv = vec![1.0; n];
         let mut scratch = Scratch::new(1);
+        // the second moments E[φ(u)²] of both inputs (the outputs' variances, for the defect)
+        let second = |s: &Samples<f64>, scratch: &mut Scratch<f64>| -> Result<Samples<f64>> {
+            let mut out = vec![0.0; n];
+            for (k, o) in out.iter_mut().enumerate() {
+                if k % 1024 == 0 && cancelled() {
+                    return Err(Error::Cancelled);
+                }
+                let (mut cq, mut tq) = ([s.q[k]], [0.0]);
+                plan.row::<false, _, _>(s.at(k), s.span(k, 1), &mut cq, &mut tq, scratch);
+                *o = if cq[0].is_finite() { cq[0].max(0.0) } else { 0.0 };
+            }
+            Samples::new(&out, |_| Ok(Vec::new()))
+        };
+        let o1 = second(&s1, &mut scratch)?;
+        let o2 = second(&s2, &mut scratch)?;
+        // each point's defect √(q1 q2) − |c| from the exact floats (|c| clamped to √(q1 q2))
+        let mut cv = c.to_vec();
+        let mut mv = vec![0.0; n];
         for k in 0..n {
-            if k % 1024 == 0 && cancelled() {
+            let (x, y, sp) = (s1.q[k], s2.q[k], s1.sq[k] * s2.sq[k]);
+            if common::diff_of_products(x, y, cv[k], cv[k]) <= 0.0 {
+                // |c| ≥ √(q1 q2): exactly (anti)parallel
+                let lim = if x == y { x } else { sp };
+                if cv[k].abs() > lim {
+                    cv[k] = lim.copysign(cv[k]);
+                }
+                mv[k] = 0.0;
+            } else {
+                mv[k] = common::defect_of(cv[k], x, y, sp);
+            }
+        }
+        let mut tv = vec![1.0; n];
+        for k in 0..n {
+            if k % 64 == 0 && cancelled() {
                 return Err(Error::Cancelled);
             }
-            plan.row::<true, _, _>(
+            plan.row_precise::<true, _, _, _, _>(
                 s1.at(k),
                 s2.span(k, 1),
+                o1.at(k),
+                o2.span(k, 1),
                 &mut cv[k..k + 1],
+                &mut mv[k..k + 1],
                 &mut tv[k..k + 1],
                 &mut scratch,
             );
@@ -338,21 +371,87 @@ impl<T: Real> pulp::WithSimd for Eval<'_, T> {
     fn with_simd<S: pulp::Simd>(self, _: S) {
         let Eval { act, z, phi, dphi } = self;
         let c = T::from_f64;
+        // every closure is `#[inline(always)]` (with its constants hoisted): otherwise LLVM may
+        // call it per element, compiled without the SIMD target features (see `crate::vmath`)
         match act {
-            Activation::Identity => each(z, phi, dphi, |x| (x, T::ONE)),
-            Activation::ABRelu { a, b } => each(z, phi, dphi, |x| ab_relu::phi(c(*a), c(*b), x)),
-            Activation::Erf { a, b, c: off } => each(z, phi, dphi, |x| erf::phi(c(*a), c(*b), c(*off), x)),
+            Activation::Identity => each(
+                z,
+                phi,
+                dphi,
+                #[inline(always)]
+                |x| (x, T::ONE),
+            ),
+            Activation::ABRelu { a, b } => {
+                let (a, b) = (c(*a), c(*b));
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| ab_relu::phi(a, b, x),
+                )
+            }
+            Activation::Erf { a, b, c: off } => {
+                let (a, b, off) = (c(*a), c(*b), c(*off));
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| erf::phi(a, b, off, x),
+                )
+            }
             Activation::Gelu => each(z, phi, dphi, gelu::phi),
-            Activation::Sin { a, b, c: off } => each(z, phi, dphi, |x| sin::phi(c(*a), c(*b), c(*off), x)),
-            Activation::Exp { a, b } => each(z, phi, dphi, |x| exp::phi(c(*a), c(*b), x)),
-            Activation::Gaussian { a, b } => each(z, phi, dphi, |x| gaussian::phi(c(*a), c(*b), x)),
+            Activation::Sin { a, b, c: off } => {
+                let (a, b, off) = (c(*a), c(*b), c(*off));
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| sin::phi(a, b, off, x),
+                )
+            }
+            Activation::Exp { a, b } => {
+                let (a, b) = (c(*a), c(*b));
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| exp::phi(a, b, x),
+                )
+            }
+            Activation::Gaussian { a, b } => {
+                let (a, b) = (c(*a), c(*b));
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| gaussian::phi(a, b, x),
+                )
+            }
             Activation::Sign => each(z, phi, dphi, sign::phi),
             Activation::RectifiedMonomial { degree } => {
-                each(z, phi, dphi, |x| rectified_monomial::phi(*degree as i32, x))
+                let n = *degree as i32;
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| rectified_monomial::phi(n, x),
+                )
             }
             Activation::Polynomial { coef } => {
                 let cf: Vec<T> = coef.iter().map(|&v| c(v)).collect();
-                each(z, phi, dphi, |x| polynomial::phi(&cf, x))
+                each(
+                    z,
+                    phi,
+                    dphi,
+                    #[inline(always)]
+                    |x| polynomial::phi(&cf, x),
+                )
             }
             Activation::Numerical { .. } => unreachable!("numerical activations are evaluated in f64"),
         }
@@ -418,6 +517,7 @@ impl Plan<f64> {
                 Plan::Erf(p) => p.aux(q),
                 Plan::RectMono(p) => p.aux(q),
                 Plan::Poly(p) => p.aux(q),
+                Plan::Numeric(p) => p.aux(q),
                 _ => Vec::new(),
             })
         })
@@ -469,6 +569,160 @@ impl<T: Real> Plan<T> {
             Plan::Numeric(p) => p.row::<NTK, A, B>(a, b, c, t, scr),
         }
     }
+}
+
+impl<T: Real> Plan<T> {
+    /// The precise path (for pairs near ρ = ±1, and [`Activation::maps`]): like [`Plan::row`], from
+    /// each pair's covariance `c` *and defect* `m = √(q1 q2) − |c|`, with the angle computed stably
+    /// ([`common::angle`]); writes the output's defect `m' = √(q1' q2') − |c'|` into `m` (`oa`, `ob`:
+    /// the output's per-sample variances `q'`). The maps singular at ρ = ±1 (`ABRelu`,
+    /// `RectifiedMonomial`, `Sign`) form `m'` in closed form, so that exactly parallel or
+    /// antiparallel pairs stay so; the others by [`defect_row`].
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn row_precise<const NTK: bool, A: Side<T>, B: Side<T>, OA: Side<T>, OB: Side<T>>(
+        &self,
+        a: A,
+        b: B,
+        oa: OA,
+        ob: OB,
+        c: &mut [T],
+        m: &mut [T],
+        t: &mut [T],
+        scr: &mut Scratch<T>,
+    ) {
+        match self {
+            Plan::Identity => {}
+            Plan::ABRelu(p) => p.row_precise::<NTK, A, B>(a, b, c, m, t, scr),
+            Plan::Sign => sign::row_precise::<NTK, T, A, B>(a, b, c, m, t, scr),
+            Plan::RectMono(p) => p.row_precise::<NTK, A, B>(a, b, c, m, t, scr),
+            _ => defect_row::<NTK, T, A, B, OA, OB>(self, a, b, oa, ob, c, m, t, scr),
+        }
+    }
+
+    /// The maps at `(c, m)` without the output's defect: numerical activations interpolate at the
+    /// stable angle; the smooth closed forms need only `c` (their maps are smooth in ρ).
+    #[inline(always)]
+    fn values<const NTK: bool, A: Side<T>, B: Side<T>>(
+        &self,
+        a: A,
+        b: B,
+        c: &mut [T],
+        m: &[T],
+        t: &mut [T],
+        scr: &mut Scratch<T>,
+    ) {
+        match self {
+            Plan::Numeric(p) => p.values::<NTK, A, B>(a, b, c, m, t, scr),
+            _ => self.row::<NTK, A, B>(a, b, c, t, scr),
+        }
+    }
+}
+
+/// Within this angle of 0 (or π) [`defect_row`] integrates along the angle.
+const DEFECT_BELOW: f64 = 0.05;
+/// Gauss–Legendre, 4 points on [−1, 1].
+const GL4: [(f64, f64); 4] = [
+    (-0.861_136_311_594_052_6, 0.347_854_845_137_453_8),
+    (-0.339_981_043_584_856_3, 0.652_145_154_862_546_1),
+    (0.339_981_043_584_856_3, 0.652_145_154_862_546_1),
+    (0.861_136_311_594_052_6, 0.347_854_845_137_453_8),
+];
+
+/// The output defect `m' = √(q1' q2') − |c'|` of a map without a closed form for it. Within
+/// [`DEFECT_BELOW`] of the nearer end (θ = 0, or π), it is the anchor's defect plus the change of
+/// the map along the angle: with `F(θ)` the map at angle θ (`c = √P cos θ`) and `F' = dot`
+/// (Price's theorem), `F(0) − F(θ) = √P ∫₀^θ dot(t) sin t dt` (4-point Gauss–Legendre: relative
+/// error ~1e-9·θ⁷), and `√(q1' q2') − |F(0)|` is the anchor's defect from the floats — exactly 0
+/// for equal variances (the anchor is then evaluated at `c = q1 = q2`, bit for bit the planned
+/// second moment). Farther from the ends, the defect of the floats `(q1'q2' − c'²)/(√(q1'q2') + |c'|)`
+/// (relative error ≤ ε/sin²θ').
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn defect_row<const NTK: bool, T: Real, A: Side<T>, B: Side<T>, OA: Side<T>, OB: Side<T>>(
+    plan: &Plan<T>,
+    a: A,
+    b: B,
+    oa: OA,
+    ob: OB,
+    c: &mut [T],
+    m: &mut [T],
+    t: &mut [T],
+    scr: &mut Scratch<T>,
+) {
+    let len = c.len();
+    let mut g = std::mem::take(&mut scr.g);
+    let (va, vb) = (a.view(), b.view());
+    let (q1, q2) = (a.q(), b.q());
+    let half_pi = T::HALF * T::PI;
+    {
+        let [ci, mi, phi, fa, _, _, mk, _, side] = &mut g;
+        for j in 0..len {
+            let an = common::angle_at(c[j], m[j], &va, &vb, j);
+            ci[j] = c[j];
+            mi[j] = m[j];
+            let zero_end = an.theta <= half_pi;
+            phi[j] = T::select(zero_end, an.theta, an.pmt);
+            let sd = T::select(zero_end, T::ONE, -T::ONE);
+            side[j] = sd;
+            // the anchor: exactly parallel (antiparallel), at c = ±q1 when q1 = q2
+            let (x, y) = (q1.at(j), q2.at(j));
+            fa[j] = sd * T::select(x == y, x, an.sp);
+            mk[j] = T::ZERO;
+        }
+    }
+    // the map itself
+    plan.values::<NTK, A, B>(a, b, c, &g[1][..len], t, scr);
+    // the anchor's value F(0) (or F(π))
+    {
+        let [_, _, _, fa, _, _, mk, tk, _] = &mut g;
+        plan.values::<false, A, B>(a, b, &mut fa[..len], &mk[..len], &mut tk[..len], scr);
+    }
+    for v in &mut g[4][..len] {
+        *v = T::ZERO;
+    }
+    for &(x, w) in &GL4 {
+        let (x, w) = (T::from_f64(x), T::from_f64(w));
+        {
+            let [_, _, phi, _, _, ck, mk, tk, side] = &mut g;
+            for j in 0..len {
+                let sp = va.sq.at(j) * vb.sq.at(j);
+                let tn = phi[j] * T::HALF * (T::ONE + x);
+                let h = (T::HALF * tn).vsin();
+                ck[j] = side[j] * sp * tn.vcos();
+                mk[j] = T::TWO * sp * h * h;
+                tk[j] = T::ONE;
+            }
+        }
+        {
+            let [_, _, _, _, _, ck, mk, tk, _] = &mut g;
+            plan.values::<true, A, B>(a, b, &mut ck[..len], &mk[..len], &mut tk[..len], scr);
+        }
+        let [_, _, phi, _, acc, _, _, tk, _] = &mut g;
+        for j in 0..len {
+            let tn = phi[j] * T::HALF * (T::ONE + x);
+            acc[j] += w * T::HALF * phi[j] * tn.vsin() * tk[j];
+        }
+    }
+    let (ov1, ov2) = (oa.view(), ob.view());
+    let [_, _, phi, fa, acc, _, _, _, side] = &g;
+    let m = &mut m[..len];
+    let below = T::from_f64(DEFECT_BELOW);
+    for j in 0..len {
+        let sp = va.sq.at(j) * vb.sq.at(j);
+        let (o1, o2) = (ov1.q.at(j), ov2.q.at(j));
+        let spo = ov1.sq.at(j) * ov2.sq.at(j);
+        let direct = common::defect_of(c[j], o1, o2, spo);
+        let f0 = fa[j];
+        // |F(θ)| = σ·(F(anchor) − side·B), σ = sign F(anchor)
+        let sigma = T::select(f0 >= T::ZERO, T::ONE, -T::ONE);
+        let bracket = sp * acc[j];
+        let anchored = common::defect_of(f0, o1, o2, spo) + sigma * side[j] * bracket;
+        let same_sign = (f0 >= T::ZERO) == (c[j] >= T::ZERO);
+        let use_anchor = phi[j] <= below && same_sign && sp > T::ZERO;
+        m[j] = T::select(use_anchor, anchored, direct).max(T::ZERO);
+    }
+    scr.g = g;
 }
 
 #[cfg(test)]

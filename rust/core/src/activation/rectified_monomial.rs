@@ -3,7 +3,9 @@
 
 use std::f64::consts::PI;
 
-use super::common::{corr, horner_row, powi, sin_of, Lanes, Scratch, Side};
+use super::common::{
+    angle_at, corr, flag, horner_row, powi, sin_of, theta_minus_sin, Lanes, Scratch, Side, SERIES_BELOW,
+};
 use crate::vmath::Real;
 
 #[derive(Clone, Debug)]
@@ -13,6 +15,32 @@ pub(crate) struct Plan<T> {
     q: Vec<T>,
     pd: Vec<T>,
     qd: Vec<T>,
+    /// `P(1)`, `Q(1)` and the coefficients of `R_P(v) = (P(1) − P(1 − v))/v`, `R_Q` likewise
+    /// (the precise path's `J_n(0) − J_n(θ)`, with `v = 1 − cos θ`).
+    p1: T,
+    q1: T,
+    rp: Vec<T>,
+    rq: Vec<T>,
+}
+
+/// `(p(1), r)` with `r(v) = (p(1) − p(1 − v))/v`, for `p` in increasing powers.
+fn shifted(p: &[f64]) -> (f64, Vec<f64>) {
+    // coefficients of p(1 − v): Σ_k p_k (1 − v)^k
+    let mut pt = vec![0.0; p.len()];
+    for (k, &a) in p.iter().enumerate() {
+        let mut binom = 1.0;
+        for (j, v) in pt.iter_mut().enumerate().take(k + 1) {
+            let sign = if j % 2 == 0 { 1.0 } else { -1.0 };
+            *v += sign * binom * a;
+            binom = binom * (k - j) as f64 / (j + 1) as f64;
+        }
+    }
+    let r = if pt.len() > 1 {
+        pt[1..].iter().map(|v| -v).collect()
+    } else {
+        vec![0.0]
+    };
+    (pt[0], r)
 }
 
 /// Coefficients of `J_n(θ) = P_n(cos θ)·(π − θ) + Q_n(cos θ)·sin θ`, the arc-cosine kernel
@@ -74,7 +102,19 @@ impl Plan<f64> {
         } else {
             (vec![0.0], vec![0.0])
         };
-        Plan { n, p, q, pd, qd }
+        let (p1, rp) = shifted(&p);
+        let (q1, rq) = shifted(&q);
+        Plan {
+            n,
+            p,
+            q,
+            pd,
+            qd,
+            p1,
+            q1,
+            rp,
+            rq,
+        }
     }
 
     pub fn cast<T: Real>(&self) -> Plan<T> {
@@ -85,6 +125,10 @@ impl Plan<f64> {
             q: v(&self.q),
             pd: v(&self.pd),
             qd: v(&self.qd),
+            p1: T::from_f64(self.p1),
+            q1: T::from_f64(self.q1),
+            rp: v(&self.rp),
+            rq: v(&self.rq),
         }
     }
 
@@ -116,16 +160,34 @@ impl<T: Real> Plan<T> {
         scr: &mut Scratch<T>,
     ) {
         let len = c.len();
-        let (a1, d1, a2v, d2v) = (a.aux(0), a.aux(1), b.aux(0), b.aux(1));
         let (q1, rsq1, q2, rsq2) = (a.q(), a.rsq(), b.q(), b.rsq());
-        let t = &mut t[..len];
         let (rho, pmt, s) = (&mut scr.a[..len], &mut scr.b[..len], &mut scr.c[..len]);
+        let near = &mut scr.near[..len];
         for j in 0..len {
-            let (r, _) = corr(c[j], q1.at(j), T::ZERO, rsq1.at(j), q2.at(j), T::ZERO, rsq2.at(j));
+            let (r, _, nr) = corr(c[j], q1.at(j), T::ZERO, rsq1.at(j), q2.at(j), T::ZERO, rsq2.at(j));
+            flag(near, j, nr);
             rho[j] = r;
             pmt[j] = T::PI - r.vacos();
             s[j] = sin_of(r);
         }
+        self.finish::<NTK, A, B>(a, b, c, t, scr);
+    }
+
+    /// `c` and `t` from `ρ`, `π − θ`, `sin θ` in `scr.a`, `scr.b`, `scr.c`.
+    #[inline(always)]
+    fn finish<const NTK: bool, A: Side<T>, B: Side<T>>(
+        &self,
+        a: A,
+        b: B,
+        c: &mut [T],
+        t: &mut [T],
+        scr: &mut Scratch<T>,
+    ) {
+        let len = c.len();
+        let (a1, d1, a2v, d2v) = (a.aux(0), a.aux(1), b.aux(0), b.aux(1));
+        let (q1, q2) = (a.q(), b.q());
+        let t = &mut t[..len];
+        let (rho, pmt, s) = (&scr.a[..len], &scr.b[..len], &scr.c[..len]);
         let (hp, hq) = (&mut scr.d[..len], &mut scr.e[..len]);
         if NTK {
             if self.n == 0 {
@@ -149,6 +211,70 @@ impl<T: Real> Plan<T> {
             for (j, cj) in c.iter_mut().enumerate() {
                 let zeros = (q1.at(j) == T::ZERO) as u8 + (q2.at(j) == T::ZERO) as u8;
                 *cj = T::select(zeros == 2, T::ONE, T::select(zeros == 1, T::HALF, *cj));
+            }
+        }
+    }
+
+    /// The precise path: the maps at the stable angle of `(c, m)` and the output's defect
+    /// `m' = a1·a2·(J_n(0) − J_n(θ))` (`√P' = a1 a2 π P(1)`), for θ < 1/2 as
+    /// `P(1)(θ − sin θ) + (P(1) − Q(1)) sin θ + v((π − θ) R_P(v) + sin θ R_Q(v))`, `v = 1 − cos θ`,
+    /// which does not cancel; beyond, `a1 a2 π P(1) − c'` directly. The step's zero-variance
+    /// constants (`E[step(0)²] = 1`) get their own defect.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn row_precise<const NTK: bool, A: Side<T>, B: Side<T>>(
+        &self,
+        a: A,
+        b: B,
+        c: &mut [T],
+        m: &mut [T],
+        t: &mut [T],
+        scr: &mut Scratch<T>,
+    ) {
+        let len = c.len();
+        let m = &mut m[..len];
+        let (va, vb) = (a.view(), b.view());
+        let (p1, q1v) = (self.p1, self.q1);
+        let small = T::from_f64(SERIES_BELOW);
+        {
+            let (rho, pmt, sn) = (&mut scr.a[..len], &mut scr.b[..len], &mut scr.c[..len]);
+            let [th, stable, ..] = &mut scr.g;
+            let (th, stable) = (&mut th[..len], &mut stable[..len]);
+            for j in 0..len {
+                let g = angle_at(c[j], m[j], &va, &vb, j);
+                rho[j] = g.rho;
+                pmt[j] = g.pmt;
+                sn[j] = g.sin;
+                th[j] = g.theta;
+                // v = 1 − cos θ (used for θ < 1/2, where c > 0 and √P − c = m)
+                let v = T::select(g.sp > T::ZERO, g.gm / g.sp, T::ZERO);
+                let mut rp = T::ZERO;
+                for &co in self.rp.iter().rev() {
+                    rp = rp * v + co;
+                }
+                let mut rq = T::ZERO;
+                for &co in self.rq.iter().rev() {
+                    rq = rq * v + co;
+                }
+                stable[j] = p1 * theta_minus_sin(g.theta, g.sin) + (p1 - q1v) * g.sin + v * (g.pmt * rp + g.sin * rq);
+            }
+        }
+        self.finish::<NTK, A, B>(a, b, c, t, scr);
+        let (a1, a2v, q1, q2) = (a.aux(0), b.aux(0), a.q(), b.q());
+        let (th, stable) = (&scr.g[0][..len], &scr.g[1][..len]);
+        let full = T::PI * p1;
+        for j in 0..len {
+            let pre = a1.at(j) * a2v.at(j);
+            let md = T::select(th[j] < small, pre * stable[j], pre * full - c[j]);
+            m[j] = md.max(T::ZERO);
+        }
+        if self.n == 0 {
+            // E[step(0)²] = 1 and E[step(v)²] = 1/2: the defect of the zero-variance constants
+            for j in 0..len {
+                let (z1, z2) = (q1.at(j) == T::ZERO, q2.at(j) == T::ZERO);
+                let v1 = T::select(z1, T::ONE, T::HALF);
+                let v2 = T::select(z2, T::ONE, T::HALF);
+                m[j] = T::select(z1 || z2, (v1 * v2).sqrt() - c[j], m[j]);
             }
         }
     }

@@ -51,7 +51,7 @@ impl<T: Real> Plan<T> {
         let t = &mut t[..c.len()];
         let (va, vb) = (a.view(), b.view());
         for j in 0..c.len() {
-            let (_, ct) = corr_at(c[j], &va, &vb, j);
+            let (_, ct, _) = corr_at(c[j], &va, &vb, j);
             let sum = q1.at(j) + q2.at(j);
             let dm = (sum - T::TWO * ct).max(T::ZERO);
             let dp = sum + T::TWO * ct;

@@ -6,6 +6,7 @@
 //! `nngp' = W_std²·nngp + b_std²`; NTK parameterization `ntk' = nngp' + W_std²·ntk`; standard
 //! `ntk' = n_in·nngp + W_std²·ntk (+1 with a bias)`.
 
+use crate::activation::Lanes;
 use crate::error::{Error, Result};
 use crate::vmath::Real;
 
@@ -169,5 +170,39 @@ impl<T: Real> Plan<T> {
                 }
             }
         }
+    }
+
+    /// The precise path: also the pairs' defects `m = √(q1 q2) − |c|` (see
+    /// [`crate::activation`]'s `row_precise`): `q1'q2' − c'² = W⁴(q1q2 − c²) + W²b²(q1 + q2 − 2c)`,
+    /// both terms ≥ 0, with `q1q2 − c² = m(2√P − m)` and `q1 + q2 − 2c = (√q1 − √q2)² + 2(√P − c)`;
+    /// then `m' = (q1'q2' − c'²)/(√P' + |c'|)`. `isq*`: the inputs' `√q`, `osq*`: the outputs'.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn row_precise<const NTK: bool, I1: Lanes<T>, I2: Lanes<T>, O1: Lanes<T>, O2: Lanes<T>>(
+        &self,
+        c: &mut [T],
+        m: &mut [T],
+        t: &mut [T],
+        isq1: I1,
+        isq2: I2,
+        osq1: O1,
+        osq2: O2,
+    ) {
+        let (w2, b2) = (self.w2, self.b2);
+        let len = c.len();
+        let m = &mut m[..len];
+        for j in 0..len {
+            let (cj, mj) = (c[j], m[j]);
+            let (s1, s2) = (isq1.at(j), isq2.at(j));
+            let sp = s1 * s2;
+            let gm = T::select(cj >= T::ZERO, mj, sp - cj);
+            let det = mj * (T::TWO * sp - mj);
+            let dist = (s1 - s2) * (s1 - s2) + T::TWO * gm;
+            let det_out = w2 * w2 * det + w2 * b2 * dist;
+            let cn = w2 * cj + b2;
+            let den = osq1.at(j) * osq2.at(j) + cn.abs();
+            m[j] = T::select(den > T::ZERO, det_out / den, T::ZERO);
+        }
+        self.row::<NTK>(c, t);
     }
 }

@@ -8,6 +8,7 @@
 //!   branches' kernels (`n_k` their widths; the plain mean when the widths are equal), not
 //!   Gaussian.
 
+use crate::activation::Lanes;
 use crate::vmath::Real;
 
 /// How a `FanIn` layer joins its branches.
@@ -83,4 +84,73 @@ pub(crate) fn mix_row<T: Real, const NTK: bool>(wd: T, ws: T, dc: &mut [T], dt: 
             dt[j] = wd * dt[j] + ws * st[j];
         }
     }
+}
+
+/// The precise path's `dst ← w_d·dst + w_s·src` (a sum when both weights are 1) with the pairs'
+/// defects `m = √(q1 q2) − |c|`: for branches `a`, `b` (already weighted),
+/// `q1'q2' − c'² = D_a + D_b + (√(q1a q2b) − √(q1b q2a))² + 2(√(P_a P_b) − c_a c_b)`, every term
+/// ≥ 0, with `D = m(2√P − m)` and, when `c_a c_b > 0`, `√(P_a P_b) − c_a c_b = √P_a m_b + |c_b| m_a`.
+/// `qd*`, `qs*`: the per-sample variances of `dst` (before weighting) and `src`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn mix_row_precise<T: Real, const NTK: bool, D1: Lanes<T>, D2: Lanes<T>, S1: Lanes<T>, S2: Lanes<T>>(
+    wd: T,
+    ws: T,
+    dc: &mut [T],
+    dm: &mut [T],
+    dt: &mut [T],
+    sc: &[T],
+    sm: &[T],
+    st: &[T],
+    qd: (D1, D2),
+    qs: (S1, S2),
+) {
+    let n = dc.len();
+    let (dm, sc, sm) = (&mut dm[..n], &sc[..n], &sm[..n]);
+    for j in 0..n {
+        let (a1, a2) = (wd * qd.0.at(j), wd * qd.1.at(j));
+        let (b1, b2) = (ws * qs.0.at(j), ws * qs.1.at(j));
+        let (sa1, sa2, sb1, sb2) = (a1.sqrt(), a2.sqrt(), b1.sqrt(), b2.sqrt());
+        let (ca, cb) = (wd * dc[j], ws * sc[j]);
+        let (ma, mb) = (wd * dm[j], ws * sm[j]);
+        let (pa, pb) = (sa1 * sa2, sb1 * sb2);
+        let da = ma * (T::TWO * pa - ma);
+        let db = mb * (T::TWO * pb - mb);
+        let x = sa1 * sb2 - sb1 * sa2;
+        let y = T::select(ca * cb > T::ZERO, pa * mb + cb.abs() * ma, pa * pb - ca * cb);
+        let det = da + db + x * x + T::TWO * y;
+        let cn = ca + cb;
+        let den = ((a1 + b1) * (a2 + b2)).sqrt() + cn.abs();
+        dm[j] = T::select(den > T::ZERO, det.max(T::ZERO) / den, T::ZERO);
+    }
+    mix_row::<T, NTK>(wd, ws, dc, dt, sc, st);
+}
+
+/// The precise path's product: `q1'q2' − c'² = P_a D_b + c_b² D_a` (both ≥ 0).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prod_row_precise<T: Real, const NTK: bool, D1: Lanes<T>, D2: Lanes<T>, S1: Lanes<T>, S2: Lanes<T>>(
+    dc: &mut [T],
+    dm: &mut [T],
+    dt: &mut [T],
+    sc: &[T],
+    sm: &[T],
+    st: &[T],
+    qd: (D1, D2),
+    qs: (S1, S2),
+) {
+    let n = dc.len();
+    let (dm, sc, sm) = (&mut dm[..n], &sc[..n], &sm[..n]);
+    for j in 0..n {
+        let pa = qd.0.at(j).sqrt() * qd.1.at(j).sqrt();
+        let pb = qs.0.at(j).sqrt() * qs.1.at(j).sqrt();
+        let (ca, cb, ma, mb) = (dc[j], sc[j], dm[j], sm[j]);
+        let da = ma * (T::TWO * pa - ma);
+        let db = mb * (T::TWO * pb - mb);
+        let det = pa * pa * db + cb * cb * da;
+        let cn = ca * cb;
+        let den = pa * pb + cn.abs();
+        dm[j] = T::select(den > T::ZERO, det.max(T::ZERO) / den, T::ZERO);
+    }
+    prod_row::<T, NTK>(dc, dt, sc, st);
 }
