@@ -221,3 +221,34 @@ def test_bad_input_names_layer_and_shapes(case):
 def test_bad_layer_arguments_raise_value_error(make, pattern):
     with pytest.raises(ValueError, match=pattern):
         make()
+
+
+@pytest.mark.parametrize("readout", ["gap", "flatten", "avgpool", "nested"])
+def test_finite_width_methods_on_conv_networks_raise_not_implemented(readout):
+    """Finite-width CNNs are not implemented yet: every finite-width method raises
+    NotImplementedError naming the first convolution or pooling layer (never a wrong answer), and
+    the analytic kernel of the same network still works."""
+    conv = stax.Conv(4, (2, 2), padding="SAME")
+    layers = {
+        "gap": ([conv, stax.Relu(), stax.GlobalAvgPool(), stax.Dense(1)], r"layer 0 \(Conv\)"),
+        "flatten": ([stax.Dense(3), stax.Relu(), stax.Conv(2, (2, 2)), stax.Flatten(), stax.Dense(1)],
+                    r"layer 2 \(Conv\)"),
+        "avgpool": ([stax.AvgPool((2, 2)), stax.Flatten(), stax.Dense(1)], r"layer 0 \(AvgPool\)"),
+        "nested": ([stax.Dense(2), stax.serial(stax.Relu(), stax.GlobalSumPool()), stax.Dense(1)],
+                   r"layer 1 > layer 1 \(GlobalSumPool\)"),
+    }[readout]
+    net = stax.serial(*layers[0])
+    x = np.random.default_rng(0).normal(size=(3, 4, 4, 2))
+    dense_params = [(np.ones((2, 1)), np.zeros(1))]
+    calls = {
+        "init": lambda: net.init(8),
+        "apply": lambda: net.apply(dense_params, x),
+        "empirical kernels": lambda: net.empirical_ntk(dense_params, x),
+        "monte_carlo_kernel": lambda: net.monte_carlo_kernel(x, n_samples=2),
+        "train": lambda: net.train(dense_params, x, np.zeros((3, 1)), steps=1),
+    }
+    for method, call in calls.items():
+        with pytest.raises(NotImplementedError, match=rf"{method}: finite-width networks .*{layers[1]}"):
+            call()
+    k = net.kernel(x, None, "ntk")
+    assert k.shape == (3, 3) and np.all(np.isfinite(k))

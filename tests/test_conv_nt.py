@@ -282,7 +282,8 @@ def test_invalid_network_raises_value_error(name):
 # ---------------------------------------------------------------------------------------------
 
 
-_STAGE4 = pytest.mark.xfail(strict=True, reason="finite-width CNNs are not implemented yet on this branch")
+_STAGE4 = pytest.mark.xfail(strict=True, raises=NotImplementedError,
+                            reason="finite-width CNNs are not implemented yet on this branch")
 
 
 @_STAGE4

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _core
+from . import layers as layers_mod
 from .layers import (
     Activation,
     Dense,
@@ -341,6 +342,7 @@ class Network(Layer):
             parameterization ``W, b ~ N(0, 1)`` (scaled in the forward pass); in the standard one
             ``W ~ N(0, W_std²/n_in)``, ``b ~ N(0, b_std²)``, exactly as ``stax.Dense``'s ``init_fn``.
         """
+        self._finite_spatial_check("init")
         in_dim = _integer("in_dim", in_dim)
         if in_dim < 1:
             raise ValueError(f"in_dim: the input width must be at least 1, got {in_dim}")
@@ -366,6 +368,7 @@ class Network(Layer):
                 per seed and sample).
             threads: as for :meth:`kernel`.
         """
+        self._finite_spatial_check("apply")
         dt, p = self._check_params(params, dtype)
         return self._net.apply(p, as_matrix(x, "x", dt), _seed(dropout_seed, "dropout_seed"), _threads(threads))
 
@@ -437,6 +440,7 @@ class Network(Layer):
 
         Returns one ``(N1, N2)`` array when ``get`` is a string, else a namedtuple.
         """
+        self._finite_spatial_check("monte_carlo_kernel")
         names, single = _parse_get(get)
         n = _integer("n_samples", n_samples)
         if n < 1:
@@ -498,6 +502,7 @@ class Network(Layer):
             raise ValueError(f"record_every: must be ≥ 1, got {record_every}")
         if not isinstance(record_ntk, (bool, np.bool_)):
             raise TypeError(f"record_ntk: expected True or False, got {record_ntk!r}")
+        self._finite_spatial_check("train")
         dt, p = self._check_params(params, dtype)
         xa = as_matrix(x, "x", dt)
         o = self._net.out_dim(xa.shape[1])
@@ -568,6 +573,7 @@ class Network(Layer):
     def _empirical(self, params: Params, x1: ArrayLike, x2: ArrayLike | None, names: tuple[str, ...],
                    trace_outputs: bool, per_layer: bool, dtype: Any, progress: Any, dropout_seed: int,
                    threads: int | None) -> tuple[Any, Any, list]:
+        self._finite_spatial_check("empirical kernels")
         if not isinstance(trace_outputs, (bool, np.bool_)):
             raise TypeError(f"trace_outputs: expected True or False, got {trace_outputs!r}")
         dt, p = self._check_params(params, dtype)
@@ -580,6 +586,28 @@ class Network(Layer):
         finally:
             if bar is not None:
                 bar.close()
+
+    def _finite_spatial_check(self, method: str) -> None:
+        """Raise ``NotImplementedError`` naming the first convolution or pooling layer: finite-width
+        networks with them (``init``/``apply``/empirical kernels/``monte_carlo_kernel``/``train``)
+        are not implemented yet; the analytic kernels (:meth:`kernel`) are."""
+        spatial = (layers_mod.Conv, layers_mod._Pool, layers_mod.GlobalAvgPool, layers_mod.GlobalSumPool)
+
+        def find(layer: Layer, path: str) -> str | None:
+            for i, child in enumerate(layer._children()):
+                here = f"{path} > layer {i}" if path else f"layer {i}"
+                if isinstance(child, spatial):
+                    return f"{here} ({type(child).__name__})"
+                got = find(child, here)
+                if got is not None:
+                    return got
+            return None
+
+        where = find(self, "")
+        if where is not None:
+            raise NotImplementedError(
+                f"{method}: finite-width networks with convolutions or pooling are not implemented yet "
+                f"({where}); the infinite-width kernels of this network are: use net.kernel(...)")
 
     def leaves(self) -> list[Layer]:
         """Every plain layer (not a ``serial``/``parallel``), in network order (depth first)."""
