@@ -224,12 +224,11 @@ def test_bad_layer_arguments_raise_value_error(make, pattern):
 
 
 @pytest.mark.parametrize("readout", ["gap", "flatten", "avgpool", "nested"])
-def test_finite_width_methods_on_conv_networks_raise_not_implemented(readout):
-    """Finite-width CNNs are not implemented yet: every finite-width method raises
-    NotImplementedError naming the first convolution or pooling layer (never a wrong answer), and
-    the analytic kernel of the same network still works."""
+def test_training_conv_networks_raises_not_implemented(readout):
+    """Training finite-width CNNs is not implemented yet: ``train`` raises NotImplementedError
+    naming the first convolution or pooling layer (never a wrong answer)."""
     conv = stax.Conv(4, (2, 2), padding="SAME")
-    layers = {
+    layers, where = {
         "gap": ([conv, stax.Relu(), stax.GlobalAvgPool(), stax.Dense(1)], r"layer 0 \(Conv\)"),
         "flatten": ([stax.Dense(3), stax.Relu(), stax.Conv(2, (2, 2)), stax.Flatten(), stax.Dense(1)],
                     r"layer 2 \(Conv\)"),
@@ -237,18 +236,29 @@ def test_finite_width_methods_on_conv_networks_raise_not_implemented(readout):
         "nested": ([stax.Dense(2), stax.serial(stax.Relu(), stax.GlobalSumPool()), stax.Dense(1)],
                    r"layer 1 > layer 1 \(GlobalSumPool\)"),
     }[readout]
-    net = stax.serial(*layers[0])
+    net = stax.serial(*layers)
     x = np.random.default_rng(0).normal(size=(3, 4, 4, 2))
-    dense_params = [(np.ones((2, 1)), np.zeros(1))]
+    params = net.init(x.shape[1:])
+    with pytest.raises(NotImplementedError, match=rf"train: finite-width networks .*{where}"):
+        net.train(params, x, np.zeros((3, 1)), steps=1)
+
+
+def test_finite_layernorm_on_images_raises_not_implemented():
+    """LayerNorm (and FanInConcat) on images are not implemented for finite-width networks yet:
+    every finite-width method raises NotImplementedError naming the layer; the analytic kernel of
+    the same network works."""
+    net = stax.serial(stax.Conv(3, (2, 2), padding="SAME"), stax.LayerNorm(), stax.Relu(), stax.GlobalAvgPool(),
+                      stax.Dense(1))
+    x = np.random.default_rng(0).normal(size=(3, 4, 4, 2))
+    params = [(np.ones((2, 2, 2, 3)), None), (np.ones((3, 1)), None)]
     calls = {
-        "init": lambda: net.init(8),
-        "apply": lambda: net.apply(dense_params, x),
-        "empirical kernels": lambda: net.empirical_ntk(dense_params, x),
+        "init": lambda: net.init(x.shape[1:]),
+        "apply": lambda: net.apply(params, x),
+        "empirical kernels": lambda: net.empirical_ntk(params, x),
         "monte_carlo_kernel": lambda: net.monte_carlo_kernel(x, n_samples=2),
-        "train": lambda: net.train(dense_params, x, np.zeros((3, 1)), steps=1),
     }
     for method, call in calls.items():
-        with pytest.raises(NotImplementedError, match=rf"{method}: finite-width networks .*{layers[1]}"):
+        with pytest.raises(NotImplementedError, match=rf"{method}: finite-width networks on images with LayerNorm"):
             call()
     k = net.kernel(x, None, "ntk")
     assert k.shape == (3, 3) and np.all(np.isfinite(k))

@@ -282,12 +282,20 @@ def test_invalid_network_raises_value_error(name):
 # ---------------------------------------------------------------------------------------------
 
 
-_STAGE4 = pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                            reason="finite-width CNNs are not implemented yet on this branch")
+def _finite_cases():
+    """The finite cases; LayerNorm on images is not implemented for finite-width networks yet
+    (strict xfail: it raises NotImplementedError)."""
+    out = []
+    for name in FINITE:
+        marks = ()
+        if "LayerNorm" in REF["finite"][name]["expr"]:
+            marks = pytest.mark.xfail(strict=True, raises=NotImplementedError,
+                                      reason="finite-width LayerNorm on images is not implemented yet")
+        out.append(pytest.param(name, marks=marks))
+    return out
 
 
-@_STAGE4
-@pytest.mark.parametrize("name", FINITE)
+@pytest.mark.parametrize("name", _finite_cases())
 def test_apply_with_neural_tangents_parameters(name):
     """``apply`` accepts NT's conv parameters (filters HWIO, bias (1, 1, 1, O) / (1, 1, O), a
     Dense's bias (1, out); NT's nesting) and gives NT's outputs to 1e-12 of the largest."""
@@ -300,8 +308,7 @@ def test_apply_with_neural_tangents_parameters(name):
         nsr.assert_close(net.apply(params, x), want, 1e-12 * nsr.scale(want), 0.0, f"{name} {key}")
 
 
-@_STAGE4
-@pytest.mark.parametrize("name", FINITE)
+@pytest.mark.parametrize("name", _finite_cases())
 def test_empirical_kernels_with_neural_tangents_parameters(name):
     """Empirical NTK and NNGP (traced, NT's ``trace_axes=(-1,)``) with NT's parameters equal NT's
     (JACOBIAN_CONTRACTION) to 1e-12 of the largest entry."""
@@ -315,8 +322,7 @@ def test_empirical_kernels_with_neural_tangents_parameters(name):
             nsr.assert_close(fn(params, x1, other), want, 1e-12 * nsr.scale(want), 0.0, f"{name} {field} {what}")
 
 
-@_STAGE4
-@pytest.mark.parametrize("name", FINITE)
+@pytest.mark.parametrize("name", _finite_cases())
 def test_init_returns_neural_tangents_layout(name):
     """``init`` returns parameters nested as NT's (same containers, ``()``/``None`` where NT has
     them, arrays of NT's sizes), which ``apply`` accepts. The per-example input shape ((H, W, C) or

@@ -330,25 +330,48 @@ class Network(Layer):
         """Random parameters of the finite network, in neural-tangents' layout and distribution.
 
         Args:
-            in_dim: the input width ``d``.
+            in_dim: the input width ``d``, or the per-example shape of image inputs, ``(H, W, C)`` or
+                ``(L, C)`` (default for an int: the network's :attr:`input_shape`, if set).
             seed: a non-negative integer; the same seed gives the same parameters whatever the
                 number of threads.
             dtype: ``np.float64`` (default) or ``np.float32`` (the same draws, rounded).
 
         Returns:
-            A list with one ``(W, b)`` per :class:`Dense`, in network order (depth first through
-            branches): ``W`` of shape ``(n_in, out_dim)``, ``b`` of shape ``(out_dim,)`` or ``None``
+            A list with one ``(W, b)`` per :class:`Dense` or :class:`Conv`, in network order (depth
+            first through branches): ``W`` of shape ``(n_in, out_dim)`` (a Conv's filter
+            ``(*filter_shape, in, out_chan)``, HWIO as stax; its fan-in ``n_in`` is
+            ``prod(filter_shape)·in``), ``b`` of shape ``(out_dim,)`` or ``None``
             when the layer has no bias (``b_std=None``). In the NTK
             parameterization ``W, b ~ N(0, 1)`` (scaled in the forward pass); in the standard one
             ``W ~ N(0, W_std²/n_in)``, ``b ~ N(0, b_std²)``, exactly as ``stax.Dense``'s ``init_fn``.
         """
-        self._finite_spatial_check("init")
+        shape: tuple[int, ...] | None = None
+        if isinstance(in_dim, (tuple, list)):
+            try:
+                shape = tuple(_integer("in_dim", v) for v in in_dim)
+            except TypeError:
+                raise TypeError(f"in_dim: expected an int or a per-example shape such as (28, 28, 1), "
+                                f"got {in_dim!r}") from None
+            if not shape or any(v < 1 for v in shape):
+                raise ValueError(f"in_dim: the per-example shape needs positive sizes, got {in_dim!r}")
+            in_dim = math.prod(shape)
+        elif self.input_shape is not None and not isinstance(in_dim, (tuple, list)):
+            shape = self.input_shape
         in_dim = _integer("in_dim", in_dim)
         if in_dim < 1:
             raise ValueError(f"in_dim: the input width must be at least 1, got {in_dim}")
+        if shape is not None and math.prod(shape) != in_dim:
+            raise ValueError(f"in_dim: {in_dim} features but the network's input_shape {shape} has {math.prod(shape)}")
+        self._finite_image_check("init", shape)
         seed = _seed(seed)
         dt = _parse_dtype(dtype)
-        return [tuple(p) for p in self._net.init(in_dim, seed, 0, dt == np.float32)]
+        raw = self._net.init(in_dim, seed, 0, dt == np.float32, shape=self._core_shape(shape))
+        out = []
+        for layer, (w, b) in zip(self._param_layers(), raw, strict=True):
+            if isinstance(layer, layers_mod.Conv):
+                w = w.reshape(*layer.filter_shape, -1, w.shape[-1])
+            out.append((w, b))
+        return out
 
     def apply(self, params: Params, x: ArrayLike, *, dtype: Any = None, dropout_seed: int = 0,
               threads: int | None = None) -> np.ndarray:
@@ -361,16 +384,18 @@ class Network(Layer):
             params: one ``(W, b)`` per Dense, as :meth:`init` returns (neural-tangents' nested
                 ``serial``/``parallel`` layout, with ``()`` for each parameterless layer, is accepted
                 too).
-            x: inputs of shape ``(N, d)``.
+            x: inputs of shape ``(N, d)``, or images ``(N, H, W, C)`` / ``(N, L, C)`` (NHWC).
             dtype: the precision of the computation; default: the parameters' (float32 when all of
                 them are float32, else float64).
             dropout_seed: the seed of the masks of ``Dropout(mode="train")`` layers (deterministic
                 per seed and sample).
             threads: as for :meth:`kernel`.
         """
-        self._finite_spatial_check("apply")
         dt, p = self._check_params(params, dtype)
-        return self._net.apply(p, as_matrix(x, "x", dt), _seed(dropout_seed, "dropout_seed"), _threads(threads))
+        a, shape = self._batch(x, "x", dt)
+        self._finite_image_check("apply", shape)
+        return self._net.apply(p, a, _seed(dropout_seed, "dropout_seed"), _threads(threads),
+                               shape=self._core_shape(shape))
 
     def empirical_kernel(self, params: Params, x1: ArrayLike, x2: ArrayLike | None = None,
                          get: GetSpec = ("nngp", "ntk"), *, trace_outputs: bool = True, dtype: Any = None,
@@ -440,18 +465,19 @@ class Network(Layer):
 
         Returns one ``(N1, N2)`` array when ``get`` is a string, else a namedtuple.
         """
-        self._finite_spatial_check("monte_carlo_kernel")
         names, single = _parse_get(get)
         n = _integer("n_samples", n_samples)
         if n < 1:
             raise ValueError(f"n_samples: must be at least 1, got {n_samples}")
         seed = _seed(seed)
         dt = _parse_dtype(dtype)
-        a, b = self._inputs(x1, x2, dt)
+        a, b, shape = self._batches(x1, x2, dt)
+        self._finite_image_check("monte_carlo_kernel", shape)
         callback, bar = _progress(progress, "ntkrs monte carlo")
         try:
             nngp, ntk = self._net.monte_carlo(a, b, n, seed, nngp="nngp" in names, ntk="ntk" in names,
-                                              progress=callback, threads=_threads(threads))
+                                              progress=callback, threads=_threads(threads),
+                                              shape=self._core_shape(shape))
         finally:
             if bar is not None:
                 bar.close()
@@ -573,16 +599,17 @@ class Network(Layer):
     def _empirical(self, params: Params, x1: ArrayLike, x2: ArrayLike | None, names: tuple[str, ...],
                    trace_outputs: bool, per_layer: bool, dtype: Any, progress: Any, dropout_seed: int,
                    threads: int | None) -> tuple[Any, Any, list]:
-        self._finite_spatial_check("empirical kernels")
         if not isinstance(trace_outputs, (bool, np.bool_)):
             raise TypeError(f"trace_outputs: expected True or False, got {trace_outputs!r}")
         dt, p = self._check_params(params, dtype)
-        a, b = self._inputs(x1, x2, dt)
+        a, b, shape = self._batches(x1, x2, dt)
+        self._finite_image_check("empirical kernels", shape)
         callback, bar = _progress(progress, "ntkrs empirical")
         try:
             return self._net.empirical(p, a, b, nngp="nngp" in names, ntk="ntk" in names,
                                        trace=bool(trace_outputs), per_layer=per_layer, progress=callback,
-                                       dropout_seed=_seed(dropout_seed, "dropout_seed"), threads=_threads(threads))
+                                       dropout_seed=_seed(dropout_seed, "dropout_seed"), threads=_threads(threads),
+                                       shape=self._core_shape(shape))
         finally:
             if bar is not None:
                 bar.close()
@@ -627,19 +654,39 @@ class Network(Layer):
         """The Dense layers, in network order (depth first)."""
         return [layer for layer in self.leaves() if isinstance(layer, Dense)]
 
+    def _param_layers(self) -> list[Layer]:
+        """The layers with parameters (Dense and Conv), in network order (depth first)."""
+        return [layer for layer in self.leaves() if isinstance(layer, (Dense, layers_mod.Conv))]
+
+    @staticmethod
+    def _core_shape(shape: tuple[int, ...] | None) -> list[int] | None:
+        """The per-example shape for the core: ``None`` for vectors."""
+        return None if shape is None or len(shape) < 2 else list(shape)
+
+    def _finite_image_check(self, method: str, shape: tuple[int, ...] | None) -> None:
+        """``NotImplementedError`` for what finite-width networks do not support on images yet:
+        LayerNorm and FanInConcat on spatial values (the analytic kernels support them)."""
+        if shape is None or len(shape) < 2:
+            return
+        for layer in self.leaves():
+            if isinstance(layer, (LayerNorm, layers_mod.FanInConcat)):
+                raise NotImplementedError(
+                    f"{method}: finite-width networks on images with {type(layer).__name__} are not implemented "
+                    "yet; the infinite-width kernels of this network are: use net.kernel(...)")
+
     def _pairs(self, params: Params) -> list[tuple[Any, Any]]:
         """The ``(W, b)`` pairs of ``params``: one per Dense in network order, or neural-tangents'
         nested layout (one entry per layer of every ``serial``/``parallel``, ``()`` for layers
         without parameters)."""
         if isinstance(params, (np.ndarray, str, bytes)) or not isinstance(params, Sequence):
             raise TypeError(f"params: expected a list of (W, b) pairs as net.init returns, got {type(params).__name__}")
-        n_dense = len(self._denses())
+        n_dense = len(self._param_layers())
         items = list(params)
         flat = all(_is_pair(item) for item in items)
         if not flat and len(items) == len(self.layers) and len(items) != n_dense:
             items = _flatten_params(self, items, "params")
         if len(items) != n_dense:
-            raise ValueError(f"params: the network has {n_dense} Dense layer(s) but {len(items)} "
+            raise ValueError(f"params: the network has {n_dense} Dense/Conv layer(s) but {len(items)} "
                              "(W, b) pair(s) were given; pass the list net.init returns")
         pairs = []
         for i, item in enumerate(items):
@@ -659,14 +706,23 @@ class Network(Layer):
             f32 = all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays)
             dt = np.dtype(np.float32) if f32 else np.dtype(np.float64)
         out = []
+        layers = self._param_layers()
         for l, (w, b) in enumerate(pairs):
             w = _param_array(w, f"W of Dense layer {l}", dt)
-            if w.ndim != 2:
+            layer = layers[l]
+            if isinstance(layer, layers_mod.Conv):
+                want = len(layer.filter_shape) + 2
+                if w.ndim != want or tuple(w.shape[:-2]) != tuple(layer.filter_shape):
+                    raise ValueError(f"params: W of Conv layer {l} must have shape (*filter_shape, in, out) = "
+                                     f"({', '.join(map(str, layer.filter_shape))}, in, out) (HWIO, as stax), "
+                                     f"got {w.shape}")
+                w = np.ascontiguousarray(w.reshape(-1, w.shape[-1]))
+            elif w.ndim != 2:
                 raise ValueError(f"params: W of Dense layer {l} must be 2-D (in, out), got shape {w.shape}")
             if b is not None:
                 b = _param_array(b, f"b of Dense layer {l}", dt)
-                if b.ndim == 2 and b.shape[0] == 1:
-                    b = b[0]  # neural-tangents' (1, out) bias
+                if b.ndim >= 2 and all(v == 1 for v in b.shape[:-1]):
+                    b = b.reshape(-1)  # neural-tangents' (1, out) / (1, 1, 1, out) bias
                 if b.ndim != 1:
                     raise ValueError(f"params: b of Dense layer {l} must have shape (out,), got {b.shape}")
                 b = np.ascontiguousarray(b)
@@ -748,7 +804,7 @@ def _is_pair(item: Any) -> bool:
 
 def _flatten_params(layer: Layer, p: Any, where: str) -> list[Any]:
     """neural-tangents' nested parameters of ``layer`` as a flat list of ``(W, b)`` pairs."""
-    if isinstance(layer, Dense):
+    if isinstance(layer, (Dense, layers_mod.Conv)):
         return [p]
     children = layer._children()
     if not children:

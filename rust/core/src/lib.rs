@@ -39,6 +39,7 @@ mod control;
 mod element;
 mod empirical;
 mod error;
+mod finite_conv;
 mod input;
 mod kernels;
 mod layer;

@@ -766,8 +766,9 @@ impl PyNetwork {
         self.inner.depth()
     }
 
-    /// init(in_dim, seed, sample, float32) -> [(W (in, out), b (out,) | None), ...]
-    #[pyo3(signature = (in_dim, seed=0, sample=0, float32=false))]
+    /// init(in_dim, seed, sample, float32, shape) -> [(W (in, out), b (out,) | None), ...]
+    /// (a Conv's W as its (taps·in, out) matrix; `shape`: the per-example shape of image rows)
+    #[pyo3(signature = (in_dim, seed=0, sample=0, float32=false, shape=None))]
     fn init<'py>(
         &self,
         py: Python<'py>,
@@ -775,7 +776,9 @@ impl PyNetwork {
         seed: u64,
         sample: u64,
         float32: bool,
+        shape: Option<Vec<usize>>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let shape = input_shape(shape)?;
         fn conv<'py, T: ntkrs_core::Element + numpy::Element>(
             py: Python<'py>,
             p: Vec<core::DenseOwned<T>>,
@@ -791,19 +794,19 @@ impl PyNetwork {
         let net = &self.inner;
         if float32 {
             let p = run(py, None, finite_cost(net, 1, in_dim, 8.0), |_| {
-                net.init::<f32>(in_dim, seed, sample)
+                net.init_shaped::<f32>(in_dim, shape, seed, sample)
             })?;
             conv(py, p)
         } else {
             let p = run(py, None, finite_cost(net, 1, in_dim, 8.0), |_| {
-                net.init::<f64>(in_dim, seed, sample)
+                net.init_shaped::<f64>(in_dim, shape, seed, sample)
             })?;
             conv(py, p)
         }
     }
 
-    /// apply(params, x, dropout_seed, threads) -> f(x) of shape (N, O); params and x of one dtype.
-    #[pyo3(signature = (params, x, dropout_seed=0, threads=0))]
+    /// apply(params, x, dropout_seed, threads, shape) -> f(x) of shape (N, O); params and x of one dtype.
+    #[pyo3(signature = (params, x, dropout_seed=0, threads=0, shape=None))]
     fn apply<'py>(
         &self,
         py: Python<'py>,
@@ -811,11 +814,13 @@ impl PyNetwork {
         x: &Bound<'py, PyAny>,
         dropout_seed: u64,
         threads: usize,
+        shape: Option<Vec<usize>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let net = &self.inner;
         let opts = core::ApplyOptions {
             par: Parallelism::from_threads(threads),
             dropout_seed,
+            shape: input_shape(shape)?,
         };
         match input(x, "x")? {
             Input::F64(x) => {
@@ -824,7 +829,11 @@ impl PyNetwork {
                 let mx = mat(&x);
                 let cost = finite_cost(net, mx.nrows(), mx.ncols(), 1.0);
                 let f = run(py, None, cost, |ctl| net.apply(&v, mx, &opts, ctl))?;
-                let o = net.out_dim(mx.ncols());
+                let o = if mx.nrows() == 0 {
+                    net.out_dim(mx.ncols())
+                } else {
+                    f.len() / mx.nrows()
+                };
                 Ok(PyArray1::from_vec(py, f).reshape([mx.nrows(), o])?.into_any())
             }
             Input::F32(x) => {
@@ -833,14 +842,18 @@ impl PyNetwork {
                 let mx = mat(&x);
                 let cost = finite_cost(net, mx.nrows(), mx.ncols(), 1.0);
                 let f = run(py, None, cost, |ctl| net.apply(&v, mx, &opts, ctl))?;
-                let o = net.out_dim(mx.ncols());
+                let o = if mx.nrows() == 0 {
+                    net.out_dim(mx.ncols())
+                } else {
+                    f.len() / mx.nrows()
+                };
                 Ok(PyArray1::from_vec(py, f).reshape([mx.nrows(), o])?.into_any())
             }
         }
     }
 
     /// empirical(params, x1, x2, nngp, ntk, trace, per_layer, progress, dropout_seed, threads) -> (nngp | None, ntk | None, [ntk per layer])
-    #[pyo3(signature = (params, x1, x2=None, nngp=true, ntk=true, trace=true, per_layer=false, progress=None, dropout_seed=0, threads=0))]
+    #[pyo3(signature = (params, x1, x2=None, nngp=true, ntk=true, trace=true, per_layer=false, progress=None, dropout_seed=0, threads=0, shape=None))]
     #[allow(clippy::too_many_arguments)]
     fn empirical<'py>(
         &self,
@@ -855,6 +868,7 @@ impl PyNetwork {
         progress: Option<&Bound<'py, PyAny>>,
         dropout_seed: u64,
         threads: usize,
+        shape: Option<Vec<usize>>,
     ) -> PyResult<Triple<'py>> {
         let opts = core::EmpiricalOptions {
             get: Get { nngp, ntk },
@@ -862,6 +876,7 @@ impl PyNetwork {
             per_layer,
             par: Parallelism::from_threads(threads),
             dropout_seed,
+            shape: input_shape(shape)?,
         };
         let net = &self.inner;
         let a = input(x1, "x1")?;
@@ -887,7 +902,7 @@ impl PyNetwork {
     }
 
     /// monte_carlo(x1, x2, n_samples, seed, nngp, ntk, progress, threads) -> (nngp | None, ntk | None)
-    #[pyo3(signature = (x1, x2=None, n_samples=64, seed=0, nngp=true, ntk=true, progress=None, threads=0))]
+    #[pyo3(signature = (x1, x2=None, n_samples=64, seed=0, nngp=true, ntk=true, progress=None, threads=0, shape=None))]
     #[allow(clippy::too_many_arguments)]
     fn monte_carlo<'py>(
         &self,
@@ -900,6 +915,7 @@ impl PyNetwork {
         ntk: bool,
         progress: Option<&Bound<'py, PyAny>>,
         threads: usize,
+        shape: Option<Vec<usize>>,
     ) -> PyResult<Pair<'py>> {
         let net = &self.inner;
         let a = input(x1, "x1")?;
@@ -909,6 +925,7 @@ impl PyNetwork {
             n_samples,
             seed,
             par: Parallelism::from_threads(threads),
+            shape: input_shape(shape)?,
         };
         match (a, b) {
             (Input::F64(a), None) => typed_monte_carlo(py, net, &a, None, mc, progress),
