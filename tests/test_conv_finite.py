@@ -142,7 +142,7 @@ def test_bad_parameters_and_inputs_name_the_problem():
         net.apply([(w[:, :, :1], b), *rest], x)
     with pytest.raises(ValueError, match=r"b of"):
         net.apply([(w, np.ones(7)), *rest], x)
-    with pytest.raises(ValueError, match=r"Dense/Conv layer\(s\)"):
+    with pytest.raises(ValueError, match=r"2 Dense layer\(s\) \(Conv layers included\)"):
         net.apply(params[:1], x)
     with pytest.raises(ValueError):
         net.apply(params, _data((5, 3, 2), 2, 0))  # the Flatten readout's Dense no longer fits

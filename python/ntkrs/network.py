@@ -686,8 +686,8 @@ class Network(Layer):
         if not flat and len(items) == len(self.layers) and len(items) != n_dense:
             items = _flatten_params(self, items, "params")
         if len(items) != n_dense:
-            raise ValueError(f"params: the network has {n_dense} Dense/Conv layer(s) but {len(items)} "
-                             "(W, b) pair(s) were given; pass the list net.init returns")
+            raise ValueError(f"params: the network has {n_dense} Dense layer(s) (Conv layers included) but "
+                             f"{len(items)} (W, b) pair(s) were given; pass the list net.init returns")
         pairs = []
         for i, item in enumerate(items):
             if not (isinstance(item, Sequence) and len(item) == 2) or isinstance(item, (str, bytes)):
