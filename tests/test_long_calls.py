@@ -90,6 +90,11 @@ LONG_CALLS = {
     "kernel": ('x = np.random.default_rng(0).standard_normal((8000, 64)); '
                'net = nk.mlp(depth=400, width=64, activation="relu", W_std=1.5, b_std=0.05)',
                'net.kernel(x, get="nngp")'),
+    "conv_kernel": ('x = np.random.default_rng(0).standard_normal((300, 16, 16, 3)); '
+                    'c = lambda: nk.stax.Conv(16, (3, 3), padding="SAME", W_std=1.4, b_std=0.1); '
+                    'net = nk.stax.serial(c(), nk.stax.Relu(), c(), nk.stax.Relu(), nk.stax.GlobalAvgPool(), '
+                    'nk.stax.Dense(1))',
+                    'net.kernel(x)'),
     "empirical_ntk": ('x = np.random.default_rng(0).standard_normal((3000, 64)); '
                       'net = nk.mlp(depth=3, width=2048, activation="relu", W_std=1.5, b_std=0.05, out_dim=10); '
                       'p = net.init(64)',
@@ -107,7 +112,8 @@ LONG_CALLS = {
 def test_ctrl_c_reaches_python_within_the_specified_fifth_of_a_second(call):
     """From SIGINT to KeyboardInterrupt raised in the caller: ≤ 0.2 s, the specification
     (measured inside the process, so interpreter shutdown and freeing memory do not count),
-    for every long call: analytic kernels, empirical NTK, Monte Carlo kernels, training."""
+    for every long call: analytic kernels (dense and convolutional), empirical NTK, Monte Carlo
+    kernels, training."""
     setup, body = LONG_CALLS[call]
     code = IN_PROCESS_LATENCY.format(setup=setup, call=body)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

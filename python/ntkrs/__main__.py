@@ -15,6 +15,15 @@ each a Dense then the activation, then a Dense of ``out_dim`` units, default 1; 
 ``resnet:gelu:10,layer_norm=pre`` (``DEPTH`` residual blocks; ``layer_norm`` none, pre or post).
 Activation names are the registry's (relu, erf, gelu, tanh, leaky_relu(0.1), ...).
 
+Any other network, convolutional ones included, is given as a neural-tangents ``stax``
+expression of ntkrs's layers (``stax`` is :mod:`ntkrs.stax`; only the layer names are in scope)::
+
+    ntkrs kernel images.npy --out K.npy \
+        --net 'stax.serial(stax.Conv(64, (3, 3), padding="SAME"), stax.Relu(), stax.Flatten(), stax.Dense(1))'
+
+Image arrays in ``.npy``/``.npz`` files are ``(N, H, W, C)`` (NHWC; ``(N, L, C)`` sequences); flat
+rows (``.csv``, or any 2-D array) are reshaped per example by ``--input-shape H,W,C``.
+
 Exit status: 0 on success, 2 for a bad command line, spec or input file, 1 when the computation
 fails (an I/O error such as a full disk, or memory), 130 on Ctrl-C. A memory limit too small for one
 panel is a bad argument (2).
@@ -50,8 +59,22 @@ def parse_net_spec(spec: str) -> dict:
 
 
 def build_network(spec: str) -> object:
-    """The network of a ``--net`` spec."""
+    """The network of a ``--net`` spec, or of a ``stax`` expression (``stax.serial(...)``)."""
     import ntkrs as nk
+
+    if spec.lstrip().startswith(("stax.", "serial(")):
+        from . import stax
+
+        scope = {name: getattr(stax, name) for name in dir(stax) if not name.startswith("_")}
+        try:
+            net = eval(spec, {"__builtins__": {}, "stax": stax, **scope})  # noqa: S307 - the user's own command line
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"--net: {e}") from None
+        except Exception as e:  # noqa: BLE001 - a syntax error or unknown name in the expression
+            raise UsageError(f"--net: cannot evaluate the stax expression {spec!r}: {type(e).__name__}: {e}") from None
+        if not isinstance(net, nk.Network):
+            net = nk.serial(net)
+        return net
 
     kw = parse_net_spec(spec)
     kind = kw.pop("kind")
@@ -84,8 +107,9 @@ def load_matrix(path: str, key: str | None, name: str) -> np.ndarray:
         raise
     except (ValueError, OSError) as e:
         raise UsageError(f"{name}: cannot read {path}: {e}") from None
-    if a.ndim != 2:
-        raise UsageError(f"{name}: {path} holds an array of shape {a.shape}; expected (n_samples, n_features)")
+    if not 2 <= a.ndim <= 5:
+        raise UsageError(f"{name}: {path} holds an array of shape {a.shape}; expected (n_samples, n_features), "
+                         "or (N, H, W, C) images / (N, L, C) sequences")
     if a.dtype.kind not in "biuf":
         raise UsageError(f"{name}: {path} holds {a.dtype} values; expected numbers")
     return a
@@ -106,6 +130,12 @@ def _kernel(args: argparse.Namespace) -> int:
         limit = None if args.memory_limit is None else nk.out_of_core.parse_memory_limit(args.memory_limit)
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
+    if args.input_shape is not None:
+        try:
+            shape = tuple(int(v) for v in args.input_shape.replace("x", ",").split(","))
+            net = net.with_input_shape(shape)
+        except ValueError as e:
+            raise UsageError(f"--input-shape: {e}; expected sizes such as 28,28,1") from None
     x = load_matrix(args.x, args.key, "X")
     y = None if args.y is None else load_matrix(args.y, args.y_key, "--y")
     outs = {g: args.out.replace("{get}", g) for g in names}
@@ -184,11 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         epilog="SPEC: ACTIVATION:DEPTH[,KEY=VALUE...] with KEY one of W_std, b_std, width, out_dim, "
                "parameterization; e.g. 'relu:3,W_std=1.4,b_std=0.1'. Inputs: .npy, .npz (--key), .csv. "
                "Exit status: 0 ok, 2 bad arguments or inputs, 1 computation failed, 130 Ctrl-C.")
-    k.add_argument("x", metavar="X", help="inputs (n, d): .npy, .npz or .csv")
+    k.add_argument("x", metavar="X", help="inputs (n, d), or (N, H, W, C) images: .npy, .npz or .csv")
+    k.add_argument("--input-shape", metavar="H,W,C",
+                   help="the shape of one example when X holds flat rows (convolutional networks)")
     k.add_argument("--y", help="second inputs (m, d); default: X itself (symmetric kernel)")
     k.add_argument("--key", help="array name inside X when it is an .npz with several arrays")
     k.add_argument("--y-key", help="array name inside --y when it is an .npz with several arrays")
-    k.add_argument("--net", required=True, metavar="SPEC", help="network, e.g. 'relu:3,W_std=1.4,b_std=0.1'")
+    k.add_argument("--net", required=True, metavar="SPEC",
+                   help="network, e.g. 'relu:3,W_std=1.4,b_std=0.1', or a stax expression 'stax.serial(...)'")
     k.add_argument("--get", default="ntk", choices=["ntk", "nngp", "nngp,ntk", "ntk,nngp"],
                    help="kernel(s) to compute (default ntk)")
     k.add_argument("--out", required=True, help="output .npy path ({get} is replaced by the kernel's name)")

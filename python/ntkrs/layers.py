@@ -10,7 +10,12 @@ Every layer is an object with a compiled core (``_core``); combine them with
   ``(rate, mode="train")`` (``rate`` is the *keep* rate, as in stax);
 * branches: :class:`FanOut` ``(num)``, :class:`FanInSum`, :class:`FanInProd`,
   :class:`FanInConcat` ``(axis=-1)`` and :func:`parallel`; a residual block is
-  ``serial(FanOut(2), parallel(block, Identity()), FanInSum())``.
+  ``serial(FanOut(2), parallel(block, Identity()), FanInSum())``;
+* convolutional layers on ``(N, H, W, C)`` images or ``(N, L, C)`` sequences: :class:`Conv`
+  ``(out_chan, filter_shape, strides=None, padding="VALID", W_std=1.0, b_std=None,
+  parameterization="ntk")``, :class:`AvgPool`, :class:`SumPool` ``(window_shape, strides=None,
+  padding="VALID")``, and the readouts :class:`GlobalAvgPool`, :class:`GlobalSumPool`,
+  :class:`Flatten`.
 
 An activation, and ``LayerNorm``, need a Gaussian input (after a ``Dense``, a sum of Gaussian
 branches, or a ``LayerNorm`` of one), as in neural-tangents; a network that breaks a rule raises a
@@ -32,8 +37,9 @@ from . import _core
 ArrayLike = Any
 
 __all__ = [
-    "Activation", "Dense", "Dropout", "Elementwise", "FanInConcat", "FanInProd", "FanInSum", "FanOut",
-    "Identity", "Layer", "LayerNorm", "Parallel", "Polynomial", "REGISTRY", "activation_from_name", "parallel",
+    "Activation", "AvgPool", "Conv", "Dense", "Dropout", "Elementwise", "FanInConcat", "FanInProd", "FanInSum",
+    "FanOut", "Flatten", "GlobalAvgPool", "GlobalSumPool", "Identity", "Layer", "LayerNorm", "Parallel",
+    "Polynomial", "REGISTRY", "SumPool", "activation_from_name", "parallel",
 ]
 
 
@@ -436,3 +442,210 @@ def parallel(*layers: Layer) -> Parallel:
     """Apply ``layers[k]`` to branch ``k`` (``stax.parallel``); the branches come from
     :class:`FanOut` and are joined by a ``FanIn`` layer."""
     return Parallel(*layers)
+
+
+# --------------------------------------------------------------------------------------------
+# Convolutions, pooling, readouts
+# --------------------------------------------------------------------------------------------
+
+
+_PADDINGS = ("VALID", "SAME", "CIRCULAR")
+
+
+def _sizes(name: str, value: Any, allow_none: bool = False) -> tuple[int, ...] | None:
+    """A tuple of integers (``filter_shape``, ``window_shape``, ``strides``)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name}: expected a tuple of integers, one per spatial axis (e.g. (3, 3)), got {value!r}")
+    out = tuple(_integer(name, v) for v in value)
+    if any(v < 1 for v in out):
+        raise ValueError(f"{name}: every entry must be at least 1, got {out}")
+    return out
+
+
+def _padding(padding: Any) -> str:
+    if not isinstance(padding, str):
+        raise TypeError(f"padding: expected 'VALID', 'SAME' or 'CIRCULAR', got {padding!r}")
+    if padding not in _PADDINGS:
+        raise ValueError(f"padding: {padding!r} is not a valid padding; use 'VALID', 'SAME' or 'CIRCULAR' "
+                         "(upper case, as in neural-tangents)")
+    return padding
+
+
+def _default_axes(layer: str, **axes: Any) -> None:
+    """neural-tangents' layout arguments: only its defaults (NHWC, batch first) are supported."""
+    defaults = {"batch_axis": 0, "channel_axis": -1, "batch_axis_out": 0}
+    for k, v in axes.items():
+        if v != defaults[k]:
+            raise ValueError(f"{layer}: {k}={v!r} is not supported; ntkrs takes inputs (N, ..., C) with the batch "
+                             f"first and the channels last ({k}={defaults[k]})")
+
+
+class Conv(Layer):
+    """A convolution over the spatial axes of ``(N, H, W, C)`` images (``(N, L, C)`` sequences for a
+    1-D ``filter_shape``), neural-tangents' ``stax.Conv``.
+
+    Args:
+        out_chan: output channels (≥ 1). The NTK-parameterization kernels do not depend on it.
+        filter_shape: the filter size per spatial axis, e.g. ``(3, 3)``.
+        strides: the stride per spatial axis (default 1).
+        padding: ``"VALID"`` (no padding), ``"SAME"`` (zero padding, ``⌈L/s⌉`` outputs; an even
+            filter pads one more at the end) or ``"CIRCULAR"`` (``SAME``'s sizes, wrapped around).
+        W_std, b_std, parameterization: as for :class:`Dense`.
+
+    Kernels, with ``|f|`` the number of filter taps and ``i(o, δ) = o·s + δ − lo`` per axis:
+    ``nngp'(o, o') = W_std²/|f| · Σ_δ nngp(i(o, δ), i(o', δ)) + b_std²`` (taps in the ``SAME``
+    padding add 0 and the divisor stays ``|f|``), ``ntk' = nngp' + W_std²/|f| · Σ_δ ntk(...)``
+    (NTK parameterization; standard: ``C_in·Σ_δ nngp(...) + W_std²/|f|·Σ_δ ntk(...) (+1 with a
+    bias)``). Finite networks: filters ``filter_shape + (C_in, out_chan)`` (HWIO), bias
+    ``(out_chan,)`` (neural-tangents' ``(1, 1, 1, out_chan)`` is accepted).
+    """
+
+    def __init__(self, out_chan: int, filter_shape: Sequence[int], strides: Sequence[int] | None = None,
+                 padding: str = "VALID", W_std: float = 1.0, b_std: float | None = None,
+                 dimension_numbers: Any = None, parameterization: str = "ntk") -> None:
+        self.out_chan = _integer("out_chan", out_chan)
+        if self.out_chan < 1:
+            raise ValueError(f"out_chan: a Conv layer needs at least 1 output channel, got {out_chan}")
+        self.filter_shape = _sizes("filter_shape", filter_shape)
+        self.strides = _sizes("strides", strides, allow_none=True)
+        if self.strides is not None and len(self.strides) != len(self.filter_shape):
+            raise ValueError(f"strides: {self.strides} has {len(self.strides)} entries but filter_shape "
+                             f"{self.filter_shape} has {len(self.filter_shape)}; give one stride per spatial axis")
+        self.padding = _padding(padding)
+        self.W_std = _real("W_std", W_std)
+        self.b_std = None if b_std is None else _real("b_std", b_std)
+        if dimension_numbers not in (None, ("NHWC", "HWIO", "NHWC"), ("NWC", "WIO", "NWC")):
+            raise ValueError(f"dimension_numbers: only neural-tangents' default layout (inputs NHWC, filters HWIO) "
+                             f"is supported, got {dimension_numbers!r}")
+        if not isinstance(parameterization, str):
+            raise TypeError(f"parameterization: expected 'ntk' or 'standard', got {parameterization!r}")
+        self.parameterization = parameterization
+        self._core = _core.Layer.conv(self.out_chan, list(self.filter_shape),
+                                      None if self.strides is None else list(self.strides), self.padding,
+                                      self.W_std, self.b_std, parameterization)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_conv, (self.out_chan, self.filter_shape, self.strides, self.padding, self.W_std,
+                                self.b_std, self.parameterization))
+
+    def __repr__(self) -> str:
+        extra = "" if self.strides is None else f", strides={self.strides}"
+        extra += "" if self.parameterization == "ntk" else f", parameterization={self.parameterization!r}"
+        return (f"Conv({self.out_chan}, {self.filter_shape}{extra}, padding={self.padding!r}, W_std={self.W_std}, "
+                f"b_std={self.b_std})")
+
+
+def _rebuild_conv(out_chan, filter_shape, strides, padding, W_std, b_std, parameterization) -> Conv:  # noqa: N803
+    return Conv(out_chan, filter_shape, strides, padding, W_std, b_std, parameterization=parameterization)
+
+
+class _Pool(Layer):
+    _kind = ""
+
+    def __init__(self, window_shape: Sequence[int], strides: Sequence[int] | None = None, padding: str = "VALID",
+                 normalize_edges: bool = False) -> None:
+        self.window_shape = _sizes("window_shape", window_shape)
+        self.strides = _sizes("strides", strides, allow_none=True)
+        if self.strides is not None and len(self.strides) != len(self.window_shape):
+            raise ValueError(f"strides: {self.strides} has {len(self.strides)} entries but window_shape "
+                             f"{self.window_shape} has {len(self.window_shape)}; give one stride per spatial axis")
+        self.padding = _padding(padding)
+        if not isinstance(normalize_edges, (bool, np.bool_)):
+            raise TypeError(f"normalize_edges: expected True or False, got {normalize_edges!r}")
+        self.normalize_edges = bool(normalize_edges)
+        self._core = _core.Layer.pool(self._kind, list(self.window_shape),
+                                      None if self.strides is None else list(self.strides), self.padding,
+                                      self.normalize_edges)
+
+    def __repr__(self) -> str:
+        extra = "" if self.strides is None else f", strides={self.strides}"
+        extra += ", normalize_edges=True" if self.normalize_edges else ""
+        return f"{type(self).__name__}({self.window_shape}{extra}, padding={self.padding!r})"
+
+
+class AvgPool(_Pool):
+    """Average pooling over windows of the spatial axes (neural-tangents' ``stax.AvgPool``).
+
+    Args:
+        window_shape: the window per spatial axis, e.g. ``(2, 2)``.
+        strides: per spatial axis (default 1, as in neural-tangents — not the window).
+        padding: ``"VALID"``, ``"SAME"`` or ``"CIRCULAR"`` (as for :class:`Conv`).
+        normalize_edges: under ``SAME``, divide by the number of window entries inside the input
+            rather than the window size (default ``False``: the window size, as neural-tangents).
+
+    Kernels: ``nngp'(o, o') = Σ_{δ, δ'} nngp(i(o, δ), i(o', δ')) / (n(o)·n(o'))`` over all pairs
+    of window entries, likewise the NTK; it needs the covariances of every pair of positions.
+    """
+
+    _kind = "avg"
+
+    def __init__(self, window_shape: Sequence[int], strides: Sequence[int] | None = None, padding: str = "VALID",
+                 normalize_edges: bool = False, batch_axis: int = 0, channel_axis: int = -1) -> None:
+        _default_axes("AvgPool", batch_axis=batch_axis, channel_axis=channel_axis)
+        super().__init__(window_shape, strides, padding, normalize_edges)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (AvgPool, (self.window_shape, self.strides, self.padding, self.normalize_edges))
+
+
+class SumPool(_Pool):
+    """Sum pooling over windows of the spatial axes (neural-tangents' ``stax.SumPool``); as
+    :class:`AvgPool` without the division."""
+
+    _kind = "sum"
+
+    def __init__(self, window_shape: Sequence[int], strides: Sequence[int] | None = None, padding: str = "VALID",
+                 batch_axis: int = 0, channel_axis: int = -1) -> None:
+        _default_axes("SumPool", batch_axis=batch_axis, channel_axis=channel_axis)
+        super().__init__(window_shape, strides, padding)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SumPool, (self.window_shape, self.strides, self.padding))
+
+
+class GlobalAvgPool(Layer):
+    """The mean over every spatial position: ``(N, ..., C) → (N, C)``. Kernel: the mean of
+    ``nngp(p, p')`` over all pairs of positions (likewise the NTK); keeps Gaussianity."""
+
+    def __init__(self, batch_axis: int = 0, channel_axis: int = -1) -> None:
+        _default_axes("GlobalAvgPool", batch_axis=batch_axis, channel_axis=channel_axis)
+        self._core = _core.Layer.global_pool("avg")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (GlobalAvgPool, ())
+
+    def __repr__(self) -> str:
+        return "GlobalAvgPool()"
+
+
+class GlobalSumPool(Layer):
+    """The sum over every spatial position: ``(N, ..., C) → (N, C)``. Kernel: the sum of
+    ``nngp(p, p')`` over all pairs of positions (likewise the NTK)."""
+
+    def __init__(self, batch_axis: int = 0, channel_axis: int = -1) -> None:
+        _default_axes("GlobalSumPool", batch_axis=batch_axis, channel_axis=channel_axis)
+        self._core = _core.Layer.global_pool("sum")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (GlobalSumPool, ())
+
+    def __repr__(self) -> str:
+        return "GlobalSumPool()"
+
+
+class Flatten(Layer):
+    """``(N, ..., C) → (N, H·W·C)``, neural-tangents' ``stax.Flatten``. Kernel: the mean over positions
+    of ``nngp(p, p)`` (equal positions only, divided by the number of positions; the next
+    ``Dense`` sees ``n_in = H·W·C``). The output is not Gaussian (put a ``Dense`` after it)."""
+
+    def __init__(self, batch_axis: int = 0, batch_axis_out: int = 0) -> None:
+        _default_axes("Flatten", batch_axis=batch_axis, batch_axis_out=batch_axis_out)
+        self._core = _core.Layer.flatten()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Flatten, ())
+
+    def __repr__(self) -> str:
+        return "Flatten()"

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _core
+from . import layers as layers_mod
 from .layers import (
     Activation,
     Dense,
@@ -122,6 +123,29 @@ def as_matrix(x: ArrayLike, name: str, dtype: np.dtype) -> np.ndarray:
     return a.astype(dtype, copy=False)
 
 
+def as_batch(x: ArrayLike, name: str, dtype: np.dtype) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """Validate an input batch: ``(matrix, shape)`` with ``matrix`` 2-D ``(N, D)`` of ``dtype``.
+
+    ``(N, d)`` vectors come back as they are with ``shape = None``; ``(N, L, C)`` sequences,
+    ``(N, H, W, C)`` images (NHWC, as neural-tangents) and ``(N, D, H, W, C)`` volumes come back
+    with each example flattened in C order and ``shape`` the per-example shape ``x.shape[1:]``.
+    """
+    a = x if isinstance(x, np.ndarray) else (None if x is None else np.asarray(x))
+    if a is not None and a.ndim >= 3:
+        if a.ndim > 5:
+            raise ValueError(f"{name}: expected (N, d) vectors, (N, L, C) sequences, (N, H, W, C) images or "
+                             f"(N, D, H, W, C) volumes, got shape {a.shape} (at most 3 spatial axes)")
+        if 0 in a.shape:
+            raise ValueError(f"{name}: is empty (shape {a.shape}); pass at least one example")
+        shape = tuple(int(v) for v in a.shape[1:])
+        return as_matrix(a.reshape(a.shape[0], -1), name, dtype), shape
+    return as_matrix(x, name, dtype), None
+
+
+def _shape_text(shape: tuple[int, ...] | None, d: int) -> str:
+    return f"({d},)" if shape is None else str(shape)
+
+
 class Network(Layer):
     """A network: layers applied one after the other (``stax.serial``), with branches. Build it
     with :func:`serial`, :func:`mlp` or :func:`resnet`; a network is itself a layer, so networks
@@ -139,6 +163,34 @@ class Network(Layer):
         self._core = _core.Layer.serial([layer._core for layer in self.layers])
         self._core.check()
         self._compiled: Any = None
+        self.input_shape: tuple[int, ...] | None = None
+
+    def with_input_shape(self, input_shape: Sequence[int] | None) -> Network:
+        """This network, taking flat rows: examples of shape ``input_shape`` (``(H, W, C)``
+        images, ``(L, C)`` sequences, NHWC as neural-tangents), each flattened in C order
+        (``x.reshape(N, -1)``).
+
+        For the tools that handle 2-D ``(n_samples, n_features)`` arrays only (scikit-learn
+        estimators, :mod:`ntkrs.dask`, :mod:`ntkrs.predict`, the CLI): they pass flat rows, and
+        the network reshapes them at its boundary. Image arrays ``(N, *input_shape)`` are accepted
+        too. ``None``: no shape (the default; the input's own shape is used).
+
+        Example: ``serial(Conv(8, (3, 3), padding="SAME"), Relu(), Flatten(), Dense(1))
+        .with_input_shape((28, 28, 1))`` takes rows of 784 pixels.
+        """
+        if input_shape is not None:
+            try:
+                shape = tuple(int(v) for v in input_shape)
+            except TypeError:
+                raise TypeError(f"input_shape: expected a tuple of ints such as (28, 28, 1), "
+                                f"got {input_shape!r}") from None
+            if not 2 <= len(shape) <= 4 or min(shape) < 1:
+                raise ValueError(f"input_shape: expected the shape of one example, (L, C), (H, W, C) or (D, H, W, C) "
+                                 f"with positive sizes, got {shape}")
+            input_shape = shape
+        out = Network(self.layers)
+        out.input_shape = input_shape
+        return out
 
     @property
     def _net(self) -> Any:
@@ -151,25 +203,31 @@ class Network(Layer):
         return self.layers
 
     def __repr__(self) -> str:
-        return "serial(" + ", ".join(map(repr, self.layers)) + ")"
+        base = "serial(" + ", ".join(map(repr, self.layers)) + ")"
+        return base if self.input_shape is None else f"{base}.with_input_shape({self.input_shape})"
 
     def __len__(self) -> int:
         return len(self.layers)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickle / copy.deepcopy / sklearn.clone rebuild the network from its layers.
+        if self.input_shape is not None:
+            return (_with_input_shape, (self.layers, self.input_shape))
         return (Network, (self.layers,))
 
     def kernel(self, x1: ArrayLike, x2: ArrayLike | None = None, get: GetSpec = ("nngp", "ntk"), *,
                diagonal: bool = False, dtype: Any = np.float64, progress: bool | Callable[[int, int], Any] = False,
                tile_size: int | None = None, out: Any = None, memory_limit: int | str | None = None,
                threads: int | None = None, stats: dict | None = None) -> Any:
-        """Infinite-width kernels between the rows of ``x1`` and ``x2``.
+        """Infinite-width kernels between the examples of ``x1`` and ``x2``.
 
         Args:
-            x1: inputs, array-like of shape ``(N1, d)`` (integers are converted; any strides).
-            x2: second inputs ``(N2, d)``, or ``None`` for ``x1`` itself (then only the upper
-                triangle is computed and mirrored: the result is exactly symmetric).
+            x1: inputs, array-like of shape ``(N1, d)`` (integers are converted; any strides), or
+                for convolutional networks ``(N1, H, W, C)`` images / ``(N1, L, C)`` sequences
+                (NHWC, neural-tangents' layout).
+            x2: second inputs ``(N2, d)`` (or ``(N2, H, W, C)``, the same per-example shape as
+                ``x1``), or ``None`` for ``x1`` itself (then only the upper triangle is computed
+                and mirrored: the result is exactly symmetric).
             get: ``"nngp"``, ``"ntk"`` or a tuple of them.
             diagonal: return only ``k(x_i, x_i)``, shape ``(N1,)``, in ``O(N1·(d + depth))``.
             dtype: ``np.float64`` (default) or ``np.float32`` (single precision throughout: about
@@ -210,7 +268,7 @@ class Network(Layer):
         dt = _parse_dtype(dtype)
         if not isinstance(diagonal, (bool, np.bool_)):
             raise TypeError(f"diagonal: expected True or False, got {diagonal!r}")
-        a, b = self._inputs(x1, x2, dt)
+        a, b, shape = self._batches(x1, x2, dt)
         if diagonal and b is not None:
             raise ValueError("diagonal: diagonal=True needs x2=None (the diagonal of k(x1, x1))")
         ts = 0 if tile_size is None else _integer("tile_size", tile_size)
@@ -225,9 +283,17 @@ class Network(Layer):
         else:
             if diagonal:
                 raise ValueError("out: diagonal=True returns a vector; compute it in memory (out=None)")
+            example_shape = shape
             shape = (a.shape[0], (a if b is None else b).shape[0])
             targets = out_targets(out, names, shape, dt, {"x1": x1, "x2": x2})
             limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else parse_memory_limit(memory_limit)
+            if example_shape is not None:
+                got = _spatial_out(self, a, b, example_shape, names, targets, limit, dt, ts, nt, progress, stats)
+                if single:
+                    return got[names[0]]
+                if names == ("nngp", "ntk"):
+                    return Kernel(got["nngp"], got["ntk"])
+                return _kernel_tuple(names)(*(got[n] for n in names))
             ordered = [targets[n] for n in _KERNELS if n in names]
             callback, bar = _progress(progress, "ntkrs kernel")
             try:
@@ -248,7 +314,8 @@ class Network(Layer):
         callback, bar = _progress(progress, "ntkrs kernel")
         try:
             nngp, ntk = self._net.kernel(a, b, nngp="nngp" in names, ntk="ntk" in names,
-                                          diagonal=bool(diagonal), tile_size=ts, progress=callback, threads=nt)
+                                          diagonal=bool(diagonal), tile_size=ts, progress=callback, threads=nt,
+                                          shape=None if shape is None else list(shape))
         finally:
             if bar is not None:
                 bar.close()
@@ -263,24 +330,48 @@ class Network(Layer):
         """Random parameters of the finite network, in neural-tangents' layout and distribution.
 
         Args:
-            in_dim: the input width ``d``.
+            in_dim: the input width ``d``, or the per-example shape of image inputs, ``(H, W, C)`` or
+                ``(L, C)`` (default for an int: the network's :attr:`input_shape`, if set).
             seed: a non-negative integer; the same seed gives the same parameters whatever the
                 number of threads.
             dtype: ``np.float64`` (default) or ``np.float32`` (the same draws, rounded).
 
         Returns:
-            A list with one ``(W, b)`` per :class:`Dense`, in network order (depth first through
-            branches): ``W`` of shape ``(n_in, out_dim)``, ``b`` of shape ``(out_dim,)`` or ``None``
+            A list with one ``(W, b)`` per :class:`Dense` or :class:`Conv`, in network order (depth
+            first through branches): ``W`` of shape ``(n_in, out_dim)`` (a Conv's filter
+            ``(*filter_shape, in, out_chan)``, HWIO as stax; its fan-in ``n_in`` is
+            ``prod(filter_shape)·in``), ``b`` of shape ``(out_dim,)`` or ``None``
             when the layer has no bias (``b_std=None``). In the NTK
             parameterization ``W, b ~ N(0, 1)`` (scaled in the forward pass); in the standard one
             ``W ~ N(0, W_std²/n_in)``, ``b ~ N(0, b_std²)``, exactly as ``stax.Dense``'s ``init_fn``.
         """
+        shape: tuple[int, ...] | None = None
+        if isinstance(in_dim, (tuple, list)):
+            try:
+                shape = tuple(_integer("in_dim", v) for v in in_dim)
+            except TypeError:
+                raise TypeError(f"in_dim: expected an int or a per-example shape such as (28, 28, 1), "
+                                f"got {in_dim!r}") from None
+            if not shape or any(v < 1 for v in shape):
+                raise ValueError(f"in_dim: the per-example shape needs positive sizes, got {in_dim!r}")
+            in_dim = math.prod(shape)
+        elif self.input_shape is not None and not isinstance(in_dim, (tuple, list)):
+            shape = self.input_shape
         in_dim = _integer("in_dim", in_dim)
         if in_dim < 1:
             raise ValueError(f"in_dim: the input width must be at least 1, got {in_dim}")
+        if shape is not None and math.prod(shape) != in_dim:
+            raise ValueError(f"in_dim: {in_dim} features but the network's input_shape {shape} has {math.prod(shape)}")
+        self._finite_image_check("init", shape)
         seed = _seed(seed)
         dt = _parse_dtype(dtype)
-        return [tuple(p) for p in self._net.init(in_dim, seed, 0, dt == np.float32)]
+        raw = self._net.init(in_dim, seed, 0, dt == np.float32, shape=self._core_shape(shape))
+        out = []
+        for layer, (w, b) in zip(self._param_layers(), raw, strict=True):
+            if isinstance(layer, layers_mod.Conv):
+                w = w.reshape(*layer.filter_shape, -1, w.shape[-1])
+            out.append((w, b))
+        return out
 
     def apply(self, params: Params, x: ArrayLike, *, dtype: Any = None, dropout_seed: int = 0,
               threads: int | None = None) -> np.ndarray:
@@ -293,7 +384,7 @@ class Network(Layer):
             params: one ``(W, b)`` per Dense, as :meth:`init` returns (neural-tangents' nested
                 ``serial``/``parallel`` layout, with ``()`` for each parameterless layer, is accepted
                 too).
-            x: inputs of shape ``(N, d)``.
+            x: inputs of shape ``(N, d)``, or images ``(N, H, W, C)`` / ``(N, L, C)`` (NHWC).
             dtype: the precision of the computation; default: the parameters' (float32 when all of
                 them are float32, else float64).
             dropout_seed: the seed of the masks of ``Dropout(mode="train")`` layers (deterministic
@@ -301,7 +392,10 @@ class Network(Layer):
             threads: as for :meth:`kernel`.
         """
         dt, p = self._check_params(params, dtype)
-        return self._net.apply(p, as_matrix(x, "x", dt), _seed(dropout_seed, "dropout_seed"), _threads(threads))
+        a, shape = self._batch(x, "x", dt)
+        self._finite_image_check("apply", shape)
+        return self._net.apply(p, a, _seed(dropout_seed, "dropout_seed"), _threads(threads),
+                               shape=self._core_shape(shape))
 
     def empirical_kernel(self, params: Params, x1: ArrayLike, x2: ArrayLike | None = None,
                          get: GetSpec = ("nngp", "ntk"), *, trace_outputs: bool = True, dtype: Any = None,
@@ -377,11 +471,13 @@ class Network(Layer):
             raise ValueError(f"n_samples: must be at least 1, got {n_samples}")
         seed = _seed(seed)
         dt = _parse_dtype(dtype)
-        a, b = self._inputs(x1, x2, dt)
+        a, b, shape = self._batches(x1, x2, dt)
+        self._finite_image_check("monte_carlo_kernel", shape)
         callback, bar = _progress(progress, "ntkrs monte carlo")
         try:
             nngp, ntk = self._net.monte_carlo(a, b, n, seed, nngp="nngp" in names, ntk="ntk" in names,
-                                              progress=callback, threads=_threads(threads))
+                                              progress=callback, threads=_threads(threads),
+                                              shape=self._core_shape(shape))
         finally:
             if bar is not None:
                 bar.close()
@@ -446,6 +542,7 @@ class Network(Layer):
             at = [int(v) for v in arr]
         if not isinstance(record_ntk, (bool, np.bool_)):
             raise TypeError(f"record_ntk: expected True or False, got {record_ntk!r}")
+        self._finite_spatial_check("train")
         dt, p = self._check_params(params, dtype)
         xa = as_matrix(x, "x", dt)
         o = self._net.out_dim(xa.shape[1])
@@ -476,14 +573,43 @@ class Network(Layer):
     # helpers
 
     def _inputs(self, x1: ArrayLike, x2: ArrayLike | None, dt: np.dtype) -> tuple[np.ndarray, np.ndarray | None]:
-        a = as_matrix(x1, "x1", dt)
+        a, b, _ = self._batches(x1, x2, dt)
+        return a, b
+
+    def _batch(self, x: ArrayLike, name: str, dt: np.dtype) -> tuple[np.ndarray, tuple[int, ...] | None]:
+        """One batch as a matrix and its example shape, reshaped by :attr:`input_shape` if set."""
+        a, shape = as_batch(x, name, dt)
+        want = self.input_shape
+        if want is None:
+            return a, shape
+        if shape is None:
+            if a.shape[1] != math.prod(want):
+                raise ValueError(f"{name}: has {a.shape[1]} features per row, but the network's input_shape {want} "
+                                 f"needs {math.prod(want)} (one example flattened in C order)")
+            return a, want
+        if shape != want:
+            raise ValueError(f"{name}: has examples of shape {shape}, but the network's input_shape is {want}")
+        return a, shape
+
+    def _batches(self, x1: ArrayLike, x2: ArrayLike | None,
+                 dt: np.dtype) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...] | None]:
+        """``(x1, x2, shape)``: both batches as matrices and the per-example shape (``None`` for
+        vectors); ``x2``'s examples must have ``x1``'s shape."""
+        a, shape = self._batch(x1, "x1", dt)
         b = None
         if x2 is not None:
-            b = as_matrix(x2, "x2", dt)
-            if b.shape[1] != a.shape[1]:
-                raise ValueError(f"x2: has {b.shape[1]} features but x1 has {a.shape[1]}; "
-                                 "both need the same number of columns")
-        return a, b
+            b, shape2 = self._batch(x2, "x2", dt)
+            if shape2 != shape or b.shape[1] != a.shape[1]:
+                if shape is None and shape2 is None:
+                    raise ValueError(f"x2: has {b.shape[1]} features but x1 has {a.shape[1]}; "
+                                     "both need the same number of columns")
+                extra = ""
+                if shape is not None and shape2 is not None and len(shape) == len(shape2) and shape[-1] == shape2[-1]:
+                    extra = (" (neural-tangents accepts different spatial sizes when the network ends with "
+                             "GlobalAvgPool; ntkrs does not: crop or pad them to one size)")
+                raise ValueError(f"x2: has examples of shape {_shape_text(shape2, b.shape[1])} but x1 has "
+                                 f"{_shape_text(shape, a.shape[1])}; both need the same shape{extra}")
+        return a, b, shape
 
     def _empirical(self, params: Params, x1: ArrayLike, x2: ArrayLike | None, names: tuple[str, ...],
                    trace_outputs: bool, per_layer: bool, dtype: Any, progress: Any, dropout_seed: int,
@@ -491,15 +617,39 @@ class Network(Layer):
         if not isinstance(trace_outputs, (bool, np.bool_)):
             raise TypeError(f"trace_outputs: expected True or False, got {trace_outputs!r}")
         dt, p = self._check_params(params, dtype)
-        a, b = self._inputs(x1, x2, dt)
+        a, b, shape = self._batches(x1, x2, dt)
+        self._finite_image_check("empirical kernels", shape)
         callback, bar = _progress(progress, "ntkrs empirical")
         try:
             return self._net.empirical(p, a, b, nngp="nngp" in names, ntk="ntk" in names,
                                        trace=bool(trace_outputs), per_layer=per_layer, progress=callback,
-                                       dropout_seed=_seed(dropout_seed, "dropout_seed"), threads=_threads(threads))
+                                       dropout_seed=_seed(dropout_seed, "dropout_seed"), threads=_threads(threads),
+                                       shape=self._core_shape(shape))
         finally:
             if bar is not None:
                 bar.close()
+
+    def _finite_spatial_check(self, method: str) -> None:
+        """Raise ``NotImplementedError`` naming the first convolution or pooling layer: finite-width
+        networks with them (``init``/``apply``/empirical kernels/``monte_carlo_kernel``/``train``)
+        are not implemented yet; the analytic kernels (:meth:`kernel`) are."""
+        spatial = (layers_mod.Conv, layers_mod._Pool, layers_mod.GlobalAvgPool, layers_mod.GlobalSumPool)
+
+        def find(layer: Layer, path: str) -> str | None:
+            for i, child in enumerate(layer._children()):
+                here = f"{path} > layer {i}" if path else f"layer {i}"
+                if isinstance(child, spatial):
+                    return f"{here} ({type(child).__name__})"
+                got = find(child, here)
+                if got is not None:
+                    return got
+            return None
+
+        where = find(self, "")
+        if where is not None:
+            raise NotImplementedError(
+                f"{method}: finite-width networks with convolutions or pooling are not implemented yet "
+                f"({where}); the infinite-width kernels of this network are: use net.kernel(...)")
 
     def leaves(self) -> list[Layer]:
         """Every plain layer (not a ``serial``/``parallel``), in network order (depth first)."""
@@ -519,20 +669,40 @@ class Network(Layer):
         """The Dense layers, in network order (depth first)."""
         return [layer for layer in self.leaves() if isinstance(layer, Dense)]
 
+    def _param_layers(self) -> list[Layer]:
+        """The layers with parameters (Dense and Conv), in network order (depth first)."""
+        return [layer for layer in self.leaves() if isinstance(layer, (Dense, layers_mod.Conv))]
+
+    @staticmethod
+    def _core_shape(shape: tuple[int, ...] | None) -> list[int] | None:
+        """The per-example shape for the core: ``None`` for vectors."""
+        return None if shape is None or len(shape) < 2 else list(shape)
+
+    def _finite_image_check(self, method: str, shape: tuple[int, ...] | None) -> None:
+        """``NotImplementedError`` for what finite-width networks do not support on images yet:
+        LayerNorm and FanInConcat on spatial values (the analytic kernels support them)."""
+        if shape is None or len(shape) < 2:
+            return
+        for layer in self.leaves():
+            if isinstance(layer, (LayerNorm, layers_mod.FanInConcat)):
+                raise NotImplementedError(
+                    f"{method}: finite-width networks on images with {type(layer).__name__} are not implemented "
+                    "yet; the infinite-width kernels of this network are: use net.kernel(...)")
+
     def _pairs(self, params: Params) -> list[tuple[Any, Any]]:
         """The ``(W, b)`` pairs of ``params``: one per Dense in network order, or neural-tangents'
         nested layout (one entry per layer of every ``serial``/``parallel``, ``()`` for layers
         without parameters)."""
         if isinstance(params, (np.ndarray, str, bytes)) or not isinstance(params, Sequence):
             raise TypeError(f"params: expected a list of (W, b) pairs as net.init returns, got {type(params).__name__}")
-        n_dense = len(self._denses())
+        n_dense = len(self._param_layers())
         items = list(params)
         flat = all(_is_pair(item) for item in items)
         if not flat and len(items) == len(self.layers) and len(items) != n_dense:
             items = _flatten_params(self, items, "params")
         if len(items) != n_dense:
-            raise ValueError(f"params: the network has {n_dense} Dense layer(s) but {len(items)} "
-                             "(W, b) pair(s) were given; pass the list net.init returns")
+            raise ValueError(f"params: the network has {n_dense} Dense layer(s) (Conv layers included) but "
+                             f"{len(items)} (W, b) pair(s) were given; pass the list net.init returns")
         pairs = []
         for i, item in enumerate(items):
             if not (isinstance(item, Sequence) and len(item) == 2) or isinstance(item, (str, bytes)):
@@ -551,14 +721,23 @@ class Network(Layer):
             f32 = all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays)
             dt = np.dtype(np.float32) if f32 else np.dtype(np.float64)
         out = []
+        layers = self._param_layers()
         for l, (w, b) in enumerate(pairs):
             w = _param_array(w, f"W of Dense layer {l}", dt)
-            if w.ndim != 2:
+            layer = layers[l]
+            if isinstance(layer, layers_mod.Conv):
+                want = len(layer.filter_shape) + 2
+                if w.ndim != want or tuple(w.shape[:-2]) != tuple(layer.filter_shape):
+                    raise ValueError(f"params: W of Conv layer {l} must have shape (*filter_shape, in, out) = "
+                                     f"({', '.join(map(str, layer.filter_shape))}, in, out) (HWIO, as stax), "
+                                     f"got {w.shape}")
+                w = np.ascontiguousarray(w.reshape(-1, w.shape[-1]))
+            elif w.ndim != 2:
                 raise ValueError(f"params: W of Dense layer {l} must be 2-D (in, out), got shape {w.shape}")
             if b is not None:
                 b = _param_array(b, f"b of Dense layer {l}", dt)
-                if b.ndim == 2 and b.shape[0] == 1:
-                    b = b[0]  # neural-tangents' (1, out) bias
+                if b.ndim >= 2 and all(v == 1 for v in b.shape[:-1]):
+                    b = b.reshape(-1)  # neural-tangents' (1, out) / (1, 1, 1, out) bias
                 if b.ndim != 1:
                     raise ValueError(f"params: b of Dense layer {l} must have shape (out,), got {b.shape}")
                 b = np.ascontiguousarray(b)
@@ -640,7 +819,7 @@ def _is_pair(item: Any) -> bool:
 
 def _flatten_params(layer: Layer, p: Any, where: str) -> list[Any]:
     """neural-tangents' nested parameters of ``layer`` as a flat list of ``(W, b)`` pairs."""
-    if isinstance(layer, Dense):
+    if isinstance(layer, (Dense, layers_mod.Conv)):
         return [p]
     children = layer._children()
     if not children:
@@ -675,6 +854,82 @@ def _kernel_tuple(names: tuple[str, ...]) -> type:
     if names not in _TUPLES:
         _TUPLES[names] = namedtuple("Kernel", names)  # type: ignore[misc]
     return _TUPLES[names]
+
+
+def _spatial_out(net: Network, a: np.ndarray, b: np.ndarray | None, example_shape: tuple[int, ...],
+                 names: tuple[str, ...], targets: dict[str, tuple[Any, bool]], limit: int, dt: np.dtype,
+                 ts: int, nt: int | None, progress: Any, stats: dict | None) -> dict[str, Any]:
+    """``out=`` for examples with spatial axes (convolutional networks): row panels of at most
+    ``limit`` bytes of results, each computed in memory and written to the targets. With ``x2``
+    ``None`` only the blocks on and above the diagonal are computed (the diagonal blocks by the
+    symmetric call, so the diagonal is bitwise the in-memory one) and mirrored on write: the
+    result is exactly symmetric. ``.npy`` paths are written to ``PATH.partial`` and renamed when
+    complete; an error or Ctrl-C deletes the partial files."""
+    import os
+    import time
+
+    n1 = a.shape[0]
+    n2 = n1 if b is None else b.shape[0]
+    row_bytes = n2 * dt.itemsize * len(names)
+    rows = limit // row_bytes
+    if rows < 1:
+        raise ValueError(f"memory_limit: {limit} bytes cannot hold one row of the result ({row_bytes} bytes for "
+                         f"{len(names)} kernel(s) of {n2} columns); raise memory_limit")
+    rows = min(rows, n1)
+    panels = [(r0, min(r0 + rows, n1)) for r0 in range(0, n1, rows)]
+    arrays: dict[str, np.ndarray] = {}
+    partial: list[str] = []
+    t0 = time.perf_counter()
+    callback, bar = _progress(progress, "ntkrs kernel")
+    try:
+        for n, (t, _) in targets.items():
+            if isinstance(t, str):
+                tmp = t + ".partial"
+                partial.append(tmp)
+                arrays[n] = np.lib.format.open_memmap(tmp, mode="w+", dtype=dt, shape=(n1, n2))
+            else:
+                arrays[n] = t
+        get = names if len(names) > 1 else names[0]
+        xs = a.reshape((n1, *example_shape))
+        ys = None if b is None else b.reshape((n2, *example_shape))
+        for k, (r0, r1) in enumerate(panels):
+            if b is None:
+                blocks = [((r0, r1), net.kernel(xs[r0:r1], None, get, dtype=dt, tile_size=ts or None, threads=nt))]
+                if r1 < n1:
+                    blocks.append(((r1, n1), net.kernel(xs[r0:r1], xs[r1:], get, dtype=dt, tile_size=ts or None,
+                                                          threads=nt)))
+            else:
+                blocks = [((0, n2), net.kernel(xs[r0:r1], ys, get, dtype=dt, tile_size=ts or None, threads=nt))]
+            for (c0, c1), got in blocks:
+                for n in names:
+                    block = got if len(names) == 1 else getattr(got, n)
+                    arrays[n][r0:r1, c0:c1] = block
+                    if b is None and c0 != r0:
+                        arrays[n][c0:c1, r0:r1] = block.T
+            if callback is not None:
+                callback(k + 1, len(panels))
+        for n, (t, _) in targets.items():
+            if isinstance(t, str):
+                arrays[n].flush()
+                del arrays[n]
+                os.replace(t + ".partial", t)
+                partial.remove(t + ".partial")
+    finally:
+        if bar is not None:
+            bar.close()
+        arrays.clear()
+        for tmp in partial:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+    if stats is not None:
+        stats.update({"total_s": time.perf_counter() - t0, "panel_rows": rows, "panels": len(panels)})
+    return {n: (np.load(t, mmap_mode="r") if isinstance(t, str) else t) for n, (t, _) in targets.items()}
+
+
+def _with_input_shape(layers: tuple[Layer, ...], input_shape: tuple[int, ...]) -> Network:
+    return Network(layers).with_input_shape(input_shape)
 
 
 def _progress(progress: Any, desc: str) -> tuple[Callable[[int, int], None] | None, Any]:
@@ -712,7 +967,10 @@ def map_layers(net: Network, fn: Callable[[Layer], Layer]) -> Network:
             return Parallel(*(walk(c) for c in layer.layers))
         return fn(layer)
 
-    return walk(net)  # type: ignore[return-value]
+    out = walk(net)
+    if net.input_shape is not None:
+        out = out.with_input_shape(net.input_shape)  # type: ignore[union-attr]
+    return out  # type: ignore[return-value]
 
 
 def serial(*layers: Layer) -> Network:

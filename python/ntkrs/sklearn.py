@@ -9,6 +9,10 @@
   size, by the solvers of :func:`ntkrs.predict.kernel_regression` (exact Cholesky, or Nyström
   centres and preconditioned conjugate gradients), under a memory limit.
 
+Images (convolutional networks): scikit-learn passes 2-D ``(n_samples, n_features)`` arrays, so give
+the network its example shape, ``net.with_input_shape((H, W, C))``, and pass the images flattened
+(``X.reshape(len(X), -1)``, C order); the kernels' ``W_std``/``b_std`` set every ``Dense`` and ``Conv``.
+
 This module is the only one in ntkrs that imports scikit-learn; ``import ntkrs`` does not load it.
 """
 
@@ -24,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _solvers
 from . import predict as _predict
-from .layers import Dense
+from .layers import Conv, Dense
 from .network import Network, map_layers, mlp
 
 try:  # scikit-learn ≥ 1.6
@@ -45,13 +49,22 @@ def default_network() -> Network:
 
 
 def _with_stds(net: Network | None, W_std: float, b_std: float) -> Network:
-    """``net`` with every :class:`Dense` given ``W_std`` and ``b_std`` (width and parameterization kept)."""
+    """``net`` with every :class:`Dense` and :class:`Conv` given ``W_std`` and ``b_std`` (widths, filters,
+    strides, padding, parameterization and the network's ``input_shape`` kept)."""
     template = default_network() if net is None else net
     if not isinstance(template, Network):
         raise TypeError(f"net: expected an ntkrs Network (nk.serial(...) or nk.mlp(...)) or None, "
                         f"got {type(template).__name__}")
-    return map_layers(template, lambda layer: Dense(layer.out_dim, W_std, b_std, layer.parameterization)
-                      if isinstance(layer, Dense) else layer)
+
+    def with_stds(layer: Any) -> Any:
+        if isinstance(layer, Dense):
+            return Dense(layer.out_dim, W_std, b_std, layer.parameterization)
+        if isinstance(layer, Conv):
+            return Conv(layer.out_chan, layer.filter_shape, layer.strides, layer.padding, W_std, b_std,
+                        parameterization=layer.parameterization)
+        return layer
+
+    return map_layers(template, with_stds)
 
 
 class _NetworkKernel(_SkKernel):

@@ -198,6 +198,7 @@ impl Opts {
         KernelOptions {
             tile_size: self.tile_size as usize,
             par: Parallelism::from_threads(self.threads as usize),
+            ..KernelOptions::default()
         }
     }
 
@@ -717,6 +718,7 @@ pub unsafe extern "C" fn ntkrs_apply_f64(
         let ao = ntkrs_core::ApplyOptions {
             par: Parallelism::from_threads(o.threads as usize),
             dropout_seed: 0,
+            shape: ntkrs_core::InputShape::FLAT,
         };
         let f = o.run(|ctl| net.apply(&p, a, &ao, ctl))?;
         std::slice::from_raw_parts_mut(out, f.len()).copy_from_slice(&f);
@@ -760,6 +762,7 @@ pub unsafe extern "C" fn ntkrs_empirical_f64(
             per_layer: false,
             par: Parallelism::from_threads(o.threads as usize),
             dropout_seed: 0,
+            shape: ntkrs_core::InputShape::FLAT,
         };
         let e = o.run(|ctl| net.empirical(&p, a, b, &eo, ctl))?;
         if let Some(v) = e.nngp {

@@ -23,14 +23,21 @@ use crate::memory::{alloc_results, count};
 use crate::network::Network;
 use crate::plan::{run_row, Planned, RowScratch};
 use crate::pool::Parallelism;
+use crate::shape::InputShape;
+use crate::spatial::{spatial_tile, spatial_units, SpatialPlanned};
+use crate::tile::Window;
 
-/// Tuning knobs of a kernel computation; the results do not depend on them.
+/// Options of a kernel computation: the layout of the inputs' rows and tuning knobs (the results
+/// do not depend on the knobs).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelOptions {
     /// Side of the square tiles (0: automatic).
     pub tile_size: usize,
     /// Where the computation runs.
     pub par: Parallelism,
+    /// The shape of one example (each input row flattened in C order): [`InputShape::FLAT`]
+    /// (the default) for vectors, `(L, C)` or `(H, W, C)` for convolutional networks.
+    pub shape: InputShape,
 }
 
 /// A network planned for two batches: the scaled inputs and every step's plan.
@@ -90,6 +97,9 @@ impl Network {
     ) -> Result<Kernels<T>> {
         get.check()?;
         check_inputs(x1, x2)?;
+        if let Some(prog) = self.spatial_program(x1, opts.shape)? {
+            return self.kernel_spatial(&prog, opts, x1, x2, get, ctl);
+        }
         let (n1, n2) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()));
         let nout = get.count();
         let size = count::<T>(n1, n2, nout, || format!("a {n1} x {n2} kernel"))? / nout;
@@ -183,6 +193,87 @@ impl Network {
                 ctl,
             )
         })
+    }
+
+    /// Only the diagonal `k(x_i, x_i)` of the kernels of `x`, in `O(N·(d + steps))` (`N` times
+    /// one pair's work for convolutional networks); `shape` as in [`KernelOptions`].
+    pub fn kernel_diagonal_shaped<T: Element>(
+        &self,
+        x: MatRef<'_, T>,
+        shape: InputShape,
+        get: Get,
+        par: Parallelism,
+        ctl: &Control,
+    ) -> Result<Kernels<T>> {
+        get.check()?;
+        let m = check_inputs(x, None)?;
+        let Some(prog) = self.spatial_program(x, shape)? else {
+            return self.kernel_diagonal(x, get, ctl);
+        };
+        let in_shape = shape.resolve(x.ncols())?;
+        let n = x.nrows();
+        ctl.add_total(n as u64);
+        let runner = crate::pool::Runner::new(par, n > 1)?;
+        let (nngp, ntk) = runner.run(|parallel| -> Result<(Vec<T>, Vec<T>)> {
+            let sp = SpatialPlanned::new(&prog, &in_shape, x, None, m, parallel, ctl)?;
+            sp.diagonal(parallel, ctl)
+        })?;
+        Ok(Kernels {
+            nngp: get.nngp.then_some(nngp),
+            ntk: get.ntk.then_some(ntk),
+            rows: n,
+            cols: 1,
+        })
+    }
+
+    /// The program for a call on `x` with examples of shape `shape` when it takes the spatial
+    /// path (the examples have spatial axes), else `None`.
+    pub(crate) fn spatial_program<T: Element>(
+        &self,
+        x: MatRef<'_, T>,
+        shape: InputShape,
+    ) -> Result<Option<crate::program::Program>> {
+        if shape.is_flat() {
+            return Ok(None);
+        }
+        let s = shape.resolve(x.ncols())?;
+        if s.len() == 1 {
+            return Ok(None);
+        }
+        Ok(Some(self.compile_shape(&s)?))
+    }
+
+    /// [`Network::kernel`] for examples with spatial axes.
+    fn kernel_spatial<T: Element>(
+        &self,
+        prog: &crate::program::Program,
+        opts: &KernelOptions,
+        x1: MatRef<'_, T>,
+        x2: Option<MatRef<'_, T>>,
+        get: Get,
+        ctl: &Control,
+    ) -> Result<Kernels<T>> {
+        let m = check_inputs(x1, x2)?;
+        prog.check_readout()?;
+        let in_shape = opts.shape.resolve(x1.ncols())?;
+        let x2 = x2.filter(|x2| !(self.has_dropout() && same_values(x1, *x2)));
+        let (n1, n2) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()));
+        let nout = get.count();
+        let size = count::<T>(n1, n2, nout, || format!("a {n1} x {n2} kernel"))? / nout;
+        let mut bufs = alloc_results::<T>(
+            &vec![size; nout],
+            &format!("{nout} {} kernel(s) of shape {n1} x {n2}", T::NAME),
+        )?;
+        let tile = spatial_tile(opts.tile_size);
+        let win = Window::whole(n1, n2);
+        let sym = x2.is_none();
+        ctl.add_total(spatial_units(win, sym, tile));
+        let runner = crate::pool::Runner::new(opts.par, n1 * n2 > 1)?;
+        runner.run(|parallel| -> Result<()> {
+            let sp = SpatialPlanned::new(prog, &in_shape, x1, x2, m, parallel, ctl)?;
+            sp.layers(&mut bufs, win, get, sym, true, tile, parallel, ctl)
+        })?;
+        Ok(Kernels::from_buffers(get, bufs, n1, n2))
     }
 
     /// Only the diagonal `k(x_i, x_i)` of the kernels of `x`, in `O(N·(d + steps))`.

@@ -24,15 +24,18 @@ use rayon::prelude::*;
 use crate::control::Control;
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::finite_conv as fc;
 use crate::input::check_input;
 use crate::kernels::{Get, Kernels};
 use crate::layer::{layer_norm, Dropout};
+use crate::layer::{Dense, PoolKind};
 use crate::linalg::{all_finite, cm, gemm_cols, gram, permute_full, CHUNK, MIN_LEN};
 use crate::memory::{alloc_results, available_memory, check_room, count};
 use crate::network::Network;
 use crate::pool::{Parallelism, Runner};
 use crate::program::{Op, Program};
 use crate::random::normals;
+use crate::shape::InputShape;
 
 /// One Dense layer's parameters, borrowed: `w` is `n_in × n_out` (neural-tangents' layout), `b`
 /// has `n_out` entries and is present exactly when the layer has a bias (`b_std` is not `None`).
@@ -74,6 +77,9 @@ pub struct ApplyOptions {
     pub par: Parallelism,
     /// The seed of the dropout masks (`Dropout(mode="train")` layers only; batch 0's masks).
     pub dropout_seed: u64,
+    /// The per-example shape of the input rows (`InputShape::FLAT`: vectors); images
+    /// `(H, W, C)` / `(L, C)` are rows flattened in C order (NHWC).
+    pub shape: InputShape,
 }
 
 /// Which empirical kernels to compute and in what form.
@@ -90,6 +96,8 @@ pub struct EmpiricalOptions {
     /// The seed of the dropout masks (`Dropout(mode="train")` layers only): `x1`'s samples use
     /// the masks of batch 0, `x2`'s those of batch 1.
     pub dropout_seed: u64,
+    /// The per-example shape of the input rows (see [`ApplyOptions::shape`]).
+    pub shape: InputShape,
 }
 
 impl Default for EmpiricalOptions {
@@ -100,6 +108,7 @@ impl Default for EmpiricalOptions {
             per_layer: false,
             par: Parallelism::Pool,
             dropout_seed: 0,
+            shape: InputShape::FLAT,
         }
     }
 }
@@ -199,6 +208,67 @@ impl Network {
     }
 }
 
+/// Positions of value `v` (1 when it has no spatial axes).
+fn positions(p: &Program, v: usize) -> usize {
+    p.dims(v).iter().product()
+}
+
+/// Entries of value `v` per sample: channels × positions.
+fn size(p: &Program, v: usize, d: usize) -> usize {
+    p.width(v, d) * positions(p, v)
+}
+
+/// Whether a step's parameters act on several positions (a `Conv`, or a `Dense` on a spatial
+/// value): its NTK term is formed from per-sample gradients.
+fn spatial_param(p: &Program, s: usize) -> bool {
+    let st = &p.steps[s];
+    matches!(st.op, Op::Conv { .. }) || positions(p, st.inputs[0]) > 1
+}
+
+/// The parameter steps (`Dense` and `Conv`) of a program: `(param, step, rows, n_out, layer)`,
+/// `rows` the rows of `W` (`n_in`, or `taps·C_in` for a convolution: its fan-in), `layer` the
+/// `Dense` with the step's standard deviations and parameterization.
+fn param_steps(p: &Program, d: usize) -> Vec<(usize, usize, usize, usize, Dense)> {
+    let mut out: Vec<_> = p
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(s, st)| match &st.op {
+            Op::Dense { layer, param } => Some((*param, s, p.width(st.inputs[0], d), layer.out_dim, layer.clone())),
+            Op::Conv { layer, param, .. } => Some((
+                *param,
+                s,
+                layer.taps() * p.width(st.inputs[0], d),
+                layer.out_chan,
+                layer.as_dense(),
+            )),
+            _ => None,
+        })
+        .collect();
+    out.sort_by_key(|t| t.0);
+    out
+}
+
+impl Network {
+    /// The program for inputs of `d` columns with examples of shape `shape`.
+    fn finite_program(&self, d: usize, shape: InputShape) -> Result<Program> {
+        let s = shape.resolve(d)?;
+        let p = if s.len() == 1 {
+            self.compile(d)?
+        } else {
+            self.compile_shape(&s)?
+        };
+        if positions(&p, p.output) > 1 {
+            return Err(Error::InvalidNetwork(format!(
+                "the network's output has spatial shape {:?}: end it with a readout (Flatten() or \
+                 GlobalAvgPool()) and a Dense layer",
+                p.dims(p.output)
+            )));
+        }
+        Ok(p)
+    }
+}
+
 /// The `Dense` steps of a program: `(param, step, n_in, n_out, layer)`.
 fn dense_steps(p: &Program, d: usize) -> Vec<(usize, usize, usize, usize, &crate::layer::Dense)> {
     let mut out: Vec<_> = p
@@ -225,14 +295,14 @@ fn check_params<T: Element>(prog: &Program, params: &[DenseParams<'_, T>], in_di
             ),
         ));
     }
-    for (l, _, n_in, n_out, layer) in dense_steps(prog, in_dim) {
+    for (l, _, n_in, n_out, layer) in param_steps(prog, in_dim) {
         let p = &params[l];
         if p.w.nrows() != n_in || p.w.ncols() != n_out {
             return Err(Error::arg(
                 "params",
                 format!(
-                    "W of Dense layer {l} has shape ({}, {}) but the layer needs ({n_in}, {n_out}) \
-                     (in, out){}",
+                    "W of parameter layer {l} has shape ({}, {}) but the layer needs ({n_in}, {n_out}) \
+                     (in, out; a Conv's filter (*filter_shape, in, out) as ({n_in}, {n_out})){}",
                     p.w.nrows(),
                     p.w.ncols(),
                     if n_in == in_dim && l == 0 {
@@ -295,27 +365,25 @@ impl Network {
     /// assert_eq!(p[1].w, net.init::<f64>(5, 0, 0).unwrap()[1].w);
     /// ```
     pub fn init<T: Element>(&self, in_dim: usize, seed: u64, sample: u64) -> Result<Vec<DenseOwned<T>>> {
+        self.init_shaped(in_dim, InputShape::FLAT, seed, sample)
+    }
+
+    /// [`Network::init`] for inputs of `in_dim` columns holding examples of shape `shape`
+    /// (images, flattened in C order). A `Conv`'s filter is returned as its `(taps·C_in) × C_out`
+    /// matrix: neural-tangents' HWIO array `(*filter_shape, C_in, C_out)` in C order; its
+    /// distribution is a `Dense`'s of fan-in `taps·C_in`.
+    pub fn init_shaped<T: Element>(
+        &self,
+        in_dim: usize,
+        shape: InputShape,
+        seed: u64,
+        sample: u64,
+    ) -> Result<Vec<DenseOwned<T>>> {
         if in_dim == 0 {
             return Err(Error::arg("in_dim", "the input width must be at least 1"));
         }
-        let prog = self.compile(in_dim)?;
-        let cancel = crate::control::Cancel::current();
-        dense_steps(&prog, in_dim)
-            .into_iter()
-            .map(|(l, _, n_in, n_out, layer)| {
-                let count = n_in
-                    .checked_mul(n_out)
-                    .ok_or_else(|| Error::arg("in_dim", "the layer is too large"))?;
-                let (sw, sb) = layer.init_stds(n_in);
-                let w = normals::<T>(count, [seed, sample, l as u64, 0], sw);
-                // a draw cut short by a cancellation (through `Control::scope`) is discarded here
-                cancel.check()?;
-                let b = layer
-                    .b_std
-                    .map(|_| normals::<T>(n_out, [seed, sample, l as u64, 1], sb));
-                Ok(DenseOwned { w, n_in, n_out, b })
-            })
-            .collect()
+        let prog = self.finite_program(in_dim, shape)?;
+        init_prog(&prog, in_dim, seed, sample)
     }
 
     /// Number of parameters (weights and biases) of the finite network on inputs of width
@@ -339,7 +407,7 @@ impl Network {
         ctl: &Control,
     ) -> Result<Vec<T>> {
         check_input("x", x)?;
-        let prog = self.compile(x.ncols())?;
+        let prog = self.finite_program(x.ncols(), opts.shape)?;
         check_params(&prog, params, x.ncols())?;
         ctl.add_total(prog.steps.len() as u64);
         let runner = Runner::new(opts.par, worth_threads(&prog, x.nrows(), x.ncols(), 1))?;
@@ -374,7 +442,7 @@ impl Network {
         opts.get.check()?;
         crate::input::check_inputs(x1, x2)?;
         let d = x1.ncols();
-        let prog = self.compile(d)?;
+        let prog = self.finite_program(d, opts.shape)?;
         check_params(&prog, params, d)?;
         let (n1, n2, o) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()), prog.out_dim(d));
         let per = if opts.trace { 1 } else { o * o };
@@ -401,11 +469,47 @@ impl Network {
     }
 }
 
+fn spatial_unsupported(label: &str) -> Error {
+    Error::InvalidNetwork(format!(
+        "{label}: finite-width networks with LayerNorm or FanInConcat on spatial values (images) are not \
+         supported yet; the analytic kernels (kernel) are"
+    ))
+}
+
+/// The factor of a global pool over `p` positions.
+fn global_scale(kind: PoolKind, p: usize) -> f64 {
+    match kind {
+        PoolKind::Avg => 1.0 / p as f64,
+        PoolKind::Sum => 1.0,
+    }
+}
+
+/// [`Network::init_shaped`] on a compiled program.
+fn init_prog<T: Element>(prog: &Program, in_dim: usize, seed: u64, sample: u64) -> Result<Vec<DenseOwned<T>>> {
+    let cancel = crate::control::Cancel::current();
+    param_steps(prog, in_dim)
+        .into_iter()
+        .map(|(l, _, n_in, n_out, layer)| {
+            let count = n_in
+                .checked_mul(n_out)
+                .ok_or_else(|| Error::arg("in_dim", "the layer is too large"))?;
+            let (sw, sb) = layer.init_stds(n_in);
+            let w = normals::<T>(count, [seed, sample, l as u64, 0], sw);
+            // a draw cut short by a cancellation (through `Control::scope`) is discarded here
+            cancel.check()?;
+            let b = layer
+                .b_std
+                .map(|_| normals::<T>(n_out, [seed, sample, l as u64, 1], sb));
+            Ok(DenseOwned { w, n_in, n_out, b })
+        })
+        .collect()
+}
+
 /// Whether `ways` passes of `n` samples through the network's parameters (multiply-adds) are
 /// worth spreading over threads: below about a million, waking pool threads costs more than it
 /// saves, so the work runs on the calling thread (bitwise the same results).
 fn worth_threads(p: &Program, n: usize, d: usize, ways: usize) -> bool {
-    let params: usize = dense_steps(p, d)
+    let params: usize = param_steps(p, d)
         .iter()
         .map(|&(_, _, n_in, n_out, _)| n_in.saturating_mul(n_out))
         .fold(0, usize::saturating_add);
@@ -461,7 +565,8 @@ pub(crate) fn forward<T: Element>(
         .steps
         .iter()
         .any(|st| !matches!(st.op, Op::Dense { .. }) && st.inputs.contains(&0))
-        || p.output == 0;
+        || p.output == 0
+        || positions(p, 0) > 1;
     if elementwise_input {
         let mut h = vec![T::ZERO; d * n];
         for a in 0..n {
@@ -475,14 +580,34 @@ pub(crate) fn forward<T: Element>(
         ctl.check()?;
         let v = st.inputs[0];
         let w_in = p.width(v, d);
+        let (pos_in, size_in) = (positions(p, v), size(p, v, d));
         let h: Vec<T> = match &st.op {
-            Op::Dense { layer, param } => {
-                let pr = &params[*param];
+            Op::Dense { .. } | Op::Conv { .. } => {
+                let (layer, param) = match &st.op {
+                    Op::Dense { layer, param } => (layer.clone(), *param),
+                    Op::Conv { layer, param, .. } => (layer.as_dense(), *param),
+                    _ => unreachable!(),
+                };
+                let pr = &params[param];
                 let n_out = layer.out_dim;
-                let (sc, beta) = layer.scales(w_in);
-                let mut z = vec![T::ZERO; n_out * n];
-                let dst = MatMut::from_column_major_slice_mut(&mut z, n_out, n);
-                gemm_cols(dst, pr.w.transpose(), fwd.mat(p, v, x), T::from_f64(sc), par, ctl)?;
+                let (sc, beta) = layer.scales(pr.w.nrows());
+                let pos_out = positions(p, st.output);
+                let cols = pos_out * n;
+                let mut z = vec![T::ZERO; n_out * cols];
+                let dst = MatMut::from_column_major_slice_mut(&mut z, n_out, cols);
+                match &st.op {
+                    Op::Conv { layer: c, axes, .. } => {
+                        let table = fc::gather_table(axes);
+                        let g = fc::im2col(fwd.slice(v), &table, c.taps(), w_in, pos_in);
+                        let src = cm(&g, pr.w.nrows(), cols);
+                        gemm_cols(dst, pr.w.transpose(), src, T::from_f64(sc), par, ctl)?;
+                    }
+                    _ if pos_in > 1 => {
+                        let src = cm(fwd.slice(v), w_in, cols);
+                        gemm_cols(dst, pr.w.transpose(), src, T::from_f64(sc), par, ctl)?;
+                    }
+                    _ => gemm_cols(dst, pr.w.transpose(), fwd.mat(p, v, x), T::from_f64(sc), par, ctl)?,
+                }
                 if let Some(b) = pr.b {
                     let beta = T::from_f64(beta);
                     let add = |col: &mut [T]| {
@@ -521,7 +646,16 @@ pub(crate) fn forward<T: Element>(
                 }
                 h
             }
-            Op::LayerNorm(ln) => {
+            Op::Flatten => fwd.slice(v).to_vec(),
+            Op::Pool { axes, weights } => {
+                let table = fc::gather_table(axes);
+                fc::pool(fwd.slice(v), &table, &fc::pool_weights(axes, weights), w_in, pos_in)
+            }
+            Op::GlobalPool(kind) => fc::global_pool(fwd.slice(v), w_in, pos_in, global_scale(*kind, pos_in)),
+            Op::LayerNorm { .. } | Op::Concat { .. } if pos_in > 1 => {
+                return Err(spatial_unsupported(&st.label));
+            }
+            Op::LayerNorm { ln, .. } => {
                 let (y, inv) = ln.forward(fwd.slice(v), w_in);
                 if grad {
                     fwd.aux[s] = Some(inv);
@@ -529,7 +663,7 @@ pub(crate) fn forward<T: Element>(
                 y
             }
             Op::Dropout { rate, index } => {
-                let mask = Dropout::mask::<T>(*rate, dropout_seed, *index, batch, w_in, n);
+                let mask = Dropout::mask::<T>(*rate, dropout_seed, *index, batch, size_in, n);
                 let mut h = fwd.slice(v).to_vec();
                 zip_apply(par, &mut h, &mask, |a, m| a * m);
                 if grad {
@@ -612,39 +746,63 @@ pub(crate) fn backward<T: Element>(
             Some(o) => o,
             None => continue, // the value does not reach the output
         };
-        let w_out = p.width(st.output, d);
-        if let Op::Dense { .. } = st.op {
+        let w_out = size(p, st.output, d);
+        if let Op::Dense { .. } | Op::Conv { .. } = st.op {
             let refs: Vec<&[T]> = outs.iter().map(|v| v.as_slice()).collect();
             at_dense(s, &refs)?;
         }
         for (b, (out, fwd)) in outs.into_iter().zip(fwds).enumerate() {
-            let cols = out.len() / w_out;
             match &st.op {
-                Op::Dense { layer, param } => {
+                Op::Dense { .. } | Op::Conv { .. } => {
                     let v = st.inputs[0];
                     if v == 0 {
                         continue;
                     }
-                    let pr = &params[*param];
-                    let n_in = pr.w.nrows();
-                    let (sc, _) = layer.scales(n_in);
-                    let mut below = vec![T::ZERO; n_in * cols];
+                    let (layer, param) = match &st.op {
+                        Op::Dense { layer, param } => (layer.clone(), *param),
+                        Op::Conv { layer, param, .. } => (layer.as_dense(), *param),
+                        _ => unreachable!(),
+                    };
+                    let pr = &params[param];
+                    let (rows, n_out) = (pr.w.nrows(), pr.w.ncols());
+                    let (sc, _) = layer.scales(rows);
+                    // one column per output position of every signal column
+                    let cols = out.len() / n_out;
+                    let mut below = vec![T::ZERO; rows * cols];
                     gemm_cols(
-                        MatMut::from_column_major_slice_mut(&mut below, n_in, cols),
+                        MatMut::from_column_major_slice_mut(&mut below, rows, cols),
                         pr.w,
-                        cm(&out, w_out, cols),
+                        cm(&out, n_out, cols),
                         T::from_f64(sc),
                         par,
                         ctl,
                     )?;
+                    if let Op::Conv { layer: c, axes, .. } = &st.op {
+                        let table = fc::gather_table(axes);
+                        below = fc::col2im(&below, &table, c.taps(), p.width(v, d), positions(p, v));
+                    }
                     accumulate(par, &mut sig[b][v], below);
+                }
+                Op::Pool { axes, weights } => {
+                    let v = st.inputs[0];
+                    let table = fc::gather_table(axes);
+                    let w = fc::pool_weights(axes, weights);
+                    let g = fc::pool_back(&out, &table, &w, p.width(v, d), positions(p, v));
+                    accumulate(par, &mut sig[b][v], g);
+                }
+                Op::GlobalPool(kind) => {
+                    let v = st.inputs[0];
+                    let pos = positions(p, v);
+                    let g = fc::global_pool_back(&out, p.width(v, d), pos, global_scale(*kind, pos));
+                    accumulate(par, &mut sig[b][v], g);
                 }
                 Op::Act(_) => {
                     let dz = fwd.aux[s].as_deref().expect("the forward pass kept φ'");
                     let g = scale_columns(par, &out, dz, w_out, k);
                     accumulate(par, &mut sig[b][st.inputs[0]], g);
                 }
-                Op::LayerNorm(_) => {
+                Op::Flatten => accumulate(par, &mut sig[b][st.inputs[0]], out),
+                Op::LayerNorm { .. } => {
                     let inv = fwd.aux[s].as_deref().expect("the forward pass kept the norms");
                     let g = layer_norm::backward(&out, fwd.slice(st.output), inv, w_out, k);
                     accumulate(par, &mut sig[b][st.inputs[0]], g);
@@ -677,6 +835,7 @@ pub(crate) fn backward<T: Element>(
                     }
                 }
                 Op::Concat { .. } => {
+                    let cols = out.len() / w_out;
                     let mut at = 0;
                     for &u in &st.inputs {
                         let w = p.width(u, d);
@@ -770,6 +929,43 @@ fn empirical_in<T: Element>(
         let tops: Vec<Vec<T>> = fwds.iter().map(|f| identity_signals::<T>(f.n, o)).collect();
         let mut at_dense = |s: usize, deltas: &[&[T]]| -> Result<()> {
             let st = &p.steps[s];
+            if spatial_param(p, s) {
+                let j1 = spatial_grads(p, s, params, &f1, deltas[0], o, par, ctl)?;
+                let j2 = match (sym, deltas.get(1)) {
+                    (false, Some(d2)) => Some(spatial_grads(p, s, params, fb, d2, o, par, ctl)?),
+                    _ => None,
+                };
+                let len = j1.len() / (n1 * o);
+                let term = if opts.trace {
+                    gram(
+                        cm(&j1, len * o, n1),
+                        j2.as_deref().map(|v| cm(v, len * o, n2)),
+                        T::from_f64(1.0 / o as f64),
+                        par,
+                        ctl,
+                    )?
+                } else {
+                    let g = gram(
+                        cm(&j1, len, n1 * o),
+                        j2.as_deref().map(|v| cm(v, len, n2 * o)),
+                        T::ONE,
+                        par,
+                        ctl,
+                    )?;
+                    permute_full(&g, None, n1, n2, o, ctl)?
+                };
+                ctl.advance(1);
+                let param = match &st.op {
+                    Op::Dense { param, .. } | Op::Conv { param, .. } => *param,
+                    _ => unreachable!("called at parameter steps"),
+                };
+                if opts.per_layer {
+                    terms.push((param, term));
+                } else {
+                    add_into(par, &mut total, &term);
+                }
+                return Ok(());
+            }
             let Op::Dense { layer, param } = &st.op else {
                 unreachable!("called at Dense steps")
             };
@@ -824,6 +1020,77 @@ fn empirical_in<T: Element>(
     Ok(out)
 }
 
+/// The gradients of every output unit of every sample with respect to the parameters of step `s`
+/// (a `Conv`, or a `Dense` on a spatial value): column `(a, o)` (`o` fastest) holds
+/// `∂f_o(x_a)/∂W` (`rows × C_out`, column-major: `s·Σ_pos patch_a(pos) ⊗ Δ_{a,o}(pos)`) then,
+/// with a bias, `∂f_o(x_a)/∂b = β·Σ_pos Δ_{a,o}(pos)`. `delta` holds the signals at the step's
+/// output, `C_out·P_out` per column (`[p][c]`). This is the layer's block of the Jacobian,
+/// `N·O × P_l`, formed one layer at a time (never the whole `N × P` Jacobian).
+#[allow(clippy::too_many_arguments)]
+fn spatial_grads<T: Element>(
+    p: &Program,
+    s: usize,
+    params: &[DenseParams<'_, T>],
+    fwd: &Forward<T>,
+    delta: &[T],
+    o: usize,
+    par: Par,
+    ctl: &Control,
+) -> Result<Vec<T>> {
+    let st = &p.steps[s];
+    let v = st.inputs[0];
+    let d = fwd.d;
+    let n = fwd.n;
+    let (layer, param) = match &st.op {
+        Op::Dense { layer, param } => (layer.clone(), *param),
+        Op::Conv { layer, param, .. } => (layer.as_dense(), *param),
+        _ => unreachable!("called at parameter steps"),
+    };
+    let pr = &params[param];
+    let (rows, c_out) = (pr.w.nrows(), pr.w.ncols());
+    let (sc, beta) = layer.scales(rows);
+    let p_out = positions(p, st.output);
+    let h = fwd.slice(v);
+    let patches: std::borrow::Cow<'_, [T]> = match &st.op {
+        Op::Conv { layer: c, axes, .. } => {
+            let table = fc::gather_table(axes);
+            std::borrow::Cow::Owned(fc::im2col(h, &table, c.taps(), p.width(v, d), positions(p, v)))
+        }
+        _ => std::borrow::Cow::Borrowed(h),
+    };
+    let bias = layer.b_std.is_some();
+    let len = rows * c_out + if bias { c_out } else { 0 };
+    let mut j = vec![T::ZERO; len * n * o];
+    let (sc, beta) = (T::from_f64(sc), T::from_f64(beta));
+    for a in 0..n {
+        ctl.check()?;
+        let pa = cm(&patches[a * rows * p_out..(a + 1) * rows * p_out], rows, p_out);
+        for k in 0..o {
+            let col = a * o + k;
+            let dl = &delta[col * c_out * p_out..(col + 1) * c_out * p_out];
+            let dst = &mut j[col * len..(col + 1) * len];
+            let (wpart, bpart) = dst.split_at_mut(rows * c_out);
+            gemm_cols(
+                MatMut::from_column_major_slice_mut(wpart, rows, c_out),
+                pa,
+                cm(dl, c_out, p_out).transpose(),
+                sc,
+                Par::Seq,
+                ctl,
+            )?;
+            if bias {
+                for pos in dl.chunks_exact(c_out) {
+                    for (bv, &g) in bpart.iter_mut().zip(pos) {
+                        *bv += beta * g;
+                    }
+                }
+            }
+        }
+    }
+    let _ = par;
+    Ok(j)
+}
+
 /// Options of [`Network::monte_carlo`].
 #[derive(Clone, Copy, Debug)]
 pub struct MonteCarloOptions {
@@ -835,6 +1102,8 @@ pub struct MonteCarloOptions {
     pub seed: u64,
     /// Where the computation runs: samples are spread over the threads.
     pub par: Parallelism,
+    /// The per-example shape of the input rows (see [`ApplyOptions::shape`]).
+    pub shape: InputShape,
 }
 
 impl Network {
@@ -856,7 +1125,7 @@ impl Network {
         get.check()?;
         crate::input::check_inputs(x1, x2)?;
         let d = x1.ncols();
-        let prog = self.compile(d)?;
+        let prog = self.finite_program(d, opts.shape)?;
         let (n1, n2) = (x1.nrows(), x2.map_or(x1.nrows(), |x| x.nrows()));
         let kinds = get.count();
         let size = count::<T>(n1, n2, 1, || format!("a {n1} x {n2} Monte Carlo kernel"))?;
@@ -879,9 +1148,10 @@ impl Network {
             per_layer: false,
             par: Parallelism::Sequential,
             dropout_seed: 0,
+            shape: opts.shape,
         };
         let one = |k: usize| -> Result<Empirical<T>> {
-            let p = self.init::<T>(d, opts.seed, k as u64)?;
+            let p = init_prog::<T>(&prog, d, opts.seed, k as u64)?;
             let view: Vec<DenseParams<'_, T>> = p.iter().map(|p| p.view()).collect();
             let eo = EmpiricalOptions {
                 dropout_seed: crate::random::splitmix(opts.seed ^ (k as u64).wrapping_mul(0x9e37_79b9)),
@@ -1437,6 +1707,7 @@ mod tests {
                     n_samples: 0,
                     seed: 0,
                     par: Parallelism::Pool,
+                    shape: InputShape::FLAT,
                 },
                 &Control::new(),
             )

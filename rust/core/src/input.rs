@@ -86,7 +86,7 @@ pub(crate) fn same_values<T: Element>(x1: MatRef<'_, T>, x2: MatRef<'_, T>) -> b
 }
 
 /// Power of two bringing the largest magnitude `m` near 1 (1 when no rescaling is needed).
-fn rescale_factor<T: Element>(m: f64) -> f64 {
+pub(crate) fn rescale_factor<T: Element>(m: f64) -> f64 {
     let (lo, hi) = if std::mem::size_of::<T>() == 4 {
         (2f64.powi(-30), 2f64.powi(30))
     } else {

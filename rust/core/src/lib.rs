@@ -39,6 +39,7 @@ mod control;
 mod element;
 mod empirical;
 mod error;
+mod finite_conv;
 mod input;
 mod kernels;
 mod layer;
@@ -51,6 +52,8 @@ mod pool;
 mod program;
 mod quadrature;
 mod random;
+mod shape;
+mod spatial;
 mod spec;
 mod tile;
 mod vmath;
@@ -69,12 +72,15 @@ pub use error::{Error, Result};
 /// than pinning a version of your own.
 pub use faer;
 pub use kernels::{Get, Kernels};
-pub use layer::{Dense, Dropout, DropoutMode, FanIn, Layer, LayerNorm, Parameterization};
+pub use layer::{
+    Conv, Dense, Dropout, DropoutMode, FanIn, Layer, LayerNorm, Padding, Parameterization, Pool, PoolKind,
+};
 pub use memory::available_memory;
 pub use network::Network;
 pub use out::{npy_header, parse_bytes, MemorySink, NpyFile, OutOptions, Sink, Stats, RESERVE_BYTES};
 pub use pool::{current_simd_level, num_threads, set_num_threads, set_simd_level, simd_level, Parallelism, SimdLevel};
 pub use quadrature::gauss_legendre;
+pub use shape::InputShape;
 pub use spec::{mlp, parse_activation, resnet, LayerNormPosition, Spec};
 pub use vmath::Real;
 

@@ -46,7 +46,7 @@ impl Network {
             Layer::Serial(v) => Layer::Serial(v),
             other => Layer::Serial(vec![other]),
         };
-        let program = Program::compile(&root, 2, None)?;
+        let program = Program::compile(&root, None)?;
         Ok(Network { root, program })
     }
 
@@ -55,7 +55,7 @@ impl Network {
     /// this when a sub-network is built, so that what is wrong in every context is reported at
     /// once and the rest when the network is used.
     pub fn check_layer(layer: &Layer) -> Result<()> {
-        Program::check_in_context(layer, 2)
+        Program::check_in_context(layer)
     }
 
     /// The layer tree (a [`Layer::Serial`]).
@@ -71,7 +71,7 @@ impl Network {
         }
     }
 
-    /// Number of `Dense` layers (the parameter pairs of the finite network).
+    /// Number of parameter layers, `Dense` and `Conv` (the parameter pairs of the finite network).
     pub fn depth(&self) -> usize {
         self.program.n_dense
     }
@@ -87,8 +87,22 @@ impl Network {
         self.program.out_dim(d)
     }
 
+    /// The output's shape for examples of shape `in_shape`: `(O,)`, or `(..., C)` when the
+    /// network ends without a readout on spatial values.
+    pub fn out_shape(&self, in_shape: &[usize]) -> Result<Vec<usize>> {
+        let p = self.compile_shape(in_shape)?;
+        let mut s = p.dims(p.output).to_vec();
+        s.push(p.out_dim(0));
+        Ok(s)
+    }
+
     /// The program for inputs of width `d`.
     pub(crate) fn compile(&self, d: usize) -> Result<Program> {
-        Program::compile(&self.root, 2, Some(d))
+        Program::compile(&self.root, Some(&[d]))
+    }
+
+    /// The program for examples of shape `in_shape` (`(d,)`, `(L, C)`, `(H, W, C)`, ...).
+    pub(crate) fn compile_shape(&self, in_shape: &[usize]) -> Result<Program> {
+        Program::compile(&self.root, Some(in_shape))
     }
 }

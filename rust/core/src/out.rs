@@ -1098,6 +1098,7 @@ mod tests {
             kernel: KernelOptions {
                 tile_size: 32,
                 par: crate::Parallelism::from_threads(threads),
+                ..Default::default()
             },
             memory_limit: limit,
         }

@@ -19,6 +19,8 @@ use crate::vmath::Real;
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum StepPlan<T> {
     Dense(dense::Plan<T>),
+    /// Nothing to do (a `Flatten` of values without spatial axes).
+    Identity,
     Act {
         plan: ActPlan<T>,
         s1: Samples<T>,
@@ -170,13 +172,24 @@ impl Program {
                     };
                     (o1, o2, plan)
                 }
-                Op::LayerNorm(ln) => {
+                Op::LayerNorm { ln, .. } => {
                     let (o1, o2) = each(&|q| ln.variance(q));
                     let plan = StepPlan::LayerNorm {
                         r1: ln.factors(a1),
                         r2: a2.map(|q| ln.factors(q)),
                     };
                     (o1, o2, plan)
+                }
+                // Flatten of values without spatial axes: the identity
+                Op::Flatten => {
+                    let (o1, o2) = each(&|q| q);
+                    (o1, o2, StepPlan::Identity)
+                }
+                Op::Conv { .. } | Op::Pool { .. } | Op::GlobalPool(_) => {
+                    return Err(Error::InvalidNetwork(format!(
+                        "{}: a spatial layer in a network on inputs without spatial axes",
+                        st.label
+                    )))
                 }
                 Op::Dropout { rate, .. } => {
                     let (o1, o2) = each(&|q| q / rate);
@@ -370,6 +383,7 @@ pub(crate) fn run_row<T: Real, const NTK: bool, const PRECISE: bool>(
                     }
                 }
             }
+            StepPlan::Identity => {}
             StepPlan::Dropout { inv_rate } => {
                 if diag && NTK {
                     scr.slots[dst].t[0] *= *inv_rate;

@@ -13,13 +13,16 @@
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::layer::{Dense, DropoutMode, FanIn, Layer, LayerNorm};
+use crate::layer::conv::{axes, shape_str, Axis};
+use crate::layer::{Conv, Dense, DropoutMode, FanIn, Layer, LayerNorm, PoolKind};
 
 /// What the compiler knows about a value.
 #[derive(Clone, Debug)]
 pub(crate) struct ValueInfo {
-    /// Channels (`None`: the width of the inputs, not known before a call).
+    /// Channels (`None`: not known before a call, the width of the inputs or a `Flatten` of them).
     pub width: Option<usize>,
+    /// Spatial shape (`Some(vec![])`: no spatial axes; `None`: not known before a call).
+    pub dims: Option<Vec<usize>>,
     /// `None` when the value is Gaussian in the infinite-width limit; else why it is not.
     pub not_gaussian: Option<String>,
     /// Whether it is the raw inputs (no `Dense` applied yet).
@@ -33,13 +36,34 @@ pub(crate) struct ValueInfo {
 /// One computation of a network.
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
-    /// A `Dense` layer; `param` is its index among the network's `Dense` layers.
+    /// A `Dense` layer (on every position of a spatial value); `param` is its index among the
+    /// network's parameter layers (`Dense` and `Conv`).
     Dense {
         layer: Dense,
         param: usize,
     },
+    /// A convolution: `axes` its geometry for the call's shape (empty before a call).
+    Conv {
+        layer: Conv,
+        #[allow(dead_code)] // read by finite networks
+        param: usize,
+        axes: Vec<Axis>,
+    },
+    /// Local pooling: `weights[k][o]` divides output `o` of axis `k` (`1/n(o)`).
+    Pool {
+        axes: Vec<Axis>,
+        weights: Vec<Vec<f64>>,
+    },
+    /// `GlobalAvgPool` / `GlobalSumPool`.
+    GlobalPool(PoolKind),
+    /// `Flatten`: the mean over equal positions.
+    Flatten,
     Act(Activation),
-    LayerNorm(LayerNorm),
+    /// `LayerNorm`; `trailing` spatial axes (the last ones) are normalised with the channels.
+    LayerNorm {
+        ln: LayerNorm,
+        trailing: usize,
+    },
     /// `Dropout(rate, mode="train")`; `index` is its index among the network's dropout layers.
     Dropout {
         rate: f64,
@@ -77,7 +101,7 @@ pub(crate) struct Program {
     pub steps: Vec<Step>,
     pub values: Vec<ValueInfo>,
     pub output: usize,
-    /// Number of `Dense` layers (parameter pairs).
+    /// Number of parameter layers (`Dense` and `Conv`: parameter pairs).
     pub n_dense: usize,
     /// Number of `Dropout(mode="train")` layers.
     pub n_dropout: usize,
@@ -85,6 +109,10 @@ pub(crate) struct Program {
     pub exec: Vec<Exec>,
     pub n_slots: usize,
     pub out_slot: usize,
+    /// Per value: whether its kernels are needed for every pair of positions (a pooling layer
+    /// or a global pool reads it, directly or through convolutions and pointwise layers), or only
+    /// for equal positions (a `Flatten` readout). Non-spatial values: `false`.
+    pub full: Vec<bool>,
 }
 
 struct Compiler {
@@ -95,7 +123,6 @@ struct Compiler {
     leaf: usize,
     n_dense: usize,
     n_dropout: usize,
-    rank: usize,
 }
 
 fn invalid(label: &str, what: String) -> Error {
@@ -215,6 +242,7 @@ impl Compiler {
                 self.n_dense += 1;
                 let out = ValueInfo {
                     width: Some(d.out_dim),
+                    dims: self.values[v].dims.clone(),
                     not_gaussian: None,
                     input: false,
                     sources: vec![self.steps.len()],
@@ -234,6 +262,7 @@ impl Compiler {
                 self.gaussian(&label, v, "an activation")?;
                 let out = ValueInfo {
                     width: self.values[v].width,
+                    dims: self.values[v].dims.clone(),
                     not_gaussian: Some(format!("the output of the activation of {label}")),
                     input: false,
                     sources: self.values[v].sources.clone(),
@@ -246,10 +275,21 @@ impl Compiler {
             }
             Layer::LayerNorm(ln) => {
                 let v = self.one(&label, &inputs)?;
-                ln.check_axes(self.rank).map_err(|m| invalid(&label, m))?;
+                let trailing = match &self.values[v].dims {
+                    Some(d) => ln.check_axes(d.len() + 2).map_err(|m| invalid(&label, m))?,
+                    None => ln.check_axes_unknown_rank().map_err(|m| invalid(&label, m))?,
+                };
                 self.gaussian(&label, v, "LayerNorm")?;
                 let out = self.values[v].clone();
-                Ok(vec![self.step(Op::LayerNorm(ln.clone()), vec![v], out, label)])
+                Ok(vec![self.step(
+                    Op::LayerNorm {
+                        ln: ln.clone(),
+                        trailing,
+                    },
+                    vec![v],
+                    out,
+                    label,
+                )])
             }
             Layer::Dropout(d) => {
                 let v = self.one(&label, &inputs)?;
@@ -267,6 +307,7 @@ impl Compiler {
                 self.n_dropout += 1;
                 let out = ValueInfo {
                     width: self.values[v].width,
+                    dims: self.values[v].dims.clone(),
                     not_gaussian: Some(format!("the output of {label}")),
                     input: false,
                     sources: self.values[v].sources.clone(),
@@ -295,8 +336,131 @@ impl Compiler {
                 self.split = false;
                 self.fan_in(*f, inputs, label)
             }
+            Layer::Conv(c) => {
+                let v = self.one(&label, &inputs)?;
+                let dims = self.spatial(&label, v, c.filter.len(), "a convolution", &c.filter, "filter")?;
+                let (axes, out_dims) = match dims {
+                    Some(d) => {
+                        let a = axes(&d, &c.filter, &c.strides, c.padding).map_err(|m| invalid(&label, m))?;
+                        let o = a.iter().map(|a| a.l_out).collect();
+                        (a, Some(o))
+                    }
+                    None => (Vec::new(), None),
+                };
+                let param = self.n_dense;
+                self.n_dense += 1;
+                let out = ValueInfo {
+                    width: Some(c.out_chan),
+                    dims: out_dims,
+                    not_gaussian: None,
+                    input: false,
+                    sources: vec![self.steps.len()],
+                };
+                Ok(vec![self.step(
+                    Op::Conv {
+                        layer: c.clone(),
+                        param,
+                        axes,
+                    },
+                    vec![v],
+                    out,
+                    label,
+                )])
+            }
+            Layer::Pool(p) => {
+                let v = self.one(&label, &inputs)?;
+                let dims = self.spatial(&label, v, p.window.len(), "pooling", &p.window, "window")?;
+                let (axes, weights, out_dims) = match dims {
+                    Some(d) => {
+                        let a = axes(&d, &p.window, &p.strides, p.padding).map_err(|m| invalid(&label, m))?;
+                        let w = a
+                            .iter()
+                            .map(|ax| {
+                                (0..ax.l_out)
+                                    .map(|o| match p.kind {
+                                        PoolKind::Sum => 1.0,
+                                        PoolKind::Avg if p.normalize_edges => 1.0 / ax.inside(o) as f64,
+                                        PoolKind::Avg => 1.0 / ax.f as f64,
+                                    })
+                                    .collect()
+                            })
+                            .collect();
+                        let o = a.iter().map(|a| a.l_out).collect();
+                        (a, w, Some(o))
+                    }
+                    None => (Vec::new(), Vec::new(), None),
+                };
+                let mut out = self.values[v].clone();
+                out.dims = out_dims;
+                Ok(vec![self.step(Op::Pool { axes, weights }, vec![v], out, label)])
+            }
+            Layer::GlobalPool(kind) => {
+                let v = self.one(&label, &inputs)?;
+                if self.values[v].dims.as_ref().is_some_and(|d| d.is_empty()) {
+                    return Err(invalid(
+                        &label,
+                        "needs inputs with spatial axes, (N, H, W, C) or (N, L, C), but its input has none                          (shape (N, C)); remove it or put it before Flatten()"
+                            .into(),
+                    ));
+                }
+                let mut out = self.values[v].clone();
+                out.dims = Some(Vec::new());
+                Ok(vec![self.step(Op::GlobalPool(*kind), vec![v], out, label)])
+            }
+            Layer::Flatten => {
+                let v = self.one(&label, &inputs)?;
+                let info = &self.values[v];
+                let width = match (&info.dims, info.width) {
+                    (Some(d), Some(w)) => Some(w * d.iter().product::<usize>()),
+                    _ => None,
+                };
+                let out = ValueInfo {
+                    width,
+                    dims: Some(Vec::new()),
+                    not_gaussian: Some(format!("the output of Flatten ({label}), as neural-tangents treats it")),
+                    input: info.input,
+                    sources: info.sources.clone(),
+                };
+                Ok(vec![self.step(Op::Flatten, vec![v], out, label)])
+            }
             Layer::Serial(_) | Layer::Parallel(_) => unreachable!("combinators are visited by `visit`"),
         }
+    }
+
+    /// The spatial shape of value `v` for a layer acting on `k` spatial axes (`None` before a
+    /// call), or the error naming the layer and the shapes.
+    fn spatial(
+        &self,
+        label: &str,
+        v: usize,
+        k: usize,
+        what: &str,
+        window: &[usize],
+        wname: &str,
+    ) -> Result<Option<Vec<usize>>> {
+        let Some(d) = self.values[v].dims.clone() else {
+            return Ok(None);
+        };
+        if d.len() != k {
+            let want = match k {
+                1 => "(N, L, C) sequences".to_string(),
+                2 => "(N, H, W, C) images".to_string(),
+                _ => format!("inputs with {k} spatial axes (N, ..., C)"),
+            };
+            let got = if d.is_empty() {
+                "values without spatial axes (N, C)".to_string()
+            } else {
+                format!("values of spatial shape {} ({} spatial axes)", shape_str(&d), d.len())
+            };
+            return Err(invalid(
+                label,
+                format!(
+                    "{what} with a {k}-D {wname} {} needs {want}, but receives {got}",
+                    shape_str(window)
+                ),
+            ));
+        }
+        Ok(Some(d))
     }
 
     fn fan_in(&mut self, f: FanIn, inputs: Vec<usize>, label: String) -> Result<Vec<usize>> {
@@ -305,6 +469,18 @@ impl Compiler {
         }
         let widths: Vec<Option<usize>> = inputs.iter().map(|&v| self.values[v].width).collect();
         let input = self.values[inputs[0]].input;
+        let dims = self.values[inputs[0]].dims.clone();
+        let known: Vec<&Vec<usize>> = inputs.iter().filter_map(|&v| self.values[v].dims.as_ref()).collect();
+        if known.windows(2).any(|w| w[0] != w[1]) {
+            return Err(invalid(
+                &label,
+                format!(
+                    "joins branches of different spatial shapes {}; every branch must have the same \
+                     spatial shape (use the same strides and padding in each)",
+                    known.iter().map(|d| shape_str(d)).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
         let mut sources: Vec<usize> = inputs.iter().flat_map(|&v| self.values[v].sources.clone()).collect();
         sources.sort_unstable();
         sources.dedup();
@@ -368,6 +544,7 @@ impl Compiler {
                 }
                 let out = ValueInfo {
                     width: widths.iter().flatten().next().copied(),
+                    dims,
                     not_gaussian: None,
                     input,
                     sources,
@@ -382,6 +559,7 @@ impl Compiler {
                 independent("multiplies")?;
                 let out = ValueInfo {
                     width: widths.iter().flatten().next().copied(),
+                    dims,
                     not_gaussian: Some(format!("a product of branches ({label})")),
                     input,
                     sources,
@@ -389,34 +567,42 @@ impl Compiler {
                 Ok(vec![self.step(Op::Prod, inputs, out, label)])
             }
             FanIn::Concat { axis } => {
-                let r = self.rank as isize;
-                if axis >= r || axis < -r {
+                let rank = dims.as_ref().map(|d| d.len() + 2);
+                let k = match rank {
+                    Some(r) => {
+                        if axis >= r as isize || axis < -(r as isize) {
+                            return Err(invalid(
+                                &label,
+                                format!("concatenates along axis {axis}, which does not exist for inputs of rank {r}"),
+                            ));
+                        }
+                        Some(axis.rem_euclid(r as isize) as usize)
+                    }
+                    None => None,
+                };
+                let batch = axis == 0 || k == Some(0);
+                let channels = axis == -1 || (rank.is_some() && k == rank.map(|r| r - 1));
+                if batch {
+                    return Err(invalid(
+                        &label,
+                        "concatenation along the batch axis 0 is not supported (it changes the samples); \
+                         use FanInConcat(axis=-1), the channels"
+                            .to_string(),
+                    ));
+                }
+                if !channels && rank.is_some() {
                     return Err(invalid(
                         &label,
                         format!(
-                            "concatenates along axis {axis}, which does not exist for inputs of rank {}",
-                            self.rank
+                            "concatenation along the spatial axis {} is not supported; use axis=-1, the channels",
+                            k.unwrap_or(0)
                         ),
-                    ));
-                }
-                let k = axis.rem_euclid(r) as usize;
-                if k != self.rank - 1 {
-                    return Err(invalid(
-                        &label,
-                        if k == 0 {
-                            "concatenation along the batch axis 0 is not supported (it changes the samples); \
-                             use FanInConcat(axis=-1), the channels"
-                                .to_string()
-                        } else {
-                            format!(
-                                "concatenation along the spatial axis {k} is not supported; use axis=-1, the channels"
-                            )
-                        },
                     ));
                 }
                 let width = widths.iter().try_fold(0usize, |a, w| w.map(|w| a + w));
                 let out = ValueInfo {
                     width,
+                    dims,
                     not_gaussian: Some(format!(
                         "a channel concatenation ({label}), as neural-tangents treats it"
                     )),
@@ -444,42 +630,46 @@ fn describe(widths: &[Option<usize>]) -> String {
 }
 
 impl Program {
-    /// Compile `root` for inputs of rank `rank` and (when known) width `in_width`.
-    pub fn compile(root: &Layer, rank: usize, in_width: Option<usize>) -> Result<Program> {
+    /// Compile `root` for inputs whose per-example shape is `in_shape` (`(d,)`, `(L, C)`,
+    /// `(H, W, C)`, ...), or, with `None`, for inputs of any shape (the checks that do not depend
+    /// on it: validation when a network is built).
+    pub fn compile(root: &Layer, in_shape: Option<&[usize]>) -> Result<Program> {
         let raw = ValueInfo {
-            width: in_width,
+            width: in_shape.and_then(|s| s.last().copied()),
+            dims: in_shape.map(|s| s[..s.len().saturating_sub(1)].to_vec()),
             not_gaussian: Some("the raw inputs (not Gaussian)".into()),
             input: true,
             sources: Vec::new(),
         };
-        Self::compile_from(root, rank, vec![raw])
+        Self::compile_from(root, vec![raw])
     }
 
     /// Whether `layer` is valid as part of some network: on raw inputs, or on `k` Gaussian
     /// branches for some `k` (as a residual branch or a block after a `FanOut` is). Returns the
     /// error it has on one Gaussian input (the most permissive context, so the error names what
     /// is wrong in any context) when it is valid nowhere.
-    pub fn check_in_context(layer: &Layer, rank: usize) -> Result<()> {
-        if Self::compile(layer, rank, None).is_ok() {
+    pub fn check_in_context(layer: &Layer) -> Result<()> {
+        if Self::compile(layer, None).is_ok() {
             return Ok(());
         }
         let gaussian = ValueInfo {
             width: None,
+            dims: None,
             not_gaussian: None,
             input: false,
             sources: vec![usize::MAX],
         };
-        let first = Self::compile_from(layer, rank, vec![gaussian.clone()]);
+        let first = Self::compile_from(layer, vec![gaussian.clone()]);
         let Err(e) = first else { return Ok(()) };
         for k in 2..=16 {
-            if Self::compile_from(layer, rank, vec![gaussian.clone(); k]).is_ok() {
+            if Self::compile_from(layer, vec![gaussian.clone(); k]).is_ok() {
                 return Ok(());
             }
         }
         Err(e)
     }
 
-    fn compile_from(root: &Layer, rank: usize, inputs: Vec<ValueInfo>) -> Result<Program> {
+    fn compile_from(root: &Layer, inputs: Vec<ValueInfo>) -> Result<Program> {
         let mut c = Compiler {
             split: inputs.len() > 1,
             steps: Vec::new(),
@@ -487,7 +677,6 @@ impl Program {
             leaf: 0,
             n_dense: 0,
             n_dropout: 0,
-            rank,
         };
         // every input branch is value 0: the branches of a sub-network are copies of one value
         let first = inputs.into_iter().collect::<Vec<_>>();
@@ -501,6 +690,7 @@ impl Program {
             )));
         }
         let (exec, n_slots, out_slot) = slots(&c.steps, c.values.len(), out[0]);
+        let full = full_values(&c.steps, &c.values);
         Ok(Program {
             steps: c.steps,
             values: c.values,
@@ -510,7 +700,13 @@ impl Program {
             exec,
             n_slots,
             out_slot,
+            full,
         })
+    }
+
+    /// The spatial shape of value `v` (empty: none).
+    pub fn dims(&self, v: usize) -> &[usize] {
+        self.values[v].dims.as_deref().unwrap_or(&[])
     }
 
     /// The width of value `v` (the inputs' width `d` for input-width values).
@@ -522,6 +718,30 @@ impl Program {
     pub fn out_dim(&self, d: usize) -> usize {
         self.width(self.output, d)
     }
+}
+
+/// Which values need their kernels for every pair of positions (see [`Program::full`]): read
+/// by a local or global pool, or by a convolution or pointwise step whose output needs them.
+fn full_values(steps: &[Step], values: &[ValueInfo]) -> Vec<bool> {
+    let mut full = vec![false; values.len()];
+    for st in steps.iter().rev() {
+        let need = match st.op {
+            Op::Pool { .. } | Op::GlobalPool(_) => true,
+            Op::Flatten => false,
+            _ => full[st.output],
+        };
+        if need {
+            for &v in &st.inputs {
+                full[v] = true;
+            }
+        }
+    }
+    for (f, v) in full.iter_mut().zip(values) {
+        if v.dims.as_ref().is_none_or(|d| d.is_empty()) {
+            *f = false;
+        }
+    }
+    full
 }
 
 /// Assign slots: a step writes into its first input's slot when that value is not used again,
@@ -587,7 +807,7 @@ mod tests {
     #[test]
     fn a_plain_network_runs_in_one_slot() {
         let net = Layer::Serial(vec![dense(8), Layer::Activation(Activation::relu()), dense(1)]);
-        let p = Program::compile(&net, 2, Some(3)).unwrap();
+        let p = Program::compile(&net, Some(&[3])).unwrap();
         assert_eq!((p.steps.len(), p.n_slots, p.out_slot, p.n_dense), (3, 1, 0, 2));
     }
 
@@ -598,7 +818,7 @@ mod tests {
             residual(vec![dense(8), Layer::Activation(Activation::relu()), dense(8)]),
             dense(1),
         ]);
-        let p = Program::compile(&net, 2, None).unwrap();
+        let p = Program::compile(&net, None).unwrap();
         assert_eq!(p.n_slots, 2);
         // the branch's first Dense copies (its input is still needed by the skip connection)
         assert_ne!(p.exec[1].dst, p.exec[1].src[0]);
@@ -680,7 +900,7 @@ mod tests {
             "not independent",
         ));
         for (net, want) in cases {
-            let e = Program::compile(&net, 2, Some(3)).unwrap_err().to_string();
+            let e = Program::compile(&net, Some(&[3])).unwrap_err().to_string();
             assert!(e.contains(want), "{e:?} should contain {want:?}");
         }
     }

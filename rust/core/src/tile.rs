@@ -23,13 +23,13 @@ pub(crate) fn tile_size(requested: usize) -> usize {
 
 /// A raw pointer that may cross threads: every task writes a disjoint region.
 #[derive(Clone, Copy)]
-struct Shared<T>(*mut T);
+pub(crate) struct Shared<T>(pub(crate) *mut T);
 unsafe impl<T> Send for Shared<T> {}
 unsafe impl<T> Sync for Shared<T> {}
 
 impl<T> Shared<T> {
     #[inline(always)]
-    fn get(self) -> *mut T {
+    pub(crate) fn get(self) -> *mut T {
         self.0
     }
 }
@@ -96,11 +96,11 @@ impl Window {
 
     /// Offset of global entry `(i, j)` in the buffer.
     #[inline(always)]
-    fn idx(&self, i: usize, j: usize) -> usize {
+    pub(crate) fn idx(&self, i: usize, j: usize) -> usize {
         (i - self.row0) * self.ld() + (j - self.col0)
     }
 
-    fn end(&self) -> usize {
+    pub(crate) fn end(&self) -> usize {
         self.row0 + self.rows
     }
 }
@@ -169,7 +169,7 @@ impl<T: Element> Inputs<'_, T> {
 /// The tiles `(r0, r1, c0, c1, diag)` of a window (upper triangle only when `sym`; a `diag` tile
 /// sits on the diagonal and holds entries `j ≥ i` only). Every entry's value is independent of the
 /// tile it falls in, so any tiling gives the same result.
-fn tile_list(win: Window, sym: bool, tile: usize) -> Vec<(usize, usize, usize, usize, bool)> {
+pub(crate) fn tile_list(win: Window, sym: bool, tile: usize) -> Vec<(usize, usize, usize, usize, bool)> {
     let mut out = Vec::new();
     for r0 in (win.row0..win.end()).step_by(tile) {
         let r1 = (r0 + tile).min(win.end());

@@ -48,6 +48,7 @@ fn results() -> Vec<(String, Vec<f64>)> {
     let seq = KernelOptions {
         tile_size: 16,
         par: Parallelism::Sequential,
+        shape: ntkrs_core::InputShape::FLAT,
     };
     let mut out = Vec::new();
     for spec in SPECS {

@@ -158,6 +158,15 @@ fn kernel_cost(net: &core::Network, n1: usize, n2: usize, d: usize) -> f64 {
     (n1 as f64) * (n2 as f64) * (4.0 * net.depth() as f64 + d as f64)
 }
 
+/// [`kernel_cost`] for inputs of per-example `shape`; ∞ for images (`(L, C)` and more axes), whose
+/// cost grows with the positions and the pooling, so they always run through [`run_long`].
+fn shaped_cost(net: &core::Network, shape: core::InputShape, n1: usize, n2: usize, d: usize) -> f64 {
+    match shape.resolve(d) {
+        Ok(s) if s.len() == 1 => kernel_cost(net, n1, n2, d),
+        _ => f64::INFINITY,
+    }
+}
+
 /// Estimated multiply-adds of the finite network's forward and backward passes on `n` inputs
 /// of width `d` (`ways` passes of every parameter), ∞ when the network does not fit `d`.
 fn finite_cost(net: &core::Network, n: usize, d: usize, ways: f64) -> f64 {
@@ -374,6 +383,96 @@ impl PyLayer {
         })
     }
 
+    /// Conv(out_chan, filter_shape, strides, padding, w_std, b_std, parameterization)
+    #[staticmethod]
+    #[pyo3(signature = (out_chan, filter_shape, strides=None, padding="VALID", w_std=1.0, b_std=None, parameterization="ntk"))]
+    fn conv(
+        out_chan: i64,
+        filter_shape: Vec<i64>,
+        strides: Option<Vec<i64>>,
+        padding: &str,
+        w_std: f64,
+        b_std: Option<f64>,
+        parameterization: &str,
+    ) -> PyResult<Self> {
+        if out_chan < 1 {
+            return Err(PyValueError::new_err(format!(
+                "out_chan: a Conv layer needs at least 1 output channel, got {out_chan}"
+            )));
+        }
+        let sizes = |name: &str, v: &[i64]| -> PyResult<Vec<usize>> {
+            v.iter()
+                .map(|&k| {
+                    usize::try_from(k).map_err(|_| {
+                        PyValueError::new_err(format!("{name}: every entry must be a positive integer, got {v:?}"))
+                    })
+                })
+                .collect()
+        };
+        let f = sizes("filter_shape", &filter_shape)?;
+        let s = strides.map(|s| sizes("strides", &s)).transpose()?;
+        let pad = padding.parse().map_err(PyErrWrap)?;
+        let p = parameterization.parse().map_err(PyErrWrap)?;
+        let c = core::Conv::new(out_chan as usize, f, s, pad, w_std, b_std, p).map_err(PyErrWrap)?;
+        Ok(PyLayer {
+            inner: core::Layer::Conv(c),
+        })
+    }
+
+    /// pool("avg" | "sum", window_shape, strides, padding, normalize_edges)
+    #[staticmethod]
+    #[pyo3(signature = (kind, window_shape, strides=None, padding="VALID", normalize_edges=false))]
+    fn pool(
+        kind: &str,
+        window_shape: Vec<i64>,
+        strides: Option<Vec<i64>>,
+        padding: &str,
+        normalize_edges: bool,
+    ) -> PyResult<Self> {
+        let sizes = |name: &str, v: &[i64]| -> PyResult<Vec<usize>> {
+            v.iter()
+                .map(|&k| {
+                    usize::try_from(k).map_err(|_| {
+                        PyValueError::new_err(format!("{name}: every entry must be a positive integer, got {v:?}"))
+                    })
+                })
+                .collect()
+        };
+        let k = match kind {
+            "avg" => core::PoolKind::Avg,
+            "sum" => core::PoolKind::Sum,
+            other => return Err(PyValueError::new_err(format!("unknown pooling {other:?}"))),
+        };
+        let w = sizes("window_shape", &window_shape)?;
+        let s = strides.map(|s| sizes("strides", &s)).transpose()?;
+        let pad = padding.parse().map_err(PyErrWrap)?;
+        let p = core::Pool::new(k, w, s, pad, normalize_edges).map_err(PyErrWrap)?;
+        Ok(PyLayer {
+            inner: core::Layer::Pool(p),
+        })
+    }
+
+    /// global_pool("avg" | "sum")
+    #[staticmethod]
+    fn global_pool(kind: &str) -> PyResult<Self> {
+        let k = match kind {
+            "avg" => core::PoolKind::Avg,
+            "sum" => core::PoolKind::Sum,
+            other => return Err(PyValueError::new_err(format!("unknown pooling {other:?}"))),
+        };
+        Ok(PyLayer {
+            inner: core::Layer::GlobalPool(k),
+        })
+    }
+
+    /// Flatten()
+    #[staticmethod]
+    fn flatten() -> Self {
+        PyLayer {
+            inner: core::Layer::Flatten,
+        }
+    }
+
     /// serial(layers)
     #[staticmethod]
     fn serial(layers: Vec<Bound<'_, PyLayer>>) -> Self {
@@ -397,6 +496,14 @@ impl PyLayer {
 
     fn __repr__(&self) -> String {
         self.inner.name()
+    }
+}
+
+/// The core's per-example shape from the bindings' optional list.
+fn input_shape(shape: Option<Vec<usize>>) -> PyResult<core::InputShape> {
+    match shape {
+        None => Ok(core::InputShape::FLAT),
+        Some(s) => core::InputShape::new(&s).map_err(|e| PyErrWrap(e).into()),
     }
 }
 
@@ -447,10 +554,12 @@ fn typed_kernel<'py, T: ntkrs_core::Element + numpy::Element>(
     let (ma, mb) = (mat(a), b.map(mat));
     let (n1, d) = (ma.nrows(), ma.ncols());
     let k = if diagonal {
-        let cost = kernel_cost(net, n1, 1, d);
-        run(py, progress, cost, |ctl| net.kernel_diagonal(ma, get, ctl))?
+        let cost = shaped_cost(net, opts.shape, n1, 1, d);
+        run(py, progress, cost, |ctl| {
+            net.kernel_diagonal_shaped(ma, opts.shape, get, opts.par, ctl)
+        })?
     } else {
-        let cost = kernel_cost(net, n1, mb.map_or(n1, |m| m.nrows()), d);
+        let cost = shaped_cost(net, opts.shape, n1, mb.map_or(n1, |m| m.nrows()), d);
         run(py, progress, cost, |ctl| net.kernel(ma, mb, get, opts, ctl))?
     };
     to_numpy(py, k, diagonal)
@@ -600,6 +709,7 @@ impl PyNetwork {
             kernel: KernelOptions {
                 tile_size,
                 par: Parallelism::from_threads(threads),
+                ..Default::default()
             },
             memory_limit,
         };
@@ -617,8 +727,8 @@ impl PyNetwork {
         stats_dict(py, &stats)
     }
 
-    /// kernel(x1, x2, nngp, ntk, diagonal, tile_size, progress, threads) -> (nngp | None, ntk | None)
-    #[pyo3(signature = (x1, x2=None, nngp=true, ntk=true, diagonal=false, tile_size=0, progress=None, threads=0))]
+    /// kernel(x1, x2, nngp, ntk, diagonal, tile_size, progress, threads, shape) -> (nngp | None, ntk | None)
+    #[pyo3(signature = (x1, x2=None, nngp=true, ntk=true, diagonal=false, tile_size=0, progress=None, threads=0, shape=None))]
     #[allow(clippy::too_many_arguments)]
     fn kernel<'py>(
         &self,
@@ -631,11 +741,13 @@ impl PyNetwork {
         tile_size: usize,
         progress: Option<&Bound<'py, PyAny>>,
         threads: usize,
+        shape: Option<Vec<usize>>,
     ) -> PyResult<Pair<'py>> {
         let get = Get { nngp, ntk };
         let opts = KernelOptions {
             tile_size,
             par: Parallelism::from_threads(threads),
+            shape: input_shape(shape)?,
         };
         let net = &self.inner;
         let a = input(x1, "x1")?;
@@ -654,8 +766,9 @@ impl PyNetwork {
         self.inner.depth()
     }
 
-    /// init(in_dim, seed, sample, float32) -> [(W (in, out), b (out,) | None), ...]
-    #[pyo3(signature = (in_dim, seed=0, sample=0, float32=false))]
+    /// init(in_dim, seed, sample, float32, shape) -> [(W (in, out), b (out,) | None), ...]
+    /// (a Conv's W as its (taps·in, out) matrix; `shape`: the per-example shape of image rows)
+    #[pyo3(signature = (in_dim, seed=0, sample=0, float32=false, shape=None))]
     fn init<'py>(
         &self,
         py: Python<'py>,
@@ -663,7 +776,9 @@ impl PyNetwork {
         seed: u64,
         sample: u64,
         float32: bool,
+        shape: Option<Vec<usize>>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let shape = input_shape(shape)?;
         fn conv<'py, T: ntkrs_core::Element + numpy::Element>(
             py: Python<'py>,
             p: Vec<core::DenseOwned<T>>,
@@ -679,19 +794,19 @@ impl PyNetwork {
         let net = &self.inner;
         if float32 {
             let p = run(py, None, finite_cost(net, 1, in_dim, 8.0), |_| {
-                net.init::<f32>(in_dim, seed, sample)
+                net.init_shaped::<f32>(in_dim, shape, seed, sample)
             })?;
             conv(py, p)
         } else {
             let p = run(py, None, finite_cost(net, 1, in_dim, 8.0), |_| {
-                net.init::<f64>(in_dim, seed, sample)
+                net.init_shaped::<f64>(in_dim, shape, seed, sample)
             })?;
             conv(py, p)
         }
     }
 
-    /// apply(params, x, dropout_seed, threads) -> f(x) of shape (N, O); params and x of one dtype.
-    #[pyo3(signature = (params, x, dropout_seed=0, threads=0))]
+    /// apply(params, x, dropout_seed, threads, shape) -> f(x) of shape (N, O); params and x of one dtype.
+    #[pyo3(signature = (params, x, dropout_seed=0, threads=0, shape=None))]
     fn apply<'py>(
         &self,
         py: Python<'py>,
@@ -699,11 +814,13 @@ impl PyNetwork {
         x: &Bound<'py, PyAny>,
         dropout_seed: u64,
         threads: usize,
+        shape: Option<Vec<usize>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let net = &self.inner;
         let opts = core::ApplyOptions {
             par: Parallelism::from_threads(threads),
             dropout_seed,
+            shape: input_shape(shape)?,
         };
         match input(x, "x")? {
             Input::F64(x) => {
@@ -712,7 +829,11 @@ impl PyNetwork {
                 let mx = mat(&x);
                 let cost = finite_cost(net, mx.nrows(), mx.ncols(), 1.0);
                 let f = run(py, None, cost, |ctl| net.apply(&v, mx, &opts, ctl))?;
-                let o = net.out_dim(mx.ncols());
+                let o = if mx.nrows() == 0 {
+                    net.out_dim(mx.ncols())
+                } else {
+                    f.len() / mx.nrows()
+                };
                 Ok(PyArray1::from_vec(py, f).reshape([mx.nrows(), o])?.into_any())
             }
             Input::F32(x) => {
@@ -721,14 +842,18 @@ impl PyNetwork {
                 let mx = mat(&x);
                 let cost = finite_cost(net, mx.nrows(), mx.ncols(), 1.0);
                 let f = run(py, None, cost, |ctl| net.apply(&v, mx, &opts, ctl))?;
-                let o = net.out_dim(mx.ncols());
+                let o = if mx.nrows() == 0 {
+                    net.out_dim(mx.ncols())
+                } else {
+                    f.len() / mx.nrows()
+                };
                 Ok(PyArray1::from_vec(py, f).reshape([mx.nrows(), o])?.into_any())
             }
         }
     }
 
     /// empirical(params, x1, x2, nngp, ntk, trace, per_layer, progress, dropout_seed, threads) -> (nngp | None, ntk | None, [ntk per layer])
-    #[pyo3(signature = (params, x1, x2=None, nngp=true, ntk=true, trace=true, per_layer=false, progress=None, dropout_seed=0, threads=0))]
+    #[pyo3(signature = (params, x1, x2=None, nngp=true, ntk=true, trace=true, per_layer=false, progress=None, dropout_seed=0, threads=0, shape=None))]
     #[allow(clippy::too_many_arguments)]
     fn empirical<'py>(
         &self,
@@ -743,6 +868,7 @@ impl PyNetwork {
         progress: Option<&Bound<'py, PyAny>>,
         dropout_seed: u64,
         threads: usize,
+        shape: Option<Vec<usize>>,
     ) -> PyResult<Triple<'py>> {
         let opts = core::EmpiricalOptions {
             get: Get { nngp, ntk },
@@ -750,6 +876,7 @@ impl PyNetwork {
             per_layer,
             par: Parallelism::from_threads(threads),
             dropout_seed,
+            shape: input_shape(shape)?,
         };
         let net = &self.inner;
         let a = input(x1, "x1")?;
@@ -775,7 +902,7 @@ impl PyNetwork {
     }
 
     /// monte_carlo(x1, x2, n_samples, seed, nngp, ntk, progress, threads) -> (nngp | None, ntk | None)
-    #[pyo3(signature = (x1, x2=None, n_samples=64, seed=0, nngp=true, ntk=true, progress=None, threads=0))]
+    #[pyo3(signature = (x1, x2=None, n_samples=64, seed=0, nngp=true, ntk=true, progress=None, threads=0, shape=None))]
     #[allow(clippy::too_many_arguments)]
     fn monte_carlo<'py>(
         &self,
@@ -788,6 +915,7 @@ impl PyNetwork {
         ntk: bool,
         progress: Option<&Bound<'py, PyAny>>,
         threads: usize,
+        shape: Option<Vec<usize>>,
     ) -> PyResult<Pair<'py>> {
         let net = &self.inner;
         let a = input(x1, "x1")?;
@@ -797,6 +925,7 @@ impl PyNetwork {
             n_samples,
             seed,
             par: Parallelism::from_threads(threads),
+            shape: input_shape(shape)?,
         };
         match (a, b) {
             (Input::F64(a), None) => typed_monte_carlo(py, net, &a, None, mc, progress),

@@ -135,6 +135,16 @@ pub(crate) struct Plan<T> {
 }
 
 impl<T: Real> Plan<T> {
+    /// The map `c ↦ w2·c + b2` with, for the NTK, `t ↦ c' + w2·t` (`standard = None`) or
+    /// `t ↦ n_in·c + w2·t + one` (`standard = Some((n_in, one))`).
+    pub(crate) fn new(w2: f64, b2: f64, standard: Option<(f64, f64)>) -> Self {
+        Plan {
+            w2: T::from_f64(w2),
+            b2: T::from_f64(b2),
+            standard: standard.map(|(n, o)| (T::from_f64(n), T::from_f64(o))),
+        }
+    }
+
     /// `c ↦ W²c + b²` and, for the NTK, `t ↦ c' + W²t` (NTK parameterization) or
     /// `t ↦ n_in·c + W²t (+1 with a bias)` (standard).
     #[inline(always)]

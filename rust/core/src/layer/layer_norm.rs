@@ -40,8 +40,9 @@ impl LayerNorm {
         format!("LayerNorm(axis={axis}, eps={:e})", self.eps)
     }
 
-    /// Check the axes against inputs of rank `rank` (batch axis 0, channel axis `rank − 1`).
-    pub(crate) fn check_axes(&self, rank: usize) -> std::result::Result<(), String> {
+    /// Check the axes against inputs of rank `rank` (batch axis 0, channel axis `rank − 1`);
+    /// returns the number of spatial axes normalised (a trailing run).
+    pub(crate) fn check_axes(&self, rank: usize) -> std::result::Result<usize, String> {
         let mut seen = Vec::new();
         for &a in &self.axes {
             let r = rank as isize;
@@ -69,11 +70,40 @@ impl LayerNorm {
                 rank - 1
             ));
         }
-        if rank == 2 || seen.len() == rank - 1 {
-            Ok(())
+        // the spatial axes normalised must be the last ones (next to the channels)
+        let trailing = seen.len() - 1;
+        if (rank - 1 - trailing..rank).all(|k| seen.contains(&k)) {
+            Ok(trailing)
         } else {
-            Err("normalising over only some spatial axes is not supported; use axis=-1 or all non-batch axes".into())
+            Err(format!(
+                "normalises over the spatial axes {:?} but not over the ones between them and the channels; \
+                 normalise over the channels and a trailing run of spatial axes (for NHWC images axis=-1, (2, 3) \
+                 or (1, 2, 3))",
+                {
+                    let mut v: Vec<usize> = seen.iter().copied().filter(|&k| k != rank - 1).collect();
+                    v.sort_unstable();
+                    v
+                }
+            ))
         }
+    }
+
+    /// The checks that do not depend on the rank (a network checked before any call): the batch
+    /// axis, repeated axes; returns 0 (the real count is found for a call).
+    pub(crate) fn check_axes_unknown_rank(&self) -> std::result::Result<usize, String> {
+        let mut seen = Vec::new();
+        for &a in &self.axes {
+            if a == 0 {
+                return Err(
+                    "normalises over the batch axis 0, which would mix samples; use axis=-1 (the channels)".into(),
+                );
+            }
+            if a > 0 && seen.contains(&a) {
+                return Err(format!("names axis {a} twice"));
+            }
+            seen.push(a);
+        }
+        Ok(0)
     }
 
     /// The variance map `q ↦ q/(q + eps)`.

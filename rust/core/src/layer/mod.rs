@@ -1,11 +1,13 @@
 //! Layers with neural-tangents' `stax` names and semantics, one module per kind, and the
 //! combinators that build a network from them (`Serial`, `Parallel`).
 
+pub mod conv;
 pub mod dense;
 pub mod dropout;
 pub mod fan;
 pub mod layer_norm;
 
+pub use conv::{Conv, Padding, Pool, PoolKind};
 pub use dense::{Dense, Parameterization};
 pub use dropout::{Dropout, DropoutMode};
 pub use fan::FanIn;
@@ -37,6 +39,14 @@ pub enum Layer {
     Serial(Vec<Layer>),
     /// One layer per branch (`stax.parallel`): layer `k` is applied to branch `k`.
     Parallel(Vec<Layer>),
+    /// A convolution over the spatial axes of `(N, ..., C)` inputs.
+    Conv(Conv),
+    /// Local average or sum pooling over the spatial axes.
+    Pool(Pool),
+    /// `GlobalAvgPool()` / `GlobalSumPool()`: the mean / sum over every spatial position.
+    GlobalPool(PoolKind),
+    /// `Flatten()`: the spatial axes and channels merged into one feature axis.
+    Flatten,
 }
 
 impl Layer {
@@ -60,6 +70,11 @@ impl Layer {
             Layer::FanIn(f) => f.name(),
             Layer::Serial(v) => format!("serial(<{} layers>)", v.len()),
             Layer::Parallel(v) => format!("parallel(<{} layers>)", v.len()),
+            Layer::Conv(c) => c.name(),
+            Layer::Pool(p) => p.name(),
+            Layer::GlobalPool(PoolKind::Avg) => "GlobalAvgPool()".into(),
+            Layer::GlobalPool(PoolKind::Sum) => "GlobalSumPool()".into(),
+            Layer::Flatten => "Flatten()".into(),
         }
     }
 }
