@@ -17,8 +17,9 @@ already shuffled), optionally averages ``p × p`` pixel blocks (``--pools``; 28�
 and solves with ``ntkrs.predict.gp_inference`` (exact Cholesky of ``K + ε·I``, ``ε = diag_reg ×`` mean
 diagonal) on one-hot targets minus 0.1; the prediction is the argmax of the 10 outputs. Reported: test
 accuracy of the NNGP and the NTK posterior means, kernel seconds (both kernel passes), solve seconds
-(both factorisations and predictions), the process's wall time (data reading included), its peak RSS
-(VmHWM), the 1-minute load average when the case ended, and the commit.
+(both factorisations and predictions, numpy's BLAS on ``--blas-threads``), the process's wall time
+(data reading included), its peak RSS (VmHWM), the 1-minute load average when the case ended, and the
+commit.
 
 Cost. The MLP kernel is a matrix product (``N²·784``); the Flatten readout needs only equal-position
 covariances (``N²·HW`` per layer); GlobalAvgPool needs every pair of positions, ``N²·(HW)²`` per layer,
@@ -85,7 +86,9 @@ t_loaded = time.perf_counter()
 k = net.kernel(x, get=("nngp", "ntk"), progress=cfg["progress"])
 kt = net.kernel(xt, x, get=("nngp", "ntk"), progress=cfg["progress"])
 t_kernel = time.perf_counter()
-pred = gp_inference(k, y, diag_reg=cfg["diag_reg"])(get=("nngp", "ntk"), k_test_train=kt)
+from threadpoolctl import threadpool_limits
+with threadpool_limits(cfg["blas_threads"]):
+    pred = gp_inference(k, y, diag_reg=cfg["diag_reg"])(get=("nngp", "ntk"), k_test_train=kt)
 t_solve = time.perf_counter()
 print(json.dumps({"acc_nngp": float(np.mean(pred.nngp.argmax(1) == lt)),
                   "acc_ntk": float(np.mean(pred.ntk.argmax(1) == lt)),
@@ -134,6 +137,9 @@ def main() -> None:
     p.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
     p.add_argument("--test", type=int, default=1000, help="test images (the first of the 10,000)")
     p.add_argument("--diag-reg", type=float, default=1e-4, help="ridge relative to the mean diagonal")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="numpy BLAS threads of the solve (default 1: on 2 loaded cores OpenBLAS's 2 threads, spinning "
+                        "right after the core's, made a 2,000-image solve 10 s instead of 0.3-1.7 s)")
     p.add_argument("--repeats", type=int, default=1, help="runs per case (median and range of the times)")
     p.add_argument("--progress", action="store_true", help="progress bars of the kernels on stderr")
     p.add_argument("--json", default=None, help="also write the rows to this file")
@@ -144,8 +150,8 @@ def main() -> None:
     for f in a.pools + a.gap_pools:
         if f not in (1, 2, 4, 7, 14, 28):
             p.error(f"pool factor {f}: must divide 28 (1, 2, 4, 7, 14 or 28)")
-    if not 1 <= a.test <= 10000 or a.repeats < 1:
-        p.error("--test: between 1 and 10000; --repeats: at least 1")
+    if not 1 <= a.test <= 10000 or a.repeats < 1 or a.blas_threads < 1:
+        p.error("--test: between 1 and 10000; --repeats, --blas-threads: at least 1")
 
     from ntkrs.datasets import FASHION_MNIST_DIR, load_fashion_mnist
 
@@ -161,7 +167,7 @@ def main() -> None:
     print(f"ntkrs {nk.__version__} at {commit}; {platform.machine()}, {os.cpu_count()} CPUs, threads "
           f"{nk.get_num_threads()}; python {platform.python_version()}; load average {load()}")
     print(f"Fashion-MNIST from {path}; {a.test} test images; diag_reg {a.diag_reg}; float64; exact solve "
-          "(ntkrs.predict.gp_inference)", flush=True)
+          f"(ntkrs.predict.gp_inference, {a.blas_threads} BLAS thread(s))", flush=True)
 
     cases = []
     for net in a.nets:
@@ -171,7 +177,7 @@ def main() -> None:
     rows = []
     for net, f, n in cases:
         cfg = {"path": path, "net": net, "pool": f, "n": n, "m": a.test, "diag_reg": a.diag_reg,
-               "progress": a.progress}
+               "progress": a.progress, "blas_threads": a.blas_threads}
         runs = [run_case(cfg) for _ in range(a.repeats)]
         bad = [r["error"] for r in runs if "error" in r]
         side = 28 // f
