@@ -24,18 +24,22 @@ commit.
 Cost. The MLP kernel is a matrix product (``N²·784``); the Flatten readout needs only equal-position
 covariances (``N²·HW`` per layer); GlobalAvgPool needs every pair of positions, ``N²·(HW)²`` per layer,
 so at 28×28 it is about 800× the Flatten network per pair of images. Measured on the 2-core machine
-(loaded, load average about 4): Flatten at 28×28 about 26 µs per pair of images, GAP at 14×14 about
-1.5 ms, GAP at 7×7 about 0.17 ms, GAP at 28×28 about 40 ms. A case costs ``n(n+1)/2 + n·m`` pairs.
+(loaded, load average 4–7): Flatten at 28×28 about 25 µs per pair of images, GAP at 14×14 about
+1.5 ms, GAP at 7×7 about 0.11 ms, GAP at 28×28 40–80 ms. A case costs ``n(n+1)/2 + n·m`` pairs.
 
-The default run (about 8–10 minutes on 2 cores) is ``--sizes 1000 2000 --test 1000 --pools 1 4
---gap-sizes 1000 --gap-pools 4``: MLP and Flatten CNN at 1k and 2k training images at 28×28 and at
-7×7, the GAP CNN at 1k images at 7×7. The issue asks for training sizes 1k–20k, GAP and Flatten at
-full resolution; the commands (hours on 2 cores; memory: 2 kernels of ``n²`` float64 plus the factors,
-about 16 GB at 20k)::
+The default run (6 minutes on the 2 cores at load average 4.5–6.7; most of it the GAP case and the
+2,000-image Flatten case) is ``--sizes 1000 2000 --test 1000 --pools 1 4 --gap-sizes 1000
+--gap-pools 4``: the MLP and the Flatten CNN at 1k and 2k training images at 28×28 and at 7×7, the GAP
+CNN at 1k images at 7×7. The issue asks for training sizes 1k–20k, GAP and Flatten at full
+resolution; the commands, with estimates from the per-pair costs above (memory: two ``n × n`` float64
+kernels, two ``m × n``, and the two Cholesky factors: about 16 GB at n = 20k, m = 10k)::
 
+    # MLP and Flatten CNN, 1k-20k (Flatten at 28x28: about 4.5 h, most of it at 20k)
     python benchmarks/fashion_mnist.py --sizes 1000 2000 5000 10000 20000 --test 10000 --gap-sizes 0
+    # GAP CNN at 14x14, 1k-5k (about 13 h)
     python benchmarks/fashion_mnist.py --sizes 0 --gap-sizes 1000 2000 5000 --gap-pools 2 --test 2000
-    python benchmarks/fashion_mnist.py --sizes 0 --gap-sizes 1000 --gap-pools 1 --test 1000   # ~10 h
+    # GAP CNN at full resolution, 1k (about 17 h)
+    python benchmarks/fashion_mnist.py --sizes 0 --gap-sizes 1000 --gap-pools 1 --test 1000
 
 Data (nothing is bundled or downloaded): ``apt-get install dataset-fashion-mnist`` (IDX files in
 ``/usr/share/datasets/fashion-mnist``), or ``--data DIR`` with the four ``*-ubyte.gz`` files.

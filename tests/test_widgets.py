@@ -377,6 +377,12 @@ def test_kernel_explorer_switches_between_the_mlp_and_the_cnns():
     assert ke.controls["network"].value == "MLP"
 
 
+def test_kernel_explorer_cnn_defaults():
+    ke = KernelExplorer(network="CNN (GAP)", depth=1)
+    assert ke.state["dataset"] == "digits" and ke.state["n_points"] == 64 and ke.data["x"].shape == (64, 8, 8, 1)
+    assert "KernelExplorer(network='CNN (GAP)'" in repr(ke)
+
+
 def test_kernel_explorer_cnn_bad_arguments():
     with pytest.raises(ValueError, match="network: unknown name"):
         KernelExplorer(network="ResNet")

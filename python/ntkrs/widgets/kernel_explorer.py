@@ -103,24 +103,30 @@ class KernelExplorer(Dashboard):
         ke = KernelExplorer(activation="erf", depth=5)
         ke                                   # the widget, in a notebook
         ke.set(W_std=2.0, dataset="digits")  # or from Python
+        ke.set(network="CNN (GAP)")          # Gram matrices of the digits as 8×8 images
         ke.figure.savefig("kernels.png")
 
     Args:
-        activation, param, depth, W_std, b_std, parameterization, width, dataset, n_points: initial
-            control values.
+        activation, param, depth, W_std, b_std, parameterization, width, dataset, n_points, network:
+            initial control values (``dataset`` ``None``: ``"circle"`` for the MLP, ``"digits"`` for a
+            CNN; ``n_points`` ``None``: 256, or 64 for the GAP network).
         n_angles: angles in ``[0, π]`` for panels 1–2.
         sphere_dim: dimension of the ``sphere`` dataset's ambient space.
         figsize, dpi: figure size in inches and resolution.
     """
 
     def __init__(self, activation: str = "relu", param: float | None = None, depth: int = 3, W_std: float = 1.5,
-                 b_std: float = 0.05, parameterization: str = "ntk", width: int = 512, dataset: str = "circle",
-                 n_points: int = 256, network: str = "MLP", *, n_angles: int = 181, sphere_dim: int = 3,
+                 b_std: float = 0.05, parameterization: str = "ntk", width: int = 512, dataset: str | None = None,
+                 n_points: int | None = None, network: str = "MLP", *, n_angles: int = 181, sphere_dim: int = 3,
                  figsize: tuple[float, float] = (12.0, 3.6), dpi: int = 80) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: unknown name {activation!r}; use one of {sorted(ACTIVATIONS)}")
         if network not in NETWORKS:
             raise ValueError(f"network: unknown name {network!r}; use one of {list(NETWORKS)}")
+        if dataset is None:
+            dataset = "circle" if network == "MLP" else "digits"
+        if n_points is None:
+            n_points = _GAP_POINTS if network == "CNN (GAP)" else 256
         if network != "MLP" and dataset not in datasets.IMAGE_DATASETS:
             raise ValueError(f"dataset: {network} takes images; use one of {list(datasets.IMAGE_DATASETS)}, "
                              f"got {dataset!r}")
