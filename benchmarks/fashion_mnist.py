@@ -160,7 +160,10 @@ def main() -> None:
     from ntkrs.datasets import FASHION_MNIST_DIR, load_fashion_mnist
 
     path = a.data or FASHION_MNIST_DIR
-    load_fashion_mnist(path)  # fails here, once, with how to get the files
+    try:
+        load_fashion_mnist(path)  # fails here, once, with how to get the files
+    except (FileNotFoundError, ValueError) as e:
+        p.error(str(e))
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "?"
