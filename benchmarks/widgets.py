@@ -73,11 +73,11 @@ def main() -> None:
                      sweep(ke, "network", ["CNN (Flatten)"])))
         rows.append(("KernelExplorer(network='CNN (Flatten)')", "W_std slider (256 digit images)",
                      sweep(ke, "W_std", list(np.linspace(1.0, 2.0, r)))))
-        rows.append(("KernelExplorer(network='CNN (GAP)')", "switch (n_points lowered to 64)",
+        rows.append(("KernelExplorer(network='CNN (GAP)')", "switch (n_points lowered to 48)",
                      sweep(ke, "network", ["CNN (GAP)"])))
-        rows.append(("KernelExplorer(network='CNN (GAP)')", "W_std slider (64 digit images)",
+        rows.append(("KernelExplorer(network='CNN (GAP)')", "W_std slider (48 digit images)",
                      sweep(ke, "W_std", list(np.linspace(1.0, 2.0, r)))))
-        rows.append(("KernelExplorer(network='CNN (GAP)')", "depth slider (64 digit images)",
+        rows.append(("KernelExplorer(network='CNN (GAP)')", "depth slider (48 digit images)",
                      sweep(ke, "depth", [2 + i % 4 for i in range(r)])))
 
     if want("PhaseDiagram"):

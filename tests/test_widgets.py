@@ -351,10 +351,10 @@ def test_kernel_explorer_switches_between_the_mlp_and_the_cnns():
     ke = KernelExplorer(n_points=100)
     assert ke.state["network"] == "MLP" and ke.state["dataset"] == "circle"
     mlp_png = ke.pixels()
-    ke.set(network="CNN (GAP)")  # a non-image dataset becomes the digits; GAP keeps at most 64 images
-    assert ke.state["dataset"] == "digits" and ke.state["n_points"] == 64
+    ke.set(network="CNN (GAP)")  # a non-image dataset becomes the digits; GAP keeps at most 48 images
+    assert ke.state["dataset"] == "digits" and ke.state["n_points"] == 48
     assert list(ke.controls["dataset"].options) == list(datasets.IMAGE_DATASETS)
-    assert ke.data["x"].shape == (64, 8, 8, 1) and ke.ax_gk.get_visible() and not ke.ax_k.get_visible()
+    assert ke.data["x"].shape == (48, 8, 8, 1) and ke.ax_gk.get_visible() and not ke.ax_k.get_visible()
     gap_png = ke.pixels()
     assert (gap_png != mlp_png).any(axis=-1).sum() > 5000
     with pytest.raises(ValueError, match="not one of"):
@@ -379,7 +379,7 @@ def test_kernel_explorer_switches_between_the_mlp_and_the_cnns():
 
 def test_kernel_explorer_cnn_defaults():
     ke = KernelExplorer(network="CNN (GAP)", depth=1)
-    assert ke.state["dataset"] == "digits" and ke.state["n_points"] == 64 and ke.data["x"].shape == (64, 8, 8, 1)
+    assert ke.state["dataset"] == "digits" and ke.state["n_points"] == 48 and ke.data["x"].shape == (48, 8, 8, 1)
     assert "KernelExplorer(network='CNN (GAP)'" in repr(ke)
 
 

@@ -21,7 +21,7 @@ _STYLE = {"description_width": "70px"}
 NETWORKS = ("MLP", "CNN (Flatten)", "CNN (GAP)")
 """The networks :class:`KernelExplorer` offers: ``nk.mlp``, and ``depth × [Conv(width, (3, 3),
 padding="SAME"), φ]`` with a ``Flatten()`` or a ``GlobalAvgPool()`` readout, then ``Dense(1)``."""
-_GAP_POINTS = 64  # images a switch to the GAP network keeps at most: its kernel costs N²·(HW)² per layer
+_GAP_POINTS = 48  # images a switch to the GAP network keeps at most: its kernel costs N²·(HW)² per layer
 
 
 def _slider(cls: type, **kwargs: object) -> W.ValueWidget:
@@ -83,8 +83,8 @@ class KernelExplorer(Dashboard):
     (1) and (2): the CNN-GP and CNTK Gram matrices normalised to unit diagonal,
     ``k(x, x')/√(k(x, x)·k(x', x'))``, images sorted by label (white lines between classes); (3) their
     eigenvalues as above. Choosing a CNN switches a non-image dataset to ``"digits"``, and choosing
-    the GAP network lowers ``n_points`` to at most 64 (its kernel costs ``N²·(HW)²`` per layer, so 64
-    images take about a third of a second on 2 cores at depth 3).
+    the GAP network lowers ``n_points`` to at most 48 (its kernel costs ``N²·(HW)²`` per layer: 64
+    images took 0.8–1.2 s per update on 2 cores at load average 4–5, at depth 3; 48 images 0.5–0.7 s).
 
     Controls (names for :meth:`set`): ``network``, ``activation`` (see :data:`ACTIVATIONS`),
     ``param`` (the activation's parameter, when it has one), ``depth`` (hidden layers, or conv
@@ -109,7 +109,7 @@ class KernelExplorer(Dashboard):
     Args:
         activation, param, depth, W_std, b_std, parameterization, width, dataset, n_points, network:
             initial control values (``dataset`` ``None``: ``"circle"`` for the MLP, ``"digits"`` for a
-            CNN; ``n_points`` ``None``: 256, or 64 for the GAP network).
+            CNN; ``n_points`` ``None``: 256, or 48 for the GAP network).
         n_angles: angles in ``[0, π]`` for panels 1–2.
         sphere_dim: dimension of the ``sphere`` dataset's ambient space.
         figsize, dpi: figure size in inches and resolution.
