@@ -128,6 +128,17 @@ def main() -> None:
         ke.set(dataset="circle", n_points=256, activation="tanh")
         rows.append(("KernelExplorer(activation='tanh')", "W_std slider (numerical activation)",
                      sweep(ke, "W_std", [1.2, 1.4, 1.6])))
+        ke.set(activation="relu", dataset="digits", n_points=256)
+        rows.append(("KernelExplorer(network='CNN (Flatten)')", "switch from the MLP (256 digit images)",
+                     sweep(ke, "network", ["CNN (Flatten)"])))
+        rows.append(("KernelExplorer(network='CNN (Flatten)')", "W_std slider (256 digit images)",
+                     sweep(ke, "W_std", list(np.linspace(1.0, 2.0, r)))))
+        rows.append(("KernelExplorer(network='CNN (GAP)')", "switch (n_points lowered to 48)",
+                     sweep(ke, "network", ["CNN (GAP)"])))
+        rows.append(("KernelExplorer(network='CNN (GAP)')", "W_std slider (48 digit images)",
+                     sweep(ke, "W_std", list(np.linspace(1.0, 2.0, r)))))
+        rows.append(("KernelExplorer(network='CNN (GAP)')", "depth slider (48 digit images)",
+                     sweep(ke, "depth", [2 + i % 4 for i in range(r)])))
 
     if want("PhaseDiagram"):
         pd, ts = timed(PhaseDiagram)

@@ -110,6 +110,35 @@ def test_fashion_mnist_missing_or_corrupt_files(tmp_path):
         load_fashion_mnist(tmp_path)
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"\x00\x00\x08\x03\x00\x00\x00\x04", "ends before their sizes"),   # 3 dimensions announced, 1 given
+    (b"\x00\x00\x08", "too short"),
+    (b"\x00\x00\x08\x01\x00\x00\x00\x05abc", "3 bytes of data for the shape"),
+])
+def test_fashion_mnist_truncated_idx_files_are_value_errors(tmp_path, content, message):
+    for k in ("train", "t10k"):
+        write_idx(tmp_path / f"{k}-images-idx3-ubyte", RNG.integers(0, 256, (4, 28, 28)), True)
+        write_idx(tmp_path / f"{k}-labels-idx1-ubyte", RNG.integers(0, 10, 4), True)
+    with gzip.open(tmp_path / "t10k-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(content)
+    with pytest.raises(ValueError, match=message):
+        load_fashion_mnist(tmp_path)
+
+
+def test_fashion_mnist_file_that_is_not_gzip_or_cut_short(tmp_path):
+    for k in ("train", "t10k"):
+        write_idx(tmp_path / f"{k}-images-idx3-ubyte", RNG.integers(0, 256, (4, 28, 28)), True)
+        write_idx(tmp_path / f"{k}-labels-idx1-ubyte", RNG.integers(0, 10, 4), True)
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="not a complete gzip file.*apt-get install dataset-fashion-mnist"):
+        load_fashion_mnist(tmp_path)
+    whole = (tmp_path / "train-images-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x04abcd"))
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="not a complete gzip file"):
+        load_fashion_mnist(tmp_path)
+
+
 MNIST = os.environ.get("NTKRS_MNIST")
 
 

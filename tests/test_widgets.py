@@ -291,6 +291,108 @@ def test_kernel_explorer_busy_indicator_and_savefig(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
+# KernelExplorer on images: the convolutional networks
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cnn_explorer() -> KernelExplorer:
+    return KernelExplorer(network="CNN (Flatten)", dataset="digits", n_points=40)
+
+
+def conv_net(readout, depth, phi, W_std, b_std, parameterization="ntk", width=512):
+    layers = []
+    for _ in range(depth):
+        layers += [nk.stax.Conv(width, (3, 3), padding="SAME", W_std=W_std, b_std=b_std,
+                                parameterization=parameterization), phi]
+    return nk.stax.serial(*layers, readout, nk.stax.Dense(1, W_std=W_std, b_std=b_std,
+                                                          parameterization=parameterization))
+
+
+@pytest.mark.parametrize("network, readout", [("CNN (Flatten)", nk.stax.Flatten), ("CNN (GAP)", nk.stax.GlobalAvgPool)])
+def test_kernel_explorer_cnn_grams_match_the_network(cnn_explorer, network, readout):
+    """The Gram matrices of ``depth × [Conv(3×3, SAME), φ]`` + readout + Dense(1) on the digits as
+    8×8 images: as the network built by hand computes them, normalised and sorted by label as
+    drawn, with their spectra."""
+    cnn_explorer.set(network=network, activation="erf", depth=2, W_std=1.3, b_std=0.2, n_points=40)
+    d = cnn_explorer.data
+    images, labels = d["x"], d["labels"]
+    assert images.shape == (40, 8, 8, 1) and labels.shape == (40,)
+    np.testing.assert_array_equal(images.reshape(40, 64), datasets.digits(40))  # the same digits as the MLP's
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    perm = np.random.default_rng(0).permutation(len(raw.target))  # datasets' fixed shuffle
+    np.testing.assert_array_equal(labels, raw.target[perm][:40])
+    centred = raw.data - raw.data.mean(axis=0)
+    np.testing.assert_allclose(images[5, :, :, 0], datasets.to_sphere(centred[perm][5:6]).reshape(8, 8), rtol=1e-12)
+    k = conv_net(readout(), 2, nk.Erf(), 1.3, 0.2).kernel(images)
+    np.testing.assert_array_equal(d["gram_nngp"], k.nngp)
+    np.testing.assert_array_equal(d["gram_ntk"], k.ntk)
+    order = np.argsort(labels, kind="stable")
+    assert np.all(np.diff(labels[order]) >= 0)
+    for g in ("nngp", "ntk"):
+        gram = getattr(k, g)
+        cos = gram[np.ix_(order, order)] / np.sqrt(np.outer(np.diag(gram)[order], np.diag(gram)[order]))
+        np.testing.assert_allclose(d[f"gram_{g}_normalised"], cos, rtol=1e-12)
+        np.testing.assert_allclose(np.diag(d[f"gram_{g}_normalised"]), 1.0, rtol=1e-12)
+        np.testing.assert_allclose(d[f"eig_{g}"], np.linalg.eigvalsh(gram)[::-1], rtol=1e-9, atol=1e-12)
+    assert "theta" not in d and "nngp" not in d  # the MLP's angle panels are not drawn
+    assert repr(d["network"]) == repr(conv_net(readout(), 2, nk.Erf(), 1.3, 0.2))
+    # what is drawn: the images' pixels are the normalised Grams, the colour span their off-diagonal range
+    art = cnn_explorer._grams["ntk"]
+    assert np.array_equal(art.get_array(), d["gram_ntk_normalised"])
+    off = d["gram_ntk_normalised"][~np.eye(40, dtype=bool)]
+    assert art.get_clim() == (off.min(), off.max())
+    assert f"{off.min():.3f}" in cnn_explorer.ax_gn.get_title()
+
+
+def test_kernel_explorer_switches_between_the_mlp_and_the_cnns():
+    ke = KernelExplorer(n_points=100)
+    assert ke.state["network"] == "MLP" and ke.state["dataset"] == "circle"
+    mlp_png = ke.pixels()
+    ke.set(network="CNN (GAP)")  # a non-image dataset becomes the digits; GAP keeps at most 48 images
+    assert ke.state["dataset"] == "digits" and ke.state["n_points"] == 48
+    assert list(ke.controls["dataset"].options) == list(datasets.IMAGE_DATASETS)
+    assert ke.data["x"].shape == (48, 8, 8, 1) and ke.ax_gk.get_visible() and not ke.ax_k.get_visible()
+    gap_png = ke.pixels()
+    assert (gap_png != mlp_png).any(axis=-1).sum() > 5000
+    with pytest.raises(ValueError, match="not one of"):
+        ke.set(dataset="circle")
+    ke.set(network="CNN (Flatten)", n_points=200)  # an explicit n_points wins
+    assert ke.data["x"].shape == (200, 8, 8, 1)
+    # blitting (sliders) draws what a full redraw of the same state draws
+    ke.set(W_std=1.7)
+    blitted = ke.pixels()
+    ke.update(full=True)
+    assert np.array_equal(blitted, ke.pixels())
+    # from the frontend: one update, the dataset kept (an image dataset)
+    n = len(ke.timings)
+    ke.controls["network"].value = "MLP"
+    assert len(ke.timings) == n + 1 and ke.state["dataset"] == "digits" and ke.ax_k.get_visible()
+    assert list(ke.controls["dataset"].options) == list(datasets.DATASETS)
+    assert ke.data["x"].shape == (200, 64) and "gram_ntk" not in ke.data and "labels" not in ke.data
+    ke.set(dataset="circle", n_points=100, W_std=1.5)
+    np.testing.assert_array_equal(ke.data["ntk"], KernelExplorer(n_points=100).data["ntk"])
+    assert ke.controls["network"].value == "MLP"
+
+
+def test_kernel_explorer_cnn_defaults():
+    ke = KernelExplorer(network="CNN (GAP)", depth=1)
+    assert ke.state["dataset"] == "digits" and ke.state["n_points"] == 48 and ke.data["x"].shape == (48, 8, 8, 1)
+    assert "KernelExplorer(network='CNN (GAP)'" in repr(ke)
+
+
+def test_kernel_explorer_cnn_bad_arguments():
+    with pytest.raises(ValueError, match="network: unknown name"):
+        KernelExplorer(network="ResNet")
+    with pytest.raises(ValueError, match=r"dataset: CNN \(GAP\) takes images"):
+        KernelExplorer(network="CNN (GAP)", dataset="circle")
+    with pytest.raises(ValueError, match="not an image dataset"):
+        datasets.load_images("sphere", 10)
+
+
+# --------------------------------------------------------------------------------------------
 # PhaseDiagram
 # --------------------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import os
 import pickle
 import struct
 import zipfile
+import zlib
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -126,13 +127,18 @@ def load_mnist(path: str | os.PathLike, flatten: bool = True, dtype: Any = np.fl
 def _idx(path: str) -> np.ndarray:
     """An IDX file (gzipped or not) of unsigned bytes: images ``(N, rows, cols)`` or labels ``(N,)``."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # not gzip, or cut short
+        raise ValueError(f"{path!r}: not a complete gzip file ({e}); {FASHION_HOWTO}") from e
     if len(data) < 8:
         raise ValueError(f"{path!r}: too short for an IDX file")
     zero, kind, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or kind != 0x08:
         raise ValueError(f"{path!r}: not an IDX file of unsigned bytes (magic {data[:4].hex()})")
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f"{path!r}: the IDX header announces {ndim} dimensions but the file ends before their sizes")
     shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):

@@ -9,9 +9,11 @@ import functools
 
 import numpy as np
 
-__all__ = ["DATASETS", "circle", "digits", "load", "sin_regression", "sphere", "to_sphere"]
+__all__ = ["DATASETS", "IMAGE_DATASETS", "circle", "digit_images", "digits", "load", "load_images", "sin_regression",
+           "sphere", "to_sphere"]
 
 DATASETS = ("circle", "sphere", "digits")
+IMAGE_DATASETS = ("digits",)  # the datasets that are images too (for the convolutional networks)
 
 
 def to_sphere(x: np.ndarray) -> np.ndarray:
@@ -33,21 +35,37 @@ def sphere(n: int, dim: int = 3, seed: int = 0) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _digits() -> np.ndarray:
+def _digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
-    x = load_digits().data.astype(np.float64)
+    d = load_digits()
+    x = d.data.astype(np.float64)
     x = x - x.mean(axis=0)
-    return x[np.random.default_rng(0).permutation(len(x))]
+    order = np.random.default_rng(0).permutation(len(x))
+    return x[order], d.target[order].astype(np.int64)
 
 
 def digits(n: int) -> np.ndarray:
     """``n`` (≤ 1797) of scikit-learn's bundled 8×8 digits (no download): centred, shuffled with a
     fixed seed, on the sphere."""
-    x = _digits()
+    x = _digits()[0]
     if not 1 <= n <= len(x):
         raise ValueError(f"n_points: digits has {len(x)} images; ask for 1 to {len(x)}, got {n}")
     return to_sphere(x[:n])
+
+
+def digit_images(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same ``n`` digits as :func:`digits` as NHWC images ``(n, 8, 8, 1)`` (each with
+    ``x·x/64 = 1``; ``digits(n)`` is ``images.reshape(n, 64)``), and their labels 0–9, int64 ``(n,)``."""
+    return digits(n).reshape(n, 8, 8, 1), _digits()[1][:n].copy()
+
+
+def load_images(name: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The image dataset called ``name`` (one of :data:`IMAGE_DATASETS`): ``n`` NHWC images and their labels."""
+    if name == "digits":
+        return digit_images(n)
+    raise ValueError(f"dataset: {name!r} is not an image dataset; the convolutional networks take one of "
+                     f"{IMAGE_DATASETS}")
 
 
 def load(name: str, n: int, sphere_dim: int = 3) -> np.ndarray:
