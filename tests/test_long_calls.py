@@ -150,10 +150,7 @@ STRESS = textwrap.dedent(
                                              learning_rate=0.1, steps=10**6),
         lambda: nk.mlp(2, 6000).init(6000),
     ]
-    random.seed(int(sys.argv[1]))
-    latencies = []
-    for i in range(int(sys.argv[2])):
-        delay = random.uniform(0.0, 0.12)
+    def interrupt(i, delay):  # call calls[i], SIGINT delay s in: the latency (None: it finished)
         sent = []
         def fire():
             time.sleep(delay)
@@ -162,19 +159,31 @@ STRESS = textwrap.dedent(
         t = threading.Thread(target=fire)
         try:
             t.start()  # inside: with a delay near 0 the signal may land before start() returns
-            calls[i % len(calls)]()
+            calls[i]()
             t.join()
             time.sleep(0.5)  # the call was quicker than the delay: the signal lands here instead
             print("finished", i, flush=True)
+            return None
         except KeyboardInterrupt:
-            latencies.append((time.perf_counter() - sent[0], i % len(calls), delay))
+            lat = time.perf_counter() - sent[0]
             t.join()
+            return lat
+    random.seed(int(sys.argv[1]))
+    latencies = []
+    for i in range(int(sys.argv[2])):
+        delay = random.uniform(0.0, 0.12)
+        lat = interrupt(i % len(calls), delay)
+        if lat is not None:
+            latencies.append((lat, i % len(calls), delay))
     assert not os.listdir(os.path.dirname(out)), os.listdir(os.path.dirname(out))
     k = nk.mlp(2, 64, "relu").kernel(small[:50])  # the library still works
     want = nk.mlp(2, 64, "relu").kernel(small[:50], threads=1)
     assert np.array_equal(k.ntk, want.ntk)
     for lat, call, delay in latencies:
         print(f"latency {lat:.4f} call {call} delay {delay:.3f}")
+        if lat > 0.5:  # the same call, interrupted at the same moment, three more times
+            again = [interrupt(call, delay) for _ in range(3)]
+            print(f"recheck {call} {delay:.3f}", *(f"{a:.4f}" for a in again if a is not None))
     """
 )
 
@@ -183,8 +192,13 @@ STRESS = textwrap.dedent(
 def test_ctrl_c_at_random_moments_of_every_kind_of_call():
     """SIGINT at 48 random moments (0–120 ms into the call, so also during start-up, planning and
     allocation) of eight kinds of long calls, one after the other in one process: every call
-    raises KeyboardInterrupt promptly (90% within the specified 0.2 s, all within 0.5 s, to leave
-    room for a loaded 2-core machine), no partial file is left, and the library keeps working."""
+    raises KeyboardInterrupt promptly, no partial file is left, and the library keeps working.
+
+    Promptly: 90% within the specified 0.2 s, and every one within 0.5 s (room for a loaded 2-core
+    machine). A call slower than 0.5 s is interrupted at the same moment three more times, and
+    fails the test only if it is slow again: a phase that does not poll the cancel flag is slow
+    every time it is hit, while a stall of the machine itself (seen once in CI on a shared host:
+    1.2 s and 0.76 s, in two different kinds of call a second apart) is not."""
     seed = int(time.time()) % 10_000
     out = subprocess.run([sys.executable, "-c", STRESS, str(seed), "48"], capture_output=True, text=True,
                          timeout=300)
@@ -197,7 +211,13 @@ def test_ctrl_c_at_random_moments_of_every_kind_of_call():
           f"90th percentile {p90 * 1e3:.0f} ms, max {lat[-1][0] * 1e3:.0f} ms (call {lat[-1][1]}, "
           f"delay {lat[-1][2]:.3f} s)")
     assert p90 <= 0.2, (seed, lat[-5:])
-    assert lat[-1][0] <= 0.5, (seed, lat[-5:])
+    rechecks = {(int(r[1]), r[2]): [float(v) for v in r[3:]]
+                for r in (line.split() for line in out.stdout.splitlines() if line.startswith("recheck"))}
+    for t, call, delay in lat:
+        if t > 0.5:
+            again = rechecks[(call, f"{delay:.3f}")]
+            print(f"call {call} at {delay:.3f} s took {t:.3f} s; again: {again}")
+            assert len(again) == 3 and min(again) <= 0.2, (seed, call, delay, t, again)
 
 
 def test_progress_bar_runs_and_returns_same_result(capfd):

@@ -154,6 +154,16 @@ impl Pointwise {
     }
 }
 
+/// `(φ(x), φ'(x))` from the split tables `f`, `df` (start `x0 = −r`, inverse spacing `inv_h`, node
+/// `mid` at 0), and `(0, 0)` beyond the tables' radius `r` (as the angle rule's integrand).
+fn table_pair(f: &[f64], df: &[f64], x0: f64, inv_h: f64, mid: usize, x: f64) -> (f64, f64) {
+    if x.abs() > -x0 {
+        (0.0, 0.0)
+    } else {
+        (interp(f, x0, inv_h, Some(mid), x), interp(df, x0, inv_h, Some(mid), x))
+    }
+}
+
 /// Cubic Lagrange interpolation on a uniform table starting at `x0` with inverse spacing `inv_h`;
 /// with `split = Some(k0)` (node `k0` is x = 0) the stencil never straddles 0 (it extrapolates
 /// within the first cell), so a kink or a jump of the tabulated function at 0 costs no accuracy.
@@ -479,17 +489,7 @@ impl NumericPlan<f64> {
                     1 => S127.get_or_init(|| Series::new(127)),
                     _ => S255.get_or_init(|| Series::new(SERIES_MAX_K)),
                 };
-                let (x0, inv_h) = (-r, 1.0 / h);
-                let eval = |x: f64| {
-                    if x.abs() > r {
-                        (0.0, 0.0)
-                    } else {
-                        (
-                            interp(&f, x0, inv_h, Some(mid), x),
-                            interp(&df, x0, inv_h, Some(mid), x),
-                        )
-                    }
-                };
+                let eval = |x: f64| table_pair(&f, &df, -r, 1.0 / h, mid, x);
                 let mut pick = 2;
                 for i in 0..2 {
                     let s = get(i);
@@ -534,15 +534,7 @@ impl NumericPlan<f64> {
         else {
             return Vec::new();
         };
-        let (x0, inv_h, split) = (*x0, *inv_h, Some(*mid));
-        let r = -x0;
-        let eval = |x: f64| {
-            if x.abs() > r {
-                (0.0, 0.0)
-            } else {
-                (interp(f, x0, inv_h, split, x), interp(df, x0, inv_h, split, x))
-            }
-        };
+        let eval = |x: f64| table_pair(f, df, *x0, *inv_h, *mid, x);
         // the exact diagonal on the tables (the same φ as every other entry)
         let moments = |qi: f64| {
             second_moments(qi, |x, fv, dv| {
