@@ -254,9 +254,9 @@ fn horizontal<T: Real, const NTK: bool, const TZ: bool, F: Fn(T, T) -> (T, T)>(
     let tap = |s: isize| (pad as isize + s) as usize..(pad as isize + s) as usize + n;
     if let [(-1, Some(m0)), (0, None), (1, Some(m2))] = &sh.taps[..] {
         let (m0, m2) = (&m0[..n], &m2[..n]);
-        let (c0, c1, c2) = (&vc[tap(-1)], &vc[tap(0)], &vc[tap(1)]);
+        let (c0, c1, c2) = (&vc[tap(-1)][..n], &vc[tap(0)][..n], &vc[tap(1)][..n]);
         if NTK && !TZ {
-            let (t0, t1, t2) = (&vt[tap(-1)], &vt[tap(0)], &vt[tap(1)]);
+            let (t0, t1, t2) = (&vt[tap(-1)][..n], &vt[tap(0)][..n], &vt[tap(1)][..n]);
             for k in 0..n {
                 let hc = (c0[k] * m0[k] + c1[k]) + c2[k] * m2[k];
                 let ht = (t0[k] * m0[k] + t1[k]) + t2[k] * m2[k];
