@@ -1718,6 +1718,74 @@ mod tests {
     }
 
     #[test]
+    fn fused_shifted_convolution_equals_the_separable_passes() {
+        // conv_equal (vertical row groups, masked horizontal shifts, the Dense map fused) against
+        // the separable passes then dense::Plan::row, on every SAME/stride-1 geometry it takes:
+        // equal up to the sign of zeros (==), for the NNGP and the NTK, both parameterizations
+        use super::{conv_equal, conv_passes, shifted_conv, stencil};
+        use crate::layer::conv::Axis;
+        use crate::layer::dense;
+        let mut seed = 11u64;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        };
+        let geometries: Vec<Vec<(usize, usize)>> = vec![
+            vec![(5, 3), (6, 3)],
+            vec![(28, 3), (28, 3)],
+            vec![(4, 2), (7, 2)],
+            vec![(6, 5), (5, 4)],
+            vec![(3, 1), (4, 3)],
+            vec![(7, 3), (1, 1)],
+            vec![(9, 3)],
+            vec![(8, 4)],
+            vec![(2, 5), (3, 6)],
+        ];
+        for geo in geometries {
+            let axes: Vec<Axis> = geo
+                .iter()
+                .map(|&(l, f)| Axis::new(l, f, 1, Padding::Same).unwrap())
+                .collect();
+            let sh = shifted_conv::<f64>(&axes, false).expect("a shifted geometry");
+            let passes = conv_passes::<f64>(&axes, false);
+            let dims: Vec<usize> = geo.iter().map(|g| g.0).collect();
+            let n: usize = dims.iter().product();
+            for standard in [None, Some((7.0, 1.0))] {
+                let plan = dense::Plan::<f64>::new(1.7, 0.3, standard);
+                for t_zero in [false, true] {
+                    let sc: Vec<f64> = (0..n).map(|_| rnd()).collect();
+                    let st: Vec<f64> = (0..n).map(|_| if t_zero { 0.0 } else { rnd() }).collect();
+                    let (mut a, mut b, mut wc, mut wt) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+                    stencil(&passes, &dims, &sc, &mut wc, &mut a, &mut b);
+                    stencil(&passes, &dims, &st, &mut wt, &mut a, &mut b);
+                    plan.row::<true>(&mut wc, &mut wt);
+                    let m = n + 2 * sh.pad;
+                    let (mut vc, mut vt) = (vec![f64::NAN; m], vec![f64::NAN; m]);
+                    let (mut gc, mut gt) = (vec![0.0; n], vec![0.0; n]);
+                    conv_equal::<f64, true>(&sh, &plan, t_zero, &sc, &st, &mut vc, &mut vt, &mut gc, &mut gt);
+                    assert_eq!(gc, wc, "{geo:?} {standard:?} {t_zero}");
+                    assert_eq!(gt, wt, "{geo:?} {standard:?} {t_zero}");
+                    let mut gc2 = vec![0.0; n];
+                    conv_equal::<f64, false>(&sh, &plan, t_zero, &sc, &st, &mut vc, &mut vt, &mut gc2, &mut gt);
+                    assert_eq!(gc2, wc);
+                }
+            }
+        }
+        // not taken: strides, VALID shrinking, CIRCULAR, every pair of positions, 3-D
+        let ax = |l, f, s, p| Axis::new(l, f, s, p).unwrap();
+        assert!(shifted_conv::<f64>(&[ax(6, 3, 2, Padding::Same)], false).is_none());
+        assert!(shifted_conv::<f64>(&[ax(6, 3, 1, Padding::Valid)], false).is_none());
+        assert!(shifted_conv::<f64>(&[ax(6, 3, 1, Padding::Circular)], false).is_none());
+        assert!(shifted_conv::<f64>(&[ax(6, 3, 1, Padding::Same)], true).is_none());
+        let three = [
+            ax(3, 3, 1, Padding::Same),
+            ax(3, 3, 1, Padding::Same),
+            ax(3, 3, 1, Padding::Same),
+        ];
+        assert!(shifted_conv::<f64>(&three, false).is_none());
+    }
+
+    #[test]
     fn cancelled_control_stops_the_computation() {
         let ctl = Control::new();
         ctl.cancel();
