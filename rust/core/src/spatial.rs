@@ -135,6 +135,242 @@ struct Tap<T> {
     mask: Vec<T>,
 }
 
+/// A convolution on equal positions whose every axis is shifted (`SAME`, stride 1, no wrap), in
+/// one or two dimensions (`h` rows of `w`; one row in 1-D): one vertical pass of long loops
+/// (groups of rows that read the same rows) and one horizontal pass of shifted reads over the
+/// whole array, masked at the row edges, fused with the `Dense` map ([`conv_equal`]). The sums are
+/// those of the separable passes ([`Pass::One`]), in the same order (taps in increasing order);
+/// the padding's terms are exact zeros (masked reads).
+#[derive(Clone, Debug)]
+struct Shifted<T> {
+    h: usize,
+    w: usize,
+    /// Row groups `(r0, r1, offsets)`: rows `r0..r1` sum rows `r + offset`, in tap order.
+    groups: Vec<(usize, usize, Vec<isize>)>,
+    /// Horizontal taps in order: the shift `d − lo` and the mask over the `h·w` lanes (1 where
+    /// the shifted read stays in its row; `None` for the shift 0).
+    taps: Vec<(isize, Option<Vec<T>>)>,
+    /// The largest `|shift|`: the margin around the vertical sums.
+    pad: usize,
+}
+
+/// The [`Shifted`] form of a convolution on a value of layout `full`, when it has one.
+fn shifted_conv<T: Real>(axes: &[Axis], full: bool) -> Option<Shifted<T>> {
+    if full || axes.is_empty() || axes.len() > 2 || !axes.iter().all(|a| a.s == 1 && !a.circular && a.l_out == a.l_in) {
+        return None;
+    }
+    let (va, ha) = if axes.len() == 2 {
+        (Some(&axes[0]), &axes[1])
+    } else {
+        (None, &axes[0])
+    };
+    let (h, w) = (va.map_or(1, |a| a.l_in), ha.l_in);
+    let mut groups: Vec<(usize, usize, Vec<isize>)> = Vec::new();
+    for r in 0..h {
+        let offs: Vec<isize> = match va {
+            Some(a) => (0..a.f)
+                .filter_map(|d| a.at(r, d).map(|i| i as isize - r as isize))
+                .collect(),
+            None => vec![0],
+        };
+        match groups.last_mut() {
+            Some((_, r1, o)) if *o == offs => *r1 = r + 1,
+            _ => groups.push((r, r + 1, offs)),
+        }
+    }
+    let n = h * w;
+    let taps = (0..ha.f)
+        .map(|d| {
+            let sh = d as isize - ha.lo as isize;
+            let mask = (sh != 0).then(|| {
+                (0..n)
+                    .map(|k| {
+                        let x = (k % w) as isize + sh;
+                        if x >= 0 && x < w as isize {
+                            T::ONE
+                        } else {
+                            T::ZERO
+                        }
+                    })
+                    .collect()
+            });
+            (sh, mask)
+        })
+        .collect::<Vec<_>>();
+    let pad = taps.iter().map(|t| t.0.unsigned_abs()).max().unwrap_or(0);
+    Some(Shifted {
+        h,
+        w,
+        groups,
+        taps,
+        pad,
+    })
+}
+
+/// The vertical sums of a [`Shifted`] convolution: `dst[r·w + x] = Σ src[(r + off)·w + x]` over
+/// the offsets of row `r`'s group, in order.
+#[inline(always)]
+fn vertical<T: Real>(sh: &Shifted<T>, src: &[T], dst: &mut [T]) {
+    let w = sh.w as isize;
+    for (r0, r1, offs) in &sh.groups {
+        let (a, b) = (r0 * sh.w, r1 * sh.w);
+        let d = &mut dst[a..b];
+        let at = |o: isize| &src[(a as isize + o * w) as usize..(b as isize + o * w) as usize];
+        match offs.len() {
+            0 => d.iter_mut().for_each(|v| *v = T::ZERO),
+            1 => d.copy_from_slice(at(offs[0])),
+            2 => {
+                for ((v, &x), &y) in d.iter_mut().zip(at(offs[0])).zip(at(offs[1])) {
+                    *v = x + y;
+                }
+            }
+            _ => {
+                for (((v, &x), &y), &z) in d.iter_mut().zip(at(offs[0])).zip(at(offs[1])).zip(at(offs[2])) {
+                    *v = (x + y) + z;
+                }
+                for &o in &offs[3..] {
+                    add_slice(d, at(o));
+                }
+            }
+        }
+    }
+}
+
+/// The horizontal sums of a [`Shifted`] convolution from the vertical sums `vc`, `vt` (each with
+/// a margin of `pad` entries on both sides), then the `Dense` map `f`, into `dc`, `dt` (`h·w`
+/// lanes). `TZ`: the NTK input is zero (`vt` is not read).
+#[inline(always)]
+fn horizontal<T: Real, const NTK: bool, const TZ: bool, F: Fn(T, T) -> (T, T)>(
+    sh: &Shifted<T>,
+    f: F,
+    vc: &[T],
+    vt: &[T],
+    dc: &mut [T],
+    dt: &mut [T],
+) {
+    let n = sh.h * sh.w;
+    let pad = sh.pad;
+    let (dc, dt) = (&mut dc[..n], &mut dt[..n]);
+    let tap = |s: isize| (pad as isize + s) as usize..(pad as isize + s) as usize + n;
+    if let [(-1, Some(m0)), (0, None), (1, Some(m2))] = &sh.taps[..] {
+        let (m0, m2) = (&m0[..n], &m2[..n]);
+        let (c0, c1, c2) = (&vc[tap(-1)][..n], &vc[tap(0)][..n], &vc[tap(1)][..n]);
+        if NTK && !TZ {
+            let (t0, t1, t2) = (&vt[tap(-1)][..n], &vt[tap(0)][..n], &vt[tap(1)][..n]);
+            for k in 0..n {
+                let hc = (c0[k] * m0[k] + c1[k]) + c2[k] * m2[k];
+                let ht = (t0[k] * m0[k] + t1[k]) + t2[k] * m2[k];
+                (dc[k], dt[k]) = f(hc, ht);
+            }
+        } else {
+            for k in 0..n {
+                let hc = (c0[k] * m0[k] + c1[k]) + c2[k] * m2[k];
+                let (c, t) = f(hc, T::ZERO);
+                dc[k] = c;
+                if NTK {
+                    dt[k] = t;
+                }
+            }
+        }
+        return;
+    }
+    // any other filter: one pass per tap, then the map
+    let sums = |v: &[T], d: &mut [T]| {
+        for (i, (s, m)) in sh.taps.iter().enumerate() {
+            let src = &v[tap(*s)];
+            match (i, m) {
+                (0, None) => d.copy_from_slice(src),
+                (0, Some(m)) => {
+                    for ((o, &x), &mk) in d.iter_mut().zip(src).zip(&m[..n]) {
+                        *o = x * mk;
+                    }
+                }
+                (_, None) => add_slice(d, src),
+                (_, Some(m)) => {
+                    for ((o, &x), &mk) in d.iter_mut().zip(src).zip(&m[..n]) {
+                        *o += x * mk;
+                    }
+                }
+            }
+        }
+        if sh.taps.is_empty() {
+            d.iter_mut().for_each(|o| *o = T::ZERO);
+        }
+    };
+    sums(vc, dc);
+    if NTK && !TZ {
+        sums(vt, dt);
+    }
+    for (c, t) in dc.iter_mut().zip(dt.iter_mut()) {
+        let ht = if TZ { T::ZERO } else { *t };
+        let (cn, tn) = f(*c, ht);
+        *c = cn;
+        if NTK {
+            *t = tn;
+        }
+    }
+}
+
+/// A [`Shifted`] convolution and its `Dense` map on one pair: slot lanes `sc`, `st` into `dc`,
+/// `dt` through the vertical sums `vc`, `vt` (`h·w + 2·pad` entries each). `t_zero`: the NTK
+/// input is zero (the network's input).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn conv_equal<T: Real, const NTK: bool>(
+    sh: &Shifted<T>,
+    plan: &dense::Plan<T>,
+    t_zero: bool,
+    sc: &[T],
+    st: &[T],
+    vc: &mut [T],
+    vt: &mut [T],
+    dc: &mut [T],
+    dt: &mut [T],
+) {
+    let (n, pad) = (sh.h * sh.w, sh.pad);
+    let tz = !NTK || t_zero;
+    vertical(sh, &sc[..n], &mut vc[pad..pad + n]);
+    vc[..pad].iter_mut().for_each(|v| *v = T::ZERO);
+    vc[pad + n..pad + n + pad].iter_mut().for_each(|v| *v = T::ZERO);
+    if !tz {
+        vertical(sh, &st[..n], &mut vt[pad..pad + n]);
+        vt[..pad].iter_mut().for_each(|v| *v = T::ZERO);
+        vt[pad + n..pad + n + pad].iter_mut().for_each(|v| *v = T::ZERO);
+    }
+    // the map of `dense::Plan::row`, entry by entry
+    let (w2, b2, standard) = plan.coefficients();
+    match (standard, tz) {
+        (None, false) => horizontal::<T, NTK, false, _>(
+            sh,
+            |c, t| {
+                let cn = w2 * c + b2;
+                (cn, cn + w2 * t)
+            },
+            vc,
+            vt,
+            dc,
+            dt,
+        ),
+        (None, true) => horizontal::<T, NTK, true, _>(
+            sh,
+            |c, t| {
+                let cn = w2 * c + b2;
+                (cn, cn + w2 * t)
+            },
+            vc,
+            vt,
+            dc,
+            dt,
+        ),
+        (Some((n_in, one)), false) => {
+            horizontal::<T, NTK, false, _>(sh, |c, t| (w2 * c + b2, n_in * c + w2 * t + one), vc, vt, dc, dt)
+        }
+        (Some((n_in, one)), true) => {
+            horizontal::<T, NTK, true, _>(sh, |c, t| (w2 * c + b2, n_in * c + w2 * t + one), vc, vt, dc, dt)
+        }
+    }
+}
+
 /// A step prepared for one call, in precision `T`.
 #[allow(clippy::large_enum_variant)]
 enum SStep<T> {
@@ -143,6 +379,10 @@ enum SStep<T> {
     Conv {
         passes: Vec<Pass<T>>,
         plan: dense::Plan<T>,
+        /// The fused form on equal positions ([`conv_equal`]), when the geometry allows.
+        fast: Option<Shifted<T>>,
+        /// The input is the network's input (NTK 0).
+        t_zero: bool,
     },
     Pool {
         passes: Vec<Pass<T>>,
@@ -182,6 +422,8 @@ pub(crate) struct SpatialPlanned<T> {
     outputs: Vec<usize>,
     n_slots: usize,
     max_lanes: usize,
+    /// The largest margin of a [`Shifted`] convolution's vertical sums.
+    margin: usize,
     /// Channel-major rescaled inputs per set (`x1`, then `x2` when given): `[n][c][p]`.
     x: Vec<Vec<T>>,
     n: Vec<usize>,
@@ -198,10 +440,14 @@ pub(crate) struct PairScratch<T> {
     tc: [Vec<T>; 4],
     tt: [Vec<T>; 4],
     act: Scratch<T>,
+    /// The vertical sums of [`conv_equal`] with their margins, NNGP and NTK.
+    vc: Vec<T>,
+    vt: Vec<T>,
 }
 
 impl<T: Real> PairScratch<T> {
-    fn new(n_slots: usize, lanes: usize) -> Self {
+    /// `margin`: the largest [`Shifted::pad`] of the network.
+    fn new(n_slots: usize, lanes: usize, margin: usize) -> Self {
         let v = || vec![T::ZERO; lanes];
         PairScratch {
             c: (0..n_slots).map(|_| v()).collect(),
@@ -209,6 +455,8 @@ impl<T: Real> PairScratch<T> {
             tc: [v(), v(), v(), v()],
             tt: [v(), v(), v(), v()],
             act: Scratch::new(lanes),
+            vc: vec![T::ZERO; lanes + 2 * margin],
+            vt: vec![T::ZERO; lanes + 2 * margin],
         }
     }
 }
@@ -663,6 +911,8 @@ impl<T: Element> SpatialPlanned<T> {
                         SStep::Conv {
                             passes: conv_passes(axes, lo.full),
                             plan: dense::Plan::new(w2 / taps, b2, standard),
+                            fast: shifted_conv(axes, lo.full),
+                            t_zero: st.inputs[0] == 0,
                         }
                     }
                     Op::Pool { axes, weights } => SStep::Pool {
@@ -690,6 +940,14 @@ impl<T: Element> SpatialPlanned<T> {
                 }
             })
             .collect();
+        let margin = steps
+            .iter()
+            .map(|s| match s {
+                SStep::Conv { fast: Some(sh), .. } => sh.pad,
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
         let mut sp = SpatialPlanned {
             layouts,
             steps,
@@ -699,6 +957,7 @@ impl<T: Element> SpatialPlanned<T> {
             outputs: prog.steps.iter().map(|s| s.output).collect(),
             n_slots: prog.n_slots,
             max_lanes,
+            margin,
             x: xs,
             n: ns,
             c_in,
@@ -757,6 +1016,11 @@ impl<T: Element> SpatialPlanned<T> {
         Ok(sp)
     }
 
+    /// A worker's scratch for this network.
+    fn scratch(&self) -> PairScratch<T> {
+        PairScratch::new(self.n_slots, self.max_lanes, self.margin)
+    }
+
     /// The variances `q(n, p)` of value `v` (the input of step `upto`) for every sample of set
     /// `set`: the equal-position lanes of the pair `(x_n, x_n)` after the steps before `upto`.
     fn variances(&self, set: usize, upto: usize, v: usize, parallel: bool, ctl: &Control) -> Result<Vec<f64>> {
@@ -784,9 +1048,9 @@ impl<T: Element> SpatialPlanned<T> {
         if parallel && n > 1 {
             out.par_chunks_mut(p)
                 .enumerate()
-                .try_for_each_init(|| PairScratch::new(self.n_slots, self.max_lanes), job)?;
+                .try_for_each_init(|| self.scratch(), job)?;
         } else {
-            let mut scr = PairScratch::new(self.n_slots, self.max_lanes);
+            let mut scr = self.scratch();
             out.chunks_mut(p).enumerate().try_for_each(|x| job(&mut scr, x))?;
         }
         Ok(out)
@@ -862,7 +1126,20 @@ impl<T: Element> SpatialPlanned<T> {
             let (li, lo) = (&self.layouts[vin], &self.layouts[vout]);
             let dst = ex.dst;
             match &self.steps[k] {
-                SStep::Conv { passes, plan } => {
+                SStep::Conv {
+                    fast: Some(sh),
+                    plan,
+                    t_zero,
+                    ..
+                } if !li.full => {
+                    let (sc, st) = (&scr.c[ex.src[0]], &scr.t[ex.src[0]]);
+                    let (vc, vt) = (&mut scr.vc, &mut scr.vt);
+                    let (tc, tt) = (&mut scr.tc[3], &mut scr.tt[3]);
+                    conv_equal::<T, NTK>(sh, plan, *t_zero, sc, st, vc, vt, tc, tt);
+                    std::mem::swap(&mut scr.c[dst], &mut scr.tc[3]);
+                    std::mem::swap(&mut scr.t[dst], &mut scr.tt[3]);
+                }
+                SStep::Conv { passes, plan, .. } => {
                     // the stencil into `out` (temporary 3), then swapped into the slot
                     let shape;
                     let (src_c, src_t): (&[T], &[T]);
@@ -1198,11 +1475,9 @@ impl<T: Element> SpatialPlanned<T> {
                 Ok(())
             };
         if parallel && tiles.len() > 1 {
-            tiles
-                .par_iter()
-                .try_for_each_init(|| PairScratch::<T>::new(self.n_slots, self.max_lanes), tile_job)?;
+            tiles.par_iter().try_for_each_init(|| self.scratch(), tile_job)?;
         } else {
-            let mut scr = PairScratch::<T>::new(self.n_slots, self.max_lanes);
+            let mut scr = self.scratch();
             tiles.iter().try_for_each(|t| tile_job(&mut scr, t))?;
         }
         if nonfinite.into_inner() {
@@ -1245,9 +1520,9 @@ impl<T: Element> SpatialPlanned<T> {
         if parallel && n > 1 {
             out.par_iter_mut()
                 .enumerate()
-                .try_for_each_init(|| PairScratch::new(self.n_slots, self.max_lanes), job)?;
+                .try_for_each_init(|| self.scratch(), job)?;
         } else {
-            let mut scr = PairScratch::new(self.n_slots, self.max_lanes);
+            let mut scr = self.scratch();
             out.iter_mut().enumerate().try_for_each(|x| job(&mut scr, x))?;
         }
         Ok(out.into_iter().unzip())
@@ -1440,6 +1715,74 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("Flatten()"), "{e}");
+    }
+
+    #[test]
+    fn fused_shifted_convolution_equals_the_separable_passes() {
+        // conv_equal (vertical row groups, masked horizontal shifts, the Dense map fused) against
+        // the separable passes then dense::Plan::row, on every SAME/stride-1 geometry it takes:
+        // equal up to the sign of zeros (==), for the NNGP and the NTK, both parameterizations
+        use super::{conv_equal, conv_passes, shifted_conv, stencil};
+        use crate::layer::conv::Axis;
+        use crate::layer::dense;
+        let mut seed = 11u64;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        };
+        let geometries: Vec<Vec<(usize, usize)>> = vec![
+            vec![(5, 3), (6, 3)],
+            vec![(28, 3), (28, 3)],
+            vec![(4, 2), (7, 2)],
+            vec![(6, 5), (5, 4)],
+            vec![(3, 1), (4, 3)],
+            vec![(7, 3), (1, 1)],
+            vec![(9, 3)],
+            vec![(8, 4)],
+            vec![(2, 5), (3, 6)],
+        ];
+        for geo in geometries {
+            let axes: Vec<Axis> = geo
+                .iter()
+                .map(|&(l, f)| Axis::new(l, f, 1, Padding::Same).unwrap())
+                .collect();
+            let sh = shifted_conv::<f64>(&axes, false).expect("a shifted geometry");
+            let passes = conv_passes::<f64>(&axes, false);
+            let dims: Vec<usize> = geo.iter().map(|g| g.0).collect();
+            let n: usize = dims.iter().product();
+            for standard in [None, Some((7.0, 1.0))] {
+                let plan = dense::Plan::<f64>::new(1.7, 0.3, standard);
+                for t_zero in [false, true] {
+                    let sc: Vec<f64> = (0..n).map(|_| rnd()).collect();
+                    let st: Vec<f64> = (0..n).map(|_| if t_zero { 0.0 } else { rnd() }).collect();
+                    let (mut a, mut b, mut wc, mut wt) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+                    stencil(&passes, &dims, &sc, &mut wc, &mut a, &mut b);
+                    stencil(&passes, &dims, &st, &mut wt, &mut a, &mut b);
+                    plan.row::<true>(&mut wc, &mut wt);
+                    let m = n + 2 * sh.pad;
+                    let (mut vc, mut vt) = (vec![f64::NAN; m], vec![f64::NAN; m]);
+                    let (mut gc, mut gt) = (vec![0.0; n], vec![0.0; n]);
+                    conv_equal::<f64, true>(&sh, &plan, t_zero, &sc, &st, &mut vc, &mut vt, &mut gc, &mut gt);
+                    assert_eq!(gc, wc, "{geo:?} {standard:?} {t_zero}");
+                    assert_eq!(gt, wt, "{geo:?} {standard:?} {t_zero}");
+                    let mut gc2 = vec![0.0; n];
+                    conv_equal::<f64, false>(&sh, &plan, t_zero, &sc, &st, &mut vc, &mut vt, &mut gc2, &mut gt);
+                    assert_eq!(gc2, wc);
+                }
+            }
+        }
+        // not taken: strides, VALID shrinking, CIRCULAR, every pair of positions, 3-D
+        let ax = |l, f, s, p| Axis::new(l, f, s, p).unwrap();
+        assert!(shifted_conv::<f64>(&[ax(6, 3, 2, Padding::Same)], false).is_none());
+        assert!(shifted_conv::<f64>(&[ax(6, 3, 1, Padding::Valid)], false).is_none());
+        assert!(shifted_conv::<f64>(&[ax(6, 3, 1, Padding::Circular)], false).is_none());
+        assert!(shifted_conv::<f64>(&[ax(6, 3, 1, Padding::Same)], true).is_none());
+        let three = [
+            ax(3, 3, 1, Padding::Same),
+            ax(3, 3, 1, Padding::Same),
+            ax(3, 3, 1, Padding::Same),
+        ];
+        assert!(shifted_conv::<f64>(&three, false).is_none());
     }
 
     #[test]

@@ -172,6 +172,12 @@ impl<T: Real> Plan<T> {
         }
     }
 
+    /// `(w2, b2, standard)`: the coefficients of [`Plan::row`] (for the fused stencil pass of
+    /// [`crate::spatial`], which applies the same map entry by entry).
+    pub(crate) fn coefficients(&self) -> (T, T, Option<(T, T)>) {
+        (self.w2, self.b2, self.standard)
+    }
+
     /// The precise path: also the pairs' defects `m = √(q1 q2) − |c|` (see
     /// [`crate::activation`]'s `row_precise`): `q1'q2' − c'² = W⁴(q1q2 − c²) + W²b²(q1 + q2 − 2c)`,
     /// both terms ≥ 0, with `q1q2 − c² = m(2√P − m)` and `q1 + q2 − 2c = (√q1 − √q2)² + 2(√P − c)`;
