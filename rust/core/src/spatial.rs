@@ -339,29 +339,13 @@ fn conv_equal<T: Real, const NTK: bool>(
     }
     // the map of `dense::Plan::row`, entry by entry
     let (w2, b2, standard) = plan.coefficients();
+    let ntk_param = move |c: T, t: T| {
+        let cn = w2 * c + b2;
+        (cn, cn + w2 * t)
+    };
     match (standard, tz) {
-        (None, false) => horizontal::<T, NTK, false, _>(
-            sh,
-            |c, t| {
-                let cn = w2 * c + b2;
-                (cn, cn + w2 * t)
-            },
-            vc,
-            vt,
-            dc,
-            dt,
-        ),
-        (None, true) => horizontal::<T, NTK, true, _>(
-            sh,
-            |c, t| {
-                let cn = w2 * c + b2;
-                (cn, cn + w2 * t)
-            },
-            vc,
-            vt,
-            dc,
-            dt,
-        ),
+        (None, false) => horizontal::<T, NTK, false, _>(sh, ntk_param, vc, vt, dc, dt),
+        (None, true) => horizontal::<T, NTK, true, _>(sh, ntk_param, vc, vt, dc, dt),
         (Some((n_in, one)), false) => {
             horizontal::<T, NTK, false, _>(sh, |c, t| (w2 * c + b2, n_in * c + w2 * t + one), vc, vt, dc, dt)
         }
